@@ -1,0 +1,216 @@
+"""Settings for the chat project, read once from the environment.
+
+Every setting the project reads from the environment is listed in the README's configuration table and in
+`.env.example`, each with its default. The defaults run the app on a laptop (SQLite, in-memory channel layer, the
+built-in demo model); production sets `DJANGO_SECRET_KEY` and `DJANGO_ALLOWED_HOSTS` and keeps debug off.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, "").strip() or default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = env_str(name).lower()
+    if not value:
+        return default
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), not {value!r}.")
+
+
+def env_int(name: str, default: int) -> int:
+    value = env_str(name)
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = env_str(name)
+    return [item.strip() for item in value.split(",") if item.strip()] if value else default
+
+
+# --- Django core -------------------------------------------------------------------------------------------------
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. Set it to a long random string, or set DJANGO_DEBUG=1 for development."
+        )
+    SECRET_KEY = "django-insecure-development-only-key"
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",  # first: its runserver serves HTTP and WebSocket
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_vite",
+    "streaming",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "chatproject.urls"
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "chatproject.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# DATABASE_URL: any URL dj-database-url understands; absent means a SQLite file beside manage.py.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat"
+LOGOUT_REDIRECT_URL = "chat"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files: the Vite bundle, served by ServeStatic under ASGI -----------------------------------------------
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+FRONTEND_DIST = BASE_DIR / "frontend" / "dist"
+STATICFILES_DIRS = [FRONTEND_DIST] if FRONTEND_DIST.is_dir() else []
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "servestatic.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+# In debug, ServeStatic finds files where they are; in production it serves what collectstatic gathered.
+SERVESTATIC_AUTOREFRESH = DEBUG
+SERVESTATIC_USE_FINDERS = DEBUG
+DJANGO_VITE = {
+    "default": {
+        "dev_mode": False,
+        "manifest_path": FRONTEND_DIST / ".vite" / "manifest.json",
+    }
+}
+
+# --- Security: production defaults unless debug --------------------------------------------------------------------
+
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+# Behind the reverse proxy that terminates TLS; it must overwrite this header, never pass a client's through.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0)
+
+# --- Channels -------------------------------------------------------------------------------------------------------
+
+# How many messages one channel may hold before a layer drops what is sent to it. The relay sends what has
+# arrived as one message, so a socket holds at most a few per stream; the margin covers slow sockets.
+CHANNEL_CAPACITY = env_int("CHANNEL_CAPACITY", 1000)
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": CHANNEL_CAPACITY},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": CHANNEL_CAPACITY},
+        }
+    }
+
+# --- The model ------------------------------------------------------------------------------------------------------
+
+# No key means the built-in demo model answers; a key is never ignored in favour of the demo.
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or None
+OPENAI_MODEL = env_str("OPENAI_MODEL", "gpt-4o-mini")
+OPENAI_MODELS = env_list("OPENAI_MODELS", [OPENAI_MODEL])
+# Seconds to wait for the provider to connect or to send the next piece of an answer.
+OPENAI_TIMEOUT = env_int("OPENAI_TIMEOUT", 60)
+# How often the SDK retries a failed request (429, 5xx, connection errors) before the first token.
+OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2)
+DEMO_TOKENS_PER_SECOND = env_int("DEMO_TOKENS_PER_SECOND", 40)
+
+# --- Streaming limits -------------------------------------------------------------------------------------------------
+
+STREAMING_REQUIRE_LOGIN = env_bool("STREAMING_REQUIRE_LOGIN", not DEBUG)
+STREAMING_MAX_PROMPT_CHARS = env_int("STREAMING_MAX_PROMPT_CHARS", 32_000)
+STREAMING_MAX_TOKENS = env_int("STREAMING_MAX_TOKENS", 4096)
+STREAMING_MAX_STREAMS = env_int("STREAMING_MAX_STREAMS", 3)
+STREAMING_MAX_FRAME_BYTES = env_int("STREAMING_MAX_FRAME_BYTES", 256 * 1024)
+# A stream is stopped after this many seconds, whether or not anyone still watches it.
+STREAMING_MAX_SECONDS = env_int("STREAMING_MAX_SECONDS", 600)
+# How many deltas may wait to be sent before reading from the model pauses (backpressure, bounded memory).
+STREAMING_BUFFER_DELTAS = env_int("STREAMING_BUFFER_DELTAS", 1024)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
+    "loggers": {"httpx2": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+}

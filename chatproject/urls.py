@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from streaming import views
+
+urlpatterns = [
+    path("", views.chat, name="chat"),
+    path("api/conversations/", views.conversation_list, name="conversation-list"),
+    path("api/conversations/<uuid:conversation_id>/", views.conversation_detail, name="conversation-detail"),
+    path("healthz", views.health, name="health"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,80 @@
+/**
+ * Shapes shared by the reducer, the socket hook and the components.
+ * Only JSDoc lives here: the app is plain JavaScript, and these types are what an editor shows on hover.
+ */
+
+/**
+ * Where an exchange is in its life.
+ * `pending`: this tab sent the prompt and waits for the server's `start`.
+ * `streaming`: `start` arrived and `delta`s are coming in.
+ * The others are final; `interrupted` only comes from the HTTP API (the server stopped mid-answer).
+ * @typedef {'pending'|'streaming'|'completed'|'cancelled'|'failed'|'interrupted'} ExchangeStatus
+ */
+
+/**
+ * An error as the server words it; `message` is written for a person.
+ * @typedef {{code: string, message: string, retryable: boolean}} ChatError
+ */
+
+/**
+ * Deltas that never arrived: the exchange holds text up to seq `after`, and a later seq came first.
+ * Kept so that the missing text can be fetched again (from the API today, with a `resume` frame later).
+ * @typedef {{stream: string, after: number}} Gap
+ */
+
+/** @typedef {{prompt_tokens?: number, completion_tokens?: number, total_tokens?: number}} Usage */
+
+/**
+ * One prompt and its answer: what the API calls an exchange, shown as a user and an assistant message.
+ * @typedef {Object} Exchange
+ * @property {string} key React key, stable for the exchange's whole life (request id, or stream id when another tab or
+ *   the API made it).
+ * @property {string|null} request the request id this tab sent, null when another tab sent it
+ * @property {string|null} stream the server's stream id, known from `start` on
+ * @property {string|null} conversation the conversation the prompt was sent into (null: a new one)
+ * @property {string} prompt what the person asked
+ * @property {string|null} model the model that answers, when known
+ * @property {string} answer the concatenated delta texts, in seq order
+ * @property {ExchangeStatus} status
+ * @property {number} lastSeq seq of the last delta applied (0: none yet)
+ * @property {Gap|null} gap set when a delta or `done` showed that deltas are missing
+ * @property {string|null} finishReason the `done` frame's finish_reason
+ * @property {Usage|null} usage
+ * @property {number|null} ttftMs time to first token
+ * @property {number|null} durationMs time from accepting the prompt to the end
+ * @property {ChatError|null} error the error that ended the stream, or that refused the prompt
+ * @property {boolean} cancelRequested the person pressed Stop; keeps the button from being pressed twice
+ */
+
+/**
+ * An error shown near the composer: it is about a frame the client sent, not about an answer.
+ * @typedef {Object} Notice
+ * @property {number} id
+ * @property {string} code
+ * @property {string} message
+ * @property {boolean} retryable
+ * @property {string|null} exchangeKey the exchange whose prompt was refused, so Retry can send it again
+ */
+
+/**
+ * Everything the chat view shows that comes from the socket or from the API's conversation detail.
+ * @typedef {Object} ChatState
+ * @property {string|null} conversation the open conversation; null for a new chat
+ * @property {Exchange[]} exchanges in the order they were asked
+ * @property {Notice[]} notices
+ * @property {number} nextNoticeId
+ * @property {string[]} sentRequests the latest request ids this tab sent, to tell its own `start`s from other tabs'
+ * @property {number} listVersion grows whenever the conversation list may have changed, so the view refetches it
+ */
+
+/**
+ * The ready frame, as the socket hook exposes it.
+ * @typedef {Object} ReadyFrame
+ * @property {number} protocol
+ * @property {string} model
+ * @property {string[]} models
+ * @property {boolean} demo
+ * @property {{max_prompt_chars: number, max_tokens: number, max_streams: number, max_frame_bytes: number}} limits
+ */
+
+export {};

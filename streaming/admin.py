@@ -1,0 +1,85 @@
+"""The exchange log in the admin: read-only, for staff, searchable over prompts and answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.template.defaultfilters import truncatechars
+from django.utils.html import format_html
+
+from streaming.models import Conversation, Exchange
+
+
+@admin.display(description="prompt")
+def short_prompt(exchange: Exchange) -> str:
+    return truncatechars(exchange.prompt, 80)
+
+
+class ReadOnly:
+    """The log is a record of what happened; nobody edits it from the admin."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ExchangeInline(ReadOnly, admin.TabularInline):
+    model = Exchange
+    fields = ["created", "status", short_prompt, "model", "completion_tokens"]
+    readonly_fields = fields
+    show_change_link = True
+    extra = 0
+    ordering = ["created"]
+
+
+@admin.register(Exchange)
+class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = [
+        "created",
+        short_prompt,
+        "who",
+        "model",
+        "status",
+        "finish_reason",
+        "ttft_ms",
+        "duration_ms",
+        "prompt_tokens",
+        "completion_tokens",
+    ]
+    list_filter = ["status", "model", "finish_reason", "demo", ("created", admin.DateFieldListFilter)]
+    search_fields = ["prompt", "answer"]
+    date_hierarchy = "created"
+    list_select_related = ["user"]
+    fieldsets = [
+        (None, {"fields": ["id", "conversation", "user", "session_key", "client", "request", "created", "finished"]}),
+        ("Request", {"fields": ["model", "demo", "parameters", "prompt_text"]}),
+        ("Answer", {"fields": ["status", "finish_reason", "error_code", "error_message", "answer_text", "last_seq"]}),
+        ("Timing and usage", {"fields": ["ttft_ms", "duration_ms", "prompt_tokens", "completion_tokens"]}),
+    ]
+    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
+
+    @admin.display(description="user or session")
+    def who(self, exchange: Exchange) -> str:
+        return str(exchange.user) if exchange.user else exchange.client
+
+    @admin.display(description="prompt")
+    def prompt_text(self, exchange: Exchange) -> str:
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', exchange.prompt)
+
+    @admin.display(description="answer")
+    def answer_text(self, exchange: Exchange) -> str:
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', exchange.answer)
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ["title", "client", "user", "created", "updated"]
+    search_fields = ["title"]
+    inlines = [ExchangeInline]

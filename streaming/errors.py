@@ -1,0 +1,110 @@
+"""Errors a client may be told about, each with a stable `code` from docs/protocol.md.
+
+Code anywhere in the app raises these; only `protocol.error_frame` turns one into what a client sees, so the wording
+a person reads and the codes a program matches live here and nowhere else. Anything that is not a `StreamingError`
+reaches a client as `internal_error` with a fixed message: tracebacks and secrets stay in the server log.
+"""
+
+from __future__ import annotations
+
+import httpx2  # the openai SDK's HTTP library: a response cut off mid-stream surfaces as its TransportError
+import openai
+
+
+class StreamingError(Exception):
+    """Something went wrong that the client should hear about, in words a person can act on."""
+
+    code = "internal_error"
+    retryable = True
+    default_message = "Something went wrong on the server. Try again in a moment."
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class BadRequest(StreamingError):
+    """The client sent a frame the protocol does not allow."""
+
+    code = "bad_request"
+    retryable = False
+    default_message = "The server could not understand that message."
+
+
+class NotAllowed(StreamingError):
+    """The client may not do what it asked."""
+
+    code = "not_allowed"
+    retryable = False
+    default_message = "You are not allowed to do that."
+
+
+class NotFound(StreamingError):
+    """The conversation or stream does not exist, or belongs to another client (we do not say which)."""
+
+    code = "not_found"
+    retryable = False
+    default_message = "There is no such conversation or stream."
+
+
+class TooManyStreams(StreamingError):
+    """The client already runs as many streams as it may."""
+
+    code = "too_many_streams"
+    retryable = True
+    default_message = "Too many answers are streaming at once. Wait for one to finish, or stop one."
+
+
+class RateLimited(StreamingError):
+    """The model provider answered 429."""
+
+    code = "rate_limited"
+    retryable = True
+    default_message = "The model provider is rate limiting requests. Try again in a moment."
+
+
+class UpstreamUnavailable(StreamingError):
+    """The model provider could not be reached, timed out, failed with 5xx, or dropped the answer."""
+
+    code = "upstream_unavailable"
+    retryable = True
+    default_message = "The model provider is unavailable right now. Try again in a moment."
+
+
+class UpstreamError(StreamingError):
+    """The model provider refused the request; retrying the same request will not help."""
+
+    code = "upstream_error"
+    retryable = False
+    default_message = "The model provider refused the request."
+
+
+class TimeLimit(StreamingError):
+    """The stream ran longer than `STREAMING_MAX_SECONDS`."""
+
+    code = "time_limit"
+    retryable = False
+    default_message = "The answer took longer than the server allows and was stopped."
+
+
+def from_upstream(exc: Exception) -> StreamingError:
+    """Translate an `openai` SDK exception into the error the client hears.
+
+    The provider's own message is deliberately not passed on: it can name the key, the account or the gateway.
+    """
+    if isinstance(exc, openai.RateLimitError):
+        return RateLimited()
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return UpstreamError(
+            "The model provider rejected the server's credentials. An operator needs to check OPENAI_API_KEY."
+        )
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code >= 500:
+            return UpstreamUnavailable()
+        return UpstreamError(f"The model provider refused the request (HTTP {exc.status_code}).")
+    if isinstance(exc, openai.APITimeoutError):
+        return UpstreamUnavailable("The model provider did not answer in time. Try again in a moment.")
+    if isinstance(exc, openai.APIConnectionError | openai.APIError | httpx2.TransportError):
+        # APIError without a status is what the SDK raises for a stream cut off mid-answer.
+        return UpstreamUnavailable("The connection to the model provider was lost. Try again in a moment.")
+    return StreamingError()

@@ -1,0 +1,71 @@
+"""The log of every exchange with the model, grouped into conversations.
+
+Invariants:
+- An `Exchange` row is written when a prompt is accepted (status `streaming`) and once more when its stream ends,
+  never per delta. Its final status says how it ended; `answer` is then exactly the concatenated delta texts.
+- `client` is the identity whose sockets receive the stream (see `streaming.clients`); a conversation and all its
+  exchanges belong to one client, and only that client can read or continue them.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Conversation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.CharField(max_length=100, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    title = models.CharField(max_length=200)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["-updated"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Exchange(models.Model):
+    """One prompt and the answer streamed for it; its id is the stream id clients see."""
+
+    class Status(models.TextChoices):
+        STREAMING = "streaming"
+        COMPLETED = "completed"
+        CANCELLED = "cancelled"
+        FAILED = "failed"
+        INTERRUPTED = "interrupted"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(Conversation, related_name="exchanges", on_delete=models.CASCADE)
+    client = models.CharField(max_length=100, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    session_key = models.CharField(max_length=40, blank=True)
+    request = models.CharField(max_length=64, help_text="The id the client gave its prompt.")
+    model = models.CharField(max_length=100, db_index=True)
+    demo = models.BooleanField(default=False, help_text="Answered by the built-in demo model.")
+    parameters = models.JSONField(default=dict, blank=True)
+    prompt = models.TextField()
+    answer = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.STREAMING, db_index=True)
+    finish_reason = models.CharField(max_length=40, blank=True, db_index=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_message = models.TextField(blank=True)
+    last_seq = models.PositiveIntegerField(default=0, help_text="How many deltas the answer was sent in.")
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True, verbose_name="time to first token (ms)")
+    duration_ms = models.PositiveIntegerField(null=True, blank=True, verbose_name="duration (ms)")
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["client", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.prompt[:60]} ({self.status})"

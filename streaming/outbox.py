@@ -1,0 +1,70 @@
+"""Coalescing of deltas: one send carries everything that arrived while the previous send was in flight.
+
+A model can write faster than a channel layer takes messages, so sending one message per token would queue up
+latency and, in a layer with a capacity, drop messages. Holding tokens back for a timer would add latency when
+tokens are sparse. The outbox does neither: a token that arrives while nothing is being sent goes out at once;
+tokens that arrive during a send wait for it to finish and then leave together, as one delta with one `seq`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+SendDelta = Callable[[int, str], Awaitable[None]]
+
+
+class Outbox:
+    """Sends text as numbered deltas (`seq` 1, 2, 3... with no gap) through `send`, merging what queues up.
+
+    `put` waits when `limit` pieces are already waiting, so a stalled channel layer slows the reading of the
+    model's stream instead of growing memory without bound.
+    """
+
+    def __init__(self, send: SendDelta, *, limit: int) -> None:
+        self._send = send
+        self._limit = limit
+        self._pending: list[str] = []
+        self._wakeup = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._closing = False
+        self.seq = 0
+        self._sender = asyncio.create_task(self._run(), name="outbox")
+
+    async def put(self, text: str) -> None:
+        while len(self._pending) >= self._limit and not self._sender.done():
+            self._room.clear()
+            await self._room.wait()
+        if self._sender.done():
+            self._sender.result()  # a failed send stops the stream rather than losing text silently
+        self._pending.append(text)
+        self._wakeup.set()
+
+    async def close(self) -> int:
+        """Send whatever is still waiting, stop, and return the last `seq` sent."""
+        self._closing = True
+        self._wakeup.set()
+        await self._sender
+        return self.seq
+
+    def abandon(self) -> None:
+        """Stop without sending what waits, for a stream that is being torn down."""
+        self._sender.cancel()
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                if not self._pending:
+                    if self._closing:
+                        return
+                    continue
+                text = "".join(self._pending)
+                self._pending.clear()
+                self._room.set()
+                self.seq += 1
+                await self._send(self.seq, text)
+        finally:
+            self._room.set()  # a writer must never wait on a sender that has stopped

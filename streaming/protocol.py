@@ -1,0 +1,284 @@
+"""The WebSocket protocol of docs/protocol.md: one typed shape per frame, and functions to parse and build them.
+
+Pure: no sockets, no database, no settings. The consumer hands `parse_client_frame` the text it received and the
+limits in force; everything that leaves the server is built by one of the `*_frame` functions here, so the document
+and the code can be read side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal, NotRequired, TypedDict
+
+from streaming.errors import BadRequest, NotAllowed, StreamingError
+
+PROTOCOL_VERSION = 1
+MAX_REQUEST_ID_CHARS = 64
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a client may ask for; announced in `ready` and enforced by `parse_client_frame`."""
+
+    models: tuple[str, ...]
+    max_prompt_chars: int
+    max_tokens: int
+    max_streams: int
+    max_frame_bytes: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "max_prompt_chars": self.max_prompt_chars,
+            "max_tokens": self.max_tokens,
+            "max_streams": self.max_streams,
+            "max_frame_bytes": self.max_frame_bytes,
+        }
+
+
+# --- Client to server ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A validated `prompt` frame; optional fields are None when the client left them out."""
+
+    request: str
+    content: str
+    model: str
+    conversation: uuid.UUID | None = None
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+    def parameters(self) -> dict[str, Any]:
+        """The generation parameters the client chose, as stored with the exchange."""
+        chosen = {"system": self.system, "temperature": self.temperature, "max_tokens": self.max_tokens}
+        return {name: value for name, value in chosen.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """A validated `cancel` frame."""
+
+    stream: uuid.UUID
+
+
+ClientFrame = Prompt | Cancel
+
+
+def parse_client_frame(text: str, limits: Limits) -> ClientFrame:
+    """Turn a received text frame into a `Prompt` or `Cancel`, or raise `BadRequest`/`NotAllowed`.
+
+    Fields the protocol does not define are ignored, so that newer clients can talk to older servers.
+    """
+    if len(text.encode()) > limits.max_frame_bytes:
+        raise BadRequest(f"The message is larger than {limits.max_frame_bytes} bytes.")
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        raise BadRequest("The message is not valid JSON.") from None
+    if not isinstance(frame, dict):
+        raise BadRequest("The message must be a JSON object.")
+    kind = frame.get("type")
+    if kind == "prompt":
+        return _parse_prompt(frame, limits)
+    if kind == "cancel":
+        return Cancel(stream=_require_uuid(frame, "stream"))
+    raise BadRequest(f"Unknown message type {kind!r}." if isinstance(kind, str) else "The message has no type.")
+
+
+def request_id_of(text: str) -> str | None:
+    """The `request` of a frame that failed validation, if it had a usable one, so its error can name it."""
+    try:
+        request = json.loads(text).get("request")
+    except (ValueError, AttributeError):
+        return None
+    return request if isinstance(request, str) and 0 < len(request) <= MAX_REQUEST_ID_CHARS else None
+
+
+def _parse_prompt(frame: dict[str, Any], limits: Limits) -> Prompt:
+    request = _require_str(frame, "request", max_chars=MAX_REQUEST_ID_CHARS)
+    content = _require_str(frame, "content", max_chars=limits.max_prompt_chars)
+    if not content.strip():
+        raise BadRequest("The prompt is empty.")
+    model = frame.get("model", limits.models[0])
+    if not isinstance(model, str) or model not in limits.models:
+        raise NotAllowed(f"The model must be one of: {', '.join(limits.models)}.")
+    conversation = _require_uuid(frame, "conversation") if frame.get("conversation") is not None else None
+    system = _require_str(frame, "system", max_chars=limits.max_prompt_chars) if "system" in frame else None
+    return Prompt(
+        request=request,
+        content=content,
+        model=model,
+        conversation=conversation,
+        system=system or None,
+        temperature=_optional_number(frame, "temperature", low=0.0, high=2.0),
+        max_tokens=_optional_whole_number(frame, "max_tokens", low=1, high=limits.max_tokens),
+    )
+
+
+def _require_str(frame: dict[str, Any], field: str, *, max_chars: int) -> str:
+    value = frame.get(field)
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"'{field}' must be a non-empty string.")
+    if len(value) > max_chars:
+        raise BadRequest(f"'{field}' is longer than {max_chars} characters.")
+    return value
+
+
+def _require_uuid(frame: dict[str, Any], field: str) -> uuid.UUID:
+    value = frame.get(field)
+    invalid = BadRequest(f"'{field}' must be an id as sent by the server.")
+    if not isinstance(value, str):
+        raise invalid
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise invalid from None
+
+
+def _optional_number(frame: dict[str, Any], field: str, *, low: float, high: float) -> float | None:
+    value = frame.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadRequest(f"'{field}' must be a number.")
+    if not low <= value <= high:
+        raise BadRequest(f"'{field}' must be between {low:g} and {high:g}.")
+    return float(value)
+
+
+def _optional_whole_number(frame: dict[str, Any], field: str, *, low: int, high: int) -> int | None:
+    value = frame.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"'{field}' must be a whole number.")
+    if not low <= value <= high:
+        raise BadRequest(f"'{field}' must be between {low} and {high}.")
+    return value
+
+
+# --- Server to client ------------------------------------------------------------------------------------------------
+
+
+class Usage(TypedDict):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ReadyFrame(TypedDict):
+    type: Literal["ready"]
+    protocol: int
+    model: str
+    models: list[str]
+    demo: bool
+    limits: dict[str, int]
+
+
+class StartFrame(TypedDict):
+    type: Literal["start"]
+    stream: str
+    request: str
+    conversation: str
+    model: str
+    demo: bool
+    content: str
+
+
+class DeltaFrame(TypedDict):
+    type: Literal["delta"]
+    stream: str
+    seq: int
+    text: str
+
+
+class DoneFrame(TypedDict):
+    type: Literal["done"]
+    stream: str
+    seq: int
+    finish_reason: str
+    usage: Usage | None
+    ttft_ms: int | None
+    duration_ms: int
+
+
+class ErrorFrame(TypedDict):
+    type: Literal["error"]
+    code: str
+    message: str
+    retryable: bool
+    stream: NotRequired[str]
+    request: NotRequired[str]
+
+
+def ready_frame(*, limits: Limits, demo: bool) -> ReadyFrame:
+    return {
+        "type": "ready",
+        "protocol": PROTOCOL_VERSION,
+        "model": limits.models[0],
+        "models": list(limits.models),
+        "demo": demo,
+        "limits": limits.as_dict(),
+    }
+
+
+def start_frame(*, stream: uuid.UUID, prompt: Prompt, conversation: uuid.UUID, demo: bool) -> StartFrame:
+    return {
+        "type": "start",
+        "stream": str(stream),
+        "request": prompt.request,
+        "conversation": str(conversation),
+        "model": prompt.model,
+        "demo": demo,
+        "content": prompt.content,
+    }
+
+
+def delta_frame(*, stream: uuid.UUID, seq: int, text: str) -> DeltaFrame:
+    return {"type": "delta", "stream": str(stream), "seq": seq, "text": text}
+
+
+def done_frame(
+    *,
+    stream: uuid.UUID,
+    seq: int,
+    finish_reason: str,
+    usage: Usage | None,
+    ttft_ms: int | None,
+    duration_ms: int,
+) -> DoneFrame:
+    return {
+        "type": "done",
+        "stream": str(stream),
+        "seq": seq,
+        "finish_reason": finish_reason,
+        "usage": usage,
+        "ttft_ms": ttft_ms,
+        "duration_ms": duration_ms,
+    }
+
+
+def error_frame(error: Exception, *, stream: uuid.UUID | None = None, request: str | None = None) -> ErrorFrame:
+    """The one place an exception becomes what a client reads; anything unexpected becomes `internal_error`."""
+    known = error if isinstance(error, StreamingError) else StreamingError()
+    frame: ErrorFrame = {
+        "type": "error",
+        "code": known.code,
+        "message": known.message,
+        "retryable": known.retryable,
+    }
+    if stream is not None:
+        frame["stream"] = str(stream)
+    if request is not None:
+        frame["request"] = request
+    return frame
+
+
+def encode(frame: dict[str, Any]) -> str:
+    """Frames go out as compact JSON; built once per frame, however many sockets receive it."""
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)

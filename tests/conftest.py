@@ -1,0 +1,112 @@
+"""Fixtures shared by the test suite: the fake model provider, sockets as clients, and clean state per test."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.backends.db import SessionStore
+
+from chatproject.asgi import application
+from streaming import streams
+from tests.fake_openai import FakeOpenAI
+
+ORIGIN = (b"origin", b"http://localhost")
+
+
+@pytest.fixture(scope="session")
+async def fake_openai_server() -> AsyncIterator[FakeOpenAI]:
+    server = FakeOpenAI()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def upstream(fake_openai_server: FakeOpenAI, settings: Any) -> FakeOpenAI:
+    """The fake provider, configured as the app's model provider for this test."""
+    fake_openai_server.reset()
+    settings.OPENAI_API_KEY = "sk-test-secret-key"
+    settings.OPENAI_BASE_URL = fake_openai_server.base_url
+    settings.OPENAI_MODEL = "fake-model"
+    settings.OPENAI_MODELS = ["fake-model", "fake-model-large"]
+    return fake_openai_server
+
+
+@pytest.fixture(autouse=True)
+async def fresh_layer() -> AsyncIterator[None]:
+    """Every test starts with an empty channel layer and leaves no stream running behind it."""
+    channel_layers.backends.clear()
+    yield
+    await streams.streams_finished()
+
+
+class Socket:
+    """A chat socket as a test drives it: JSON frames in and out."""
+
+    def __init__(self, communicator: WebsocketCommunicator) -> None:
+        self.communicator = communicator
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self.communicator.send_json_to(frame)
+
+    async def receive(self, timeout: float = 5) -> dict[str, Any]:
+        return await self.communicator.receive_json_from(timeout=timeout)
+
+    async def receive_until(self, kind: str, timeout: float = 5) -> list[dict[str, Any]]:
+        """Frames up to and including the first of type `kind`."""
+        frames = []
+        while not frames or frames[-1]["type"] != kind:
+            frames.append(await self.receive(timeout))
+        return frames
+
+    async def stream_to_end(self, timeout: float = 5) -> list[dict[str, Any]]:
+        """Frames up to and including the `done` or `error` that ends a stream."""
+        frames = []
+        while not frames or frames[-1]["type"] not in {"done", "error"} or "stream" not in frames[-1]:
+            frames.append(await self.receive(timeout))
+        return frames
+
+    async def nothing_received(self) -> bool:
+        return await self.communicator.receive_nothing(timeout=0.2)
+
+    async def close(self) -> None:
+        await self.communicator.disconnect()
+
+
+def new_session() -> str:
+    session = SessionStore()
+    session["chat"] = True
+    session.save()
+    return session.session_key
+
+
+async def open_socket(
+    *, session_key: str | None = None, origin: tuple[bytes, bytes] = ORIGIN, ready: bool = True
+) -> Socket:
+    headers = [origin]
+    if session_key:
+        headers.append((b"cookie", f"sessionid={session_key}".encode()))
+    communicator = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected
+    socket = Socket(communicator)
+    if ready:
+        assert (await socket.receive())["type"] == "ready"
+    return socket
+
+
+def prompt(content: str = "Say hello", request: str = "r1", **fields: Any) -> dict[str, Any]:
+    return {"type": "prompt", "request": request, "content": content, **fields}
+
+
+def texts(frames: list[dict[str, Any]]) -> str:
+    return "".join(f["text"] for f in frames if f["type"] == "delta")
+
+
+def dumps(frame: Any) -> str:
+    return json.dumps(frame)

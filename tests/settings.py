@@ -1,0 +1,14 @@
+"""The project's settings as production has them, with the few changes tests need."""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-not-for-production")
+
+from chatproject.settings import *  # noqa: E402, F403
+
+# Most tests speak as anonymous browser sessions; tests of login set it back on.
+STREAMING_REQUIRE_LOGIN = False
+# The fake upstream fails on purpose; a retry would only repeat the failure more slowly.
+OPENAI_MAX_RETRIES = 0
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
