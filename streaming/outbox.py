@@ -55,11 +55,12 @@ class Outbox:
     async def _run(self) -> None:
         try:
             while True:
-                await self._wakeup.wait()
-                self._wakeup.clear()
                 if not self._pending:
                     if self._closing:
                         return
+                    # Cleared only when there is nothing to do, so no `put` or `close` can be missed.
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
                     continue
                 text = "".join(self._pending)
                 self._pending.clear()

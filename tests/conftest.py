@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import pytest
@@ -42,7 +43,12 @@ async def fresh_layer() -> AsyncIterator[None]:
     """Every test starts with an empty channel layer and leaves no stream running behind it."""
     channel_layers.backends.clear()
     yield
-    await streams.streams_finished()
+    try:
+        await asyncio.wait_for(streams.streams_finished(), timeout=10)
+    except TimeoutError:
+        for generation, task in streams._running.values():
+            task.print_stack()
+        raise
 
 
 class Socket:
@@ -104,7 +110,7 @@ def prompt(content: str = "Say hello", request: str = "r1", **fields: Any) -> di
     return {"type": "prompt", "request": request, "content": content, **fields}
 
 
-def texts(frames: list[dict[str, Any]]) -> str:
+def texts(frames: Iterable[dict[str, Any]]) -> str:
     return "".join(f["text"] for f in frames if f["type"] == "delta")
 
 

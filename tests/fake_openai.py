@@ -83,8 +83,8 @@ class FakeOpenAI:
                 script = self.scripts.popleft() if self.scripts else self.default
                 if not await self._answer(script, request, reader, writer):
                     break
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client went away, or the server is shutting down
         finally:
             if request is not None:
                 request.closed.set()

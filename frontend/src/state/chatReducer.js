@@ -198,17 +198,29 @@ function streamFailed(state, frame) {
 /**
  * An `error` about a frame this client sent changes nothing on the server. When it names a prompt of ours, that
  * prompt is marked as not sent (its text stays visible) and a notice near the composer offers Retry.
- * A `not_found` that names no request answers a `cancel` for a stream that had already ended: the `done` or `error`
- * that ended it already told the person everything, so it is dropped.
+ * A `not_found` that names no request answers a `cancel` for a stream the server no longer runs. Usually its `done`
+ * already arrived and there is nothing to say. A stream still shown as streaming here missed its end (the server
+ * restarted, or the `done` came while disconnected): it is marked interrupted so the person is not left waiting.
  */
 function requestFailed(state, frame) {
-  if (!frame.request && frame.code === 'not_found') return state;
+  if (!frame.request && frame.code === 'not_found') return cancelledStreamsGone(state);
   const own = frame.request
     ? state.exchanges.find((exchange) => exchange.request === frame.request && exchange.status === 'pending')
     : undefined;
   if (own) return refusePrompt(state, own.key, errorOf(frame));
   // Nothing of ours to send again, so no Retry whatever `retryable` says.
   return addNotice(state, { ...errorOf(frame), retryable: false, exchangeKey: null });
+}
+
+function cancelledStreamsGone(state) {
+  const orphaned = (exchange) => exchange.status === 'streaming' && exchange.cancelRequested;
+  if (!state.exchanges.some(orphaned)) return state;
+  return {
+    ...state,
+    exchanges: state.exchanges.map((exchange) =>
+      orphaned(exchange) ? { ...exchange, status: 'interrupted' } : exchange,
+    ),
+  };
 }
 
 function refusePrompt(state, key, error) {

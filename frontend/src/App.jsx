@@ -1,0 +1,243 @@
+import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'react';
+import { Composer } from './components/Composer.jsx';
+import { DemoNotice } from './components/DemoNotice.jsx';
+import { ErrorNotice } from './components/ErrorNotice.jsx';
+import { Header } from './components/Header.jsx';
+import { EmptyChat, MessageList } from './components/MessageList.jsx';
+import { Sidebar } from './components/Sidebar.jsx';
+import { useAnnouncement } from './hooks/useAnnouncement.js';
+import { useCatchUp } from './hooks/useCatchUp.js';
+import { useConversationList } from './hooks/useConversationList.js';
+import { useConversationOpener } from './hooks/useConversationOpener.js';
+import { useDraft } from './hooks/useDraft.js';
+import { useEscapeKey } from './hooks/useEscapeKey.js';
+import { useLatest } from './hooks/useLatest.js';
+import { useStableCallback } from './hooks/useStableCallback.js';
+import { useStickToBottom } from './hooks/useStickToBottom.js';
+import { useActionBatcher } from './socket/actionBatcher.js';
+import { socketUrl } from './socket/socketUrl.js';
+import { useChatSocket } from './socket/useChatSocket.js';
+import { chatReducer, initialChatState } from './state/chatReducer.js';
+import { limitsOf, runningCount, sendBlocker } from './state/selectors.js';
+
+/**
+ * The chat page. It is the one place where I/O meets state: socket frames and API answers become reducer actions,
+ * and user actions become frames. Everything it renders comes from `components/`.
+ *
+ * @param {{config: import('./config.js').ChatConfig,
+ *   createSocket?: (url: string) => import('./socket/useChatSocket.js').SocketLike}} props
+ */
+export function App({ config, createSocket }) {
+  const [state, dispatch] = useReducer(chatReducer, undefined, initialChatState);
+  const stateRef = useLatest(state);
+  const batcher = useActionBatcher(dispatch);
+  /** User actions skip the frame wait but stay in order behind frames already queued. */
+  const dispatchNow = useCallback(
+    (action) => {
+      batcher.push(action);
+      batcher.flush();
+    },
+    [batcher],
+  );
+
+  const url = useMemo(() => socketUrl(config.socketPath, window.location), [config.socketPath]);
+  const socket = useChatSocket({
+    url,
+    createSocket,
+    onFrame: (frame) => batcher.push({ type: 'frame', frame }),
+    onDisconnect: () => batcher.push({ type: 'connectionLost' }),
+  });
+
+  const models = socket.ready?.models ?? config.models;
+  const defaultModel = socket.ready?.model ?? config.defaultModel;
+  const [chosenModel, setChosenModel] = useState(/** @type {string|null} */ (null));
+  const model = chosenModel && models.includes(chosenModel) ? chosenModel : defaultModel;
+  /** Only name a model in the frame when the person could pick one; otherwise the server's default applies. */
+  const frameModel = models.length > 1 ? model : null;
+  const demo = socket.ready ? socket.ready.demo === true : config.demo;
+
+  const [draft, setDraft] = useDraft();
+  const textareaRef = useRef(/** @type {HTMLTextAreaElement|null} */ (null));
+  const [navOpen, setNavOpen] = useState(false);
+  const closeNav = useCallback(() => setNavOpen(false), []);
+  const opening = useConversationOpener({
+    conversationsUrl: config.conversationsUrl,
+    conversation: state.conversation,
+    dispatch: dispatchNow,
+    onNewChat: () => {
+      closeNav();
+      textareaRef.current?.focus();
+    },
+  });
+  const limits = limitsOf(socket.ready);
+  // While another conversation loads, a prompt would land in the one that is about to be replaced.
+  const blocker = opening.loading ? 'Opening the conversation…' : sendBlocker({ ready: socket.ready, draft, state });
+  const retryDisabled = !socket.ready || runningCount(state) >= limits.max_streams;
+  const scroll = useStickToBottom(state.exchanges);
+
+  /** Sends a prompt; returns false (and changes nothing) when the socket could not take it. */
+  function sendPrompt(content, conversation) {
+    const request = newRequestId();
+    if (!socket.send(promptFrame({ request, content, conversation, model: frameModel }))) return false;
+    dispatchNow({ type: 'promptSent', request, content, conversation, model });
+    return true;
+  }
+
+  function send() {
+    if (blocker) return;
+    if (sendPrompt(tidyPrompt(draft), state.conversation)) {
+      setDraft('');
+      scroll.scrollToBottom();
+    }
+  }
+
+  const stop = useStableCallback((/** @type {string} */ stream) => {
+    if (!socket.send({ type: 'cancel', stream })) return;
+    dispatchNow({ type: 'cancelRequested', stream });
+    // The Stop button goes away with the stream; keep keyboard focus somewhere useful.
+    textareaRef.current?.focus();
+  });
+
+  /**
+   * Retry sends the same prompt again. A refused prompt is re-sent as the same exchange; after a failed answer
+   * a new exchange asks again, so the failed one stays readable.
+   */
+  const retry = useStableCallback((/** @type {import('./state/types.js').Exchange} */ exchange) => {
+    if (exchange.stream !== null) {
+      sendPrompt(exchange.prompt, state.conversation);
+      return;
+    }
+    const request = newRequestId();
+    const conversation = exchange.conversation ?? state.conversation;
+    const frame = promptFrame({ request, content: exchange.prompt, conversation, model: frameModel });
+    if (socket.send(frame)) dispatchNow({ type: 'promptResent', key: exchange.key, request });
+  });
+
+  const {
+    conversations,
+    status: listStatus,
+    reload: reloadList,
+  } = useConversationList(config.conversationsUrl, state.listVersion);
+  const catchUp = useCatchUp({
+    conversationsUrl: config.conversationsUrl,
+    stateRef,
+    dispatch: dispatchNow,
+    exchanges: state.exchanges,
+    ready: socket.ready,
+  });
+  const announcement = useAnnouncement(state.exchanges, socket.status);
+  useEscapeKey(navOpen, closeNav);
+  useEffect(() => {
+    if (window.matchMedia?.('(min-width: 721px)').matches) textareaRef.current?.focus();
+  }, []);
+
+  const notices = state.notices.map((notice) => {
+    const exchange = state.exchanges.find((candidate) => candidate.key === notice.exchangeKey);
+    return (
+      <ErrorNotice
+        key={notice.id}
+        message={notice.message}
+        retryable={notice.retryable && exchange !== undefined}
+        onRetry={exchange ? () => retry(exchange) : undefined}
+        retryDisabled={retryDisabled}
+        onDismiss={() => dispatch({ type: 'noticeDismissed', id: notice.id })}
+      />
+    );
+  });
+
+  return (
+    <div className="app" data-nav-open={navOpen ? 'true' : undefined}>
+      <a
+        href="#composer-input"
+        className="skip-link"
+        onClick={(event) => {
+          event.preventDefault();
+          textareaRef.current?.focus();
+        }}
+      >
+        Skip to the message box
+      </a>
+      <Header
+        status={socket.status}
+        navOpen={navOpen}
+        onToggleNav={() => setNavOpen((open) => !open)}
+        config={config}
+      />
+      <Sidebar
+        conversations={conversations}
+        listStatus={listStatus}
+        current={state.conversation}
+        open={navOpen}
+        onNewChat={opening.newChat}
+        onNavigate={closeNav}
+        onReload={reloadList}
+      />
+      {navOpen && <div className="backdrop" aria-hidden="true" onClick={closeNav} />}
+      <main className="chat">
+        <div className="messages" ref={scroll.ref} onScroll={scroll.onScroll}>
+          <div className="messages-inner">
+            {opening.error && (
+              <ErrorNotice message={opening.error} retryable={false} onDismiss={opening.dismissError} />
+            )}
+            {opening.loading ? (
+              <p className="loading">Loading the conversation…</p>
+            ) : state.exchanges.length === 0 ? (
+              <EmptyChat />
+            ) : (
+              <MessageList
+                exchanges={state.exchanges}
+                onStop={stop}
+                onRetry={retry}
+                retryDisabled={retryDisabled}
+                stopDisabled={!socket.ready}
+                onCatchUp={catchUp}
+              />
+            )}
+          </div>
+        </div>
+        <div className="composer-area">
+          {notices}
+          {demo && <DemoNotice />}
+          <Composer
+            draft={draft}
+            onDraftChange={setDraft}
+            onSend={send}
+            blocker={blocker}
+            maxChars={limits.max_prompt_chars}
+            models={models}
+            model={model}
+            onModelChange={setChosenModel}
+            textareaRef={textareaRef}
+          />
+        </div>
+      </main>
+      <div className="sr-only" role="status" aria-live="polite">
+        {announcement}
+      </div>
+    </div>
+  );
+}
+
+let requestCount = 0;
+
+/** A request id unique across this client's tabs: time, a per-tab counter and a little randomness. */
+function newRequestId() {
+  requestCount += 1;
+  return `r-${Date.now().toString(36)}-${requestCount}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** @returns {object} a `prompt` frame with only the optional fields that have a value */
+function promptFrame({ request, content, conversation, model }) {
+  return {
+    type: 'prompt',
+    request,
+    content,
+    ...(conversation ? { conversation } : {}),
+    ...(model ? { model } : {}),
+  };
+}
+
+/** Drops blank lines before and whitespace after the message; indentation of the first line is kept for code. */
+function tidyPrompt(text) {
+  return text.replace(/^(?:[ \t]*\n)+/, '').trimEnd();
+}

@@ -1,0 +1,58 @@
+/**
+ * The two read-only endpoints of the HTTP API. Same origin, so the session cookie authenticates them.
+ *
+ * @typedef {{id: string, title: string, updated: string}} ConversationSummary
+ * @typedef {Object} SavedExchange
+ * @property {string} stream
+ * @property {string} prompt
+ * @property {string} answer
+ * @property {'streaming'|'completed'|'cancelled'|'failed'|'interrupted'} status
+ * @property {string|null} finish_reason
+ * @property {string|null} model
+ * @property {number|null} ttft_ms
+ * @property {number|null} duration_ms
+ * @property {{prompt_tokens: number, completion_tokens: number, total_tokens: number}|null} usage
+ * @property {{code: string, message: string}|null} error
+ * @property {number} last_seq
+ * @typedef {{id: string, title: string, exchanges: SavedExchange[]}} ConversationDetail
+ */
+
+/** An HTTP answer that was not 2xx; `status` lets the view tell "gone" (404) from "try again". */
+export class ApiError extends Error {
+  /** @param {number} status */
+  constructor(status) {
+    super(`The server answered ${status}.`);
+    this.name = 'ApiError';
+    this.status = status;
+  }
+}
+
+/**
+ * @param {string} conversationsUrl e.g. "/api/conversations/"
+ * @param {{signal?: AbortSignal}} [options]
+ * @returns {Promise<ConversationSummary[]>} newest first
+ */
+export async function fetchConversations(conversationsUrl, { signal } = {}) {
+  const body = await getJson(conversationsUrl, signal);
+  return Array.isArray(body?.conversations) ? body.conversations : [];
+}
+
+/**
+ * @param {string} conversationsUrl
+ * @param {string} id
+ * @param {{signal?: AbortSignal}} [options]
+ * @returns {Promise<ConversationDetail>} its exchanges oldest first
+ */
+export async function fetchConversation(conversationsUrl, id, { signal } = {}) {
+  return getJson(`${conversationsUrl}${encodeURIComponent(id)}/`, signal);
+}
+
+async function getJson(url, signal) {
+  const response = await fetch(url, {
+    credentials: 'same-origin',
+    headers: { Accept: 'application/json' },
+    signal,
+  });
+  if (!response.ok) throw new ApiError(response.status);
+  return response.json();
+}

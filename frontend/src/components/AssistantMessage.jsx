@@ -1,0 +1,102 @@
+import { memo } from 'react';
+import { Markdown } from '../markdown/Markdown.jsx';
+import { finishNote } from '../state/selectors.js';
+import { AnswerStats } from './AnswerStats.jsx';
+import { ErrorNotice } from './ErrorNotice.jsx';
+
+/**
+ * One answer: its markdown, a Stop button while it streams, then how it ended (note, stats or error).
+ *
+ * The answer text is a polite live region marked busy while it streams, so a screen reader waits for the finished
+ * answer instead of reading every delta.
+ *
+ * @param {{exchange: import('../state/types.js').Exchange, onStop: (stream: string) => void,
+ *   onRetry: (exchange: import('../state/types.js').Exchange) => void, retryDisabled: boolean,
+ *   stopDisabled: boolean, onCatchUp: () => void}} props
+ */
+export const AssistantMessage = memo(function AssistantMessage({
+  exchange,
+  onStop,
+  onRetry,
+  retryDisabled,
+  stopDisabled,
+  onCatchUp,
+}) {
+  const streaming = exchange.status === 'streaming';
+  const note = finishNote(exchange);
+  return (
+    <article
+      className="message assistant"
+      data-testid="message-assistant"
+      data-status={exchange.status}
+      data-stream={exchange.stream ?? undefined}
+      data-seq={exchange.lastSeq}
+      aria-label="Answer"
+    >
+      <div
+        className="answer"
+        data-testid="answer-text"
+        aria-live="polite"
+        aria-busy={streaming}
+        data-streaming={streaming ? 'true' : undefined}
+      >
+        <Markdown text={exchange.answer} streaming={streaming} />
+      </div>
+      {exchange.gap && <GapNote onCatchUp={onCatchUp} />}
+      {exchange.error && (
+        <ErrorNotice
+          message={exchange.error.message}
+          retryable={exchange.error.retryable}
+          onRetry={() => onRetry(exchange)}
+          retryDisabled={retryDisabled}
+        />
+      )}
+      <div className="answer-footer">
+        {streaming && (
+          <button
+            type="button"
+            className="button small stop-button"
+            data-testid="stop"
+            onClick={() => onStop(exchange.stream)}
+            disabled={stopDisabled || exchange.cancelRequested}
+          >
+            <span className="stop-icon" aria-hidden="true" />
+            {exchange.cancelRequested ? 'Stopping…' : 'Stop'}
+          </button>
+        )}
+        {note && (
+          <span className="answer-note" data-testid="answer-note">
+            {note}
+          </span>
+        )}
+        {!streaming && <AnswerStats exchange={exchange} />}
+      </div>
+    </article>
+  );
+});
+
+/** Deltas went missing (the connection dropped); the saved answer is fetched to fill them in. */
+function GapNote({ onCatchUp }) {
+  return (
+    <p className="gap-note">
+      Part of this answer was missed while the connection was down.{' '}
+      <button type="button" className="link-button" onClick={onCatchUp}>
+        Load the full answer
+      </button>
+    </p>
+  );
+}
+
+/** Shown after the person sent a prompt and before the server accepted it. */
+export function PendingAnswer() {
+  return (
+    <div className="message assistant pending" aria-label="Sending">
+      <span className="typing" aria-hidden="true">
+        <span />
+        <span />
+        <span />
+      </span>
+      <span className="sr-only">Sending…</span>
+    </div>
+  );
+}

@@ -1,0 +1,472 @@
+import { describe, expect, it } from 'vitest';
+import { catchUp, chatReducer, initialChatState, newExchange } from './chatReducer.js';
+
+/** Applies actions in order, the way the batcher hands them over. */
+function run(...actions) {
+  return actions.reduce(chatReducer, initialChatState());
+}
+
+const frame = (f) => ({ type: 'frame', frame: f });
+const sent = (request, content = 'Why is the sky blue?', conversation = null) => ({
+  type: 'promptSent',
+  request,
+  content,
+  conversation,
+  model: 'demo',
+});
+const start = (stream, request, conversation = 'c-1', content = 'Why is the sky blue?') =>
+  frame({ type: 'start', stream, request, conversation, model: 'demo', demo: true, content });
+const delta = (stream, seq, text) => frame({ type: 'delta', stream, seq, text });
+const done = (stream, seq, extra = {}) =>
+  frame({
+    type: 'done',
+    stream,
+    seq,
+    finish_reason: 'stop',
+    usage: { prompt_tokens: 12, completion_tokens: 180, total_tokens: 192 },
+    ttft_ms: 230,
+    duration_ms: 4120,
+    ...extra,
+  });
+
+describe('sending a prompt', () => {
+  it('shows the prompt at once as a pending exchange', () => {
+    const state = run(sent('r-1'));
+    expect(state.exchanges).toHaveLength(1);
+    expect(state.exchanges[0]).toMatchObject({
+      key: 'r-1',
+      request: 'r-1',
+      prompt: 'Why is the sky blue?',
+      status: 'pending',
+    });
+    expect(state.sentRequests).toEqual(['r-1']);
+  });
+
+  it('attaches the start of its own request to the pending exchange', () => {
+    const state = run(sent('r-1'), start('s-1', 'r-1'));
+    expect(state.exchanges).toHaveLength(1);
+    expect(state.exchanges[0]).toMatchObject({ key: 'r-1', stream: 's-1', status: 'streaming', conversation: 'c-1' });
+  });
+
+  it('adopts the conversation from the first start, and says the list changed', () => {
+    const state = run(sent('r-1'), start('s-1', 'r-1', 'c-9'));
+    expect(state.conversation).toBe('c-9');
+    expect(state.listVersion).toBe(1);
+  });
+
+  it('keeps the conversation for the next prompt (multi-turn)', () => {
+    let state = run(sent('r-1'), start('s-1', 'r-1', 'c-9'), delta('s-1', 1, 'Hi'), done('s-1', 1));
+    state = chatReducer(state, sent('r-2', 'And at sunset?', state.conversation));
+    state = chatReducer(state, start('s-2', 'r-2', 'c-9', 'And at sunset?'));
+    expect(state.conversation).toBe('c-9');
+    expect(state.exchanges.map((e) => [e.prompt, e.conversation, e.stream])).toEqual([
+      ['Why is the sky blue?', 'c-9', 's-1'],
+      ['And at sunset?', 'c-9', 's-2'],
+    ]);
+  });
+
+  it('forgets request ids beyond the last fifty', () => {
+    let state = initialChatState();
+    for (let n = 0; n < 60; n += 1) state = chatReducer(state, sent(`r-${n}`));
+    expect(state.sentRequests).toHaveLength(50);
+    expect(state.sentRequests[0]).toBe('r-10');
+  });
+});
+
+describe('deltas', () => {
+  const started = () => run(sent('r-1'), start('s-1', 'r-1'));
+
+  it('append in seq order', () => {
+    const state = [delta('s-1', 1, 'The sky'), delta('s-1', 2, ' is'), delta('s-1', 3, ' blue.')].reduce(
+      chatReducer,
+      started(),
+    );
+    expect(state.exchanges[0]).toMatchObject({ answer: 'The sky is blue.', lastSeq: 3, gap: null });
+  });
+
+  it('ignore a duplicate seq', () => {
+    const state = [delta('s-1', 1, 'A'), delta('s-1', 2, 'B'), delta('s-1', 2, 'B'), delta('s-1', 1, 'A')].reduce(
+      chatReducer,
+      started(),
+    );
+    expect(state.exchanges[0]).toMatchObject({ answer: 'AB', lastSeq: 2 });
+  });
+
+  it('returns the same state object for a duplicate, so nothing re-renders', () => {
+    const before = chatReducer(started(), delta('s-1', 1, 'A'));
+    expect(chatReducer(before, delta('s-1', 1, 'A'))).toBe(before);
+  });
+
+  it('record a gap instead of applying a later seq out of order', () => {
+    const state = [delta('s-1', 1, 'A'), delta('s-1', 3, 'C')].reduce(chatReducer, started());
+    expect(state.exchanges[0]).toMatchObject({ answer: 'A', lastSeq: 1, gap: { stream: 's-1', after: 1 } });
+  });
+
+  it('apply nothing more once there is a gap, even the missing seq arriving late', () => {
+    const state = [delta('s-1', 1, 'A'), delta('s-1', 3, 'C'), delta('s-1', 2, 'B'), delta('s-1', 4, 'D')].reduce(
+      chatReducer,
+      started(),
+    );
+    expect(state.exchanges[0]).toMatchObject({ answer: 'A', lastSeq: 1, gap: { stream: 's-1', after: 1 } });
+  });
+
+  it('record a gap at 0 when the first delta is not seq 1', () => {
+    const state = chatReducer(started(), delta('s-1', 2, 'B'));
+    expect(state.exchanges[0].gap).toEqual({ stream: 's-1', after: 0 });
+    expect(state.exchanges[0].answer).toBe('');
+  });
+
+  it('for an unknown stream are ignored', () => {
+    const before = started();
+    expect(chatReducer(before, delta('s-other', 1, 'x'))).toBe(before);
+  });
+
+  it('after done are ignored', () => {
+    const state = [delta('s-1', 1, 'A'), done('s-1', 1), delta('s-1', 2, 'B')].reduce(chatReducer, started());
+    expect(state.exchanges[0].answer).toBe('A');
+  });
+
+  it('ignore a frame with a missing seq or text', () => {
+    const before = started();
+    expect(chatReducer(before, frame({ type: 'delta', stream: 's-1', text: 'x' }))).toBe(before);
+    expect(chatReducer(before, frame({ type: 'delta', stream: 's-1', seq: 1 }))).toBe(before);
+  });
+});
+
+describe('done', () => {
+  const answered = () => run(sent('r-1'), start('s-1', 'r-1'), delta('s-1', 1, 'Blue'), delta('s-1', 2, '.'));
+
+  it('completes the exchange with its stats, and asks for a list refresh', () => {
+    const before = answered();
+    const state = chatReducer(before, done('s-1', 2));
+    expect(state.exchanges[0]).toMatchObject({
+      status: 'completed',
+      finishReason: 'stop',
+      usage: { prompt_tokens: 12, completion_tokens: 180, total_tokens: 192 },
+      ttftMs: 230,
+      durationMs: 4120,
+      gap: null,
+    });
+    expect(state.listVersion).toBe(before.listVersion + 1);
+  });
+
+  it('marks a cancelled stream as cancelled and keeps the partial answer', () => {
+    const state = [
+      { type: 'cancelRequested', stream: 's-1' },
+      done('s-1', 2, { finish_reason: 'cancelled', usage: null, ttft_ms: 230, duration_ms: 900 }),
+    ].reduce(chatReducer, answered());
+    expect(state.exchanges[0]).toMatchObject({
+      status: 'cancelled',
+      answer: 'Blue.',
+      cancelRequested: true,
+      usage: null,
+    });
+  });
+
+  it('keeps finish reasons such as length for the view to explain', () => {
+    const state = chatReducer(answered(), done('s-1', 2, { finish_reason: 'length' }));
+    expect(state.exchanges[0]).toMatchObject({ status: 'completed', finishReason: 'length' });
+  });
+
+  it('records a gap when its seq says deltas are missing at the end', () => {
+    const state = chatReducer(answered(), done('s-1', 5));
+    expect(state.exchanges[0]).toMatchObject({ status: 'completed', gap: { stream: 's-1', after: 2 } });
+  });
+
+  it('keeps an earlier gap as it was', () => {
+    const state = [delta('s-1', 4, 'x'), done('s-1', 6)].reduce(chatReducer, answered());
+    expect(state.exchanges[0].gap).toEqual({ stream: 's-1', after: 2 });
+  });
+
+  it('with no deltas at all (seq 0) completes an empty answer', () => {
+    const state = run(sent('r-1'), start('s-1', 'r-1'), done('s-1', 0, { ttft_ms: null }));
+    expect(state.exchanges[0]).toMatchObject({ status: 'completed', answer: '', gap: null, ttftMs: null });
+  });
+
+  it('a second time changes nothing', () => {
+    const once = chatReducer(answered(), done('s-1', 2));
+    expect(chatReducer(once, done('s-1', 2, { finish_reason: 'length' }))).toBe(once);
+  });
+});
+
+describe('errors', () => {
+  it('about a stream end it, keeping the partial answer', () => {
+    const state = run(
+      sent('r-1'),
+      start('s-1', 'r-1'),
+      delta('s-1', 1, 'Part'),
+      frame({ type: 'error', stream: 's-1', code: 'rate_limited', message: 'Slow down.', retryable: true }),
+    );
+    expect(state.exchanges[0]).toMatchObject({
+      status: 'failed',
+      answer: 'Part',
+      error: { code: 'rate_limited', message: 'Slow down.', retryable: true },
+    });
+    expect(state.notices).toEqual([]);
+  });
+
+  it('about our prompt mark it not sent and add a notice with Retry', () => {
+    const state = run(
+      sent('r-1'),
+      frame({ type: 'error', request: 'r-1', code: 'too_many_streams', message: 'Too many.', retryable: true }),
+    );
+    expect(state.exchanges[0]).toMatchObject({ status: 'failed', stream: null, prompt: 'Why is the sky blue?' });
+    expect(state.notices).toEqual([
+      { id: 1, code: 'too_many_streams', message: 'Too many.', retryable: true, exchangeKey: 'r-1' },
+    ]);
+  });
+
+  it('about a frame without a request add a notice without Retry', () => {
+    const state = run(frame({ type: 'error', code: 'bad_request', message: 'Bad frame.', retryable: false }));
+    expect(state.notices).toEqual([
+      { id: 1, code: 'bad_request', message: 'Bad frame.', retryable: false, exchangeKey: null },
+    ]);
+  });
+
+  it('not_found for a cancel (no request, no stream) is dropped: the stream had already ended', () => {
+    const before = run(sent('r-1'), start('s-1', 'r-1'), done('s-1', 0));
+    const after = chatReducer(before, frame({ type: 'error', code: 'not_found', message: 'No such stream.' }));
+    expect(after).toBe(before);
+  });
+
+  it('not_found for a cancel of a stream still shown as streaming marks it interrupted: its end was missed', () => {
+    const state = run(
+      sent('r-1'),
+      start('s-1', 'r-1'),
+      delta('s-1', 1, 'Half'),
+      { type: 'cancelRequested', stream: 's-1' },
+      frame({ type: 'error', code: 'not_found', message: 'No such stream.' }),
+    );
+    expect(state.exchanges[0]).toMatchObject({ status: 'interrupted', answer: 'Half' });
+    expect(state.notices).toEqual([]);
+  });
+
+  it('a retry re-sends the refused prompt as the same exchange and clears its notice', () => {
+    let state = run(
+      sent('r-1'),
+      frame({ type: 'error', request: 'r-1', code: 'too_many_streams', message: 'Too many.', retryable: true }),
+    );
+    state = chatReducer(state, { type: 'promptResent', key: 'r-1', request: 'r-2' });
+    expect(state.exchanges).toHaveLength(1);
+    expect(state.exchanges[0]).toMatchObject({ key: 'r-1', request: 'r-2', status: 'pending', error: null });
+    expect(state.notices).toEqual([]);
+    state = chatReducer(state, start('s-1', 'r-2'));
+    expect(state.exchanges[0]).toMatchObject({ key: 'r-1', stream: 's-1', status: 'streaming' });
+  });
+
+  it('notices can be dismissed', () => {
+    const state = run(frame({ type: 'error', code: 'bad_request', message: 'x' }), { type: 'noticeDismissed', id: 1 });
+    expect(state.notices).toEqual([]);
+  });
+});
+
+describe('start from another tab of the same client', () => {
+  it('shows its prompt as a user message in an empty new chat, which then follows that conversation', () => {
+    const state = run(start('s-1', 'r-other', 'c-5', 'Hello from tab two'));
+    expect(state.conversation).toBe('c-5');
+    expect(state.exchanges[0]).toMatchObject({
+      key: 's-1',
+      request: null,
+      stream: 's-1',
+      prompt: 'Hello from tab two',
+      status: 'streaming',
+    });
+  });
+
+  it('is appended when it belongs to the open conversation', () => {
+    const state = run(sent('r-1'), start('s-1', 'r-1', 'c-5'), start('s-2', 'r-other', 'c-5', 'Second'));
+    expect(state.exchanges.map((e) => e.prompt)).toEqual(['Why is the sky blue?', 'Second']);
+  });
+
+  it('is left out when it belongs to another conversation', () => {
+    const before = run(sent('r-1'), start('s-1', 'r-1', 'c-5'));
+    expect(chatReducer(before, start('s-2', 'r-other', 'c-6', 'Elsewhere'))).toBe(before);
+  });
+
+  it('does not take over a new chat whose own prompt is still pending', () => {
+    const before = run(sent('r-1'));
+    expect(chatReducer(before, start('s-2', 'r-other', 'c-6', 'Elsewhere'))).toBe(before);
+  });
+
+  it('is not confused with our own prompt the person has since left (New chat)', () => {
+    const before = run(sent('r-1'), { type: 'chatCleared' });
+    expect(chatReducer(before, start('s-1', 'r-1', 'c-5'))).toBe(before);
+  });
+
+  it('ignores a repeated start for a stream it already shows', () => {
+    const before = run(start('s-1', 'r-other', 'c-5'));
+    expect(chatReducer(before, start('s-1', 'r-other', 'c-5'))).toBe(before);
+  });
+
+  it('streams its deltas like our own', () => {
+    const state = run(start('s-1', 'r-other', 'c-5'), delta('s-1', 1, 'Hi'), done('s-1', 1));
+    expect(state.exchanges[0]).toMatchObject({ answer: 'Hi', status: 'completed' });
+  });
+});
+
+describe('connection lost', () => {
+  it('marks prompts still waiting for start as not sent, with Retry', () => {
+    const state = run(sent('r-1'), { type: 'connectionLost' });
+    expect(state.exchanges[0]).toMatchObject({ status: 'failed', error: { code: 'disconnected', retryable: true } });
+    expect(state.notices[0]).toMatchObject({ exchangeKey: 'r-1', retryable: true });
+  });
+
+  it('leaves running streams alone: the server keeps them going', () => {
+    const before = run(sent('r-1'), start('s-1', 'r-1'), delta('s-1', 1, 'A'));
+    expect(chatReducer(before, { type: 'connectionLost' })).toBe(before);
+  });
+});
+
+describe('conversations from the API', () => {
+  const detail = {
+    id: 'c-7',
+    title: 'Sky',
+    exchanges: [
+      {
+        stream: 's-1',
+        prompt: 'Why blue?',
+        answer: 'Rayleigh scattering.',
+        status: 'completed',
+        finish_reason: 'stop',
+        model: 'demo',
+        ttft_ms: 100,
+        duration_ms: 900,
+        usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 },
+        error: null,
+        last_seq: 3,
+      },
+      {
+        stream: 's-2',
+        prompt: 'And red?',
+        answer: 'Long',
+        status: 'streaming',
+        finish_reason: null,
+        model: 'demo',
+        ttft_ms: null,
+        duration_ms: null,
+        usage: null,
+        error: null,
+        last_seq: 2,
+      },
+    ],
+  };
+
+  it('opening one replaces what is shown with its exchanges, in order', () => {
+    const state = run(sent('r-1'), { type: 'conversationLoaded', detail });
+    expect(state.conversation).toBe('c-7');
+    expect(state.exchanges.map((e) => [e.prompt, e.answer, e.status, e.lastSeq])).toEqual([
+      ['Why blue?', 'Rayleigh scattering.', 'completed', 3],
+      ['And red?', 'Long', 'streaming', 2],
+    ]);
+    expect(state.exchanges[0]).toMatchObject({ ttftMs: 100, durationMs: 900, usage: { completion_tokens: 4 } });
+  });
+
+  it('an exchange still streaming there continues from its last_seq', () => {
+    const state = run(
+      { type: 'conversationLoaded', detail },
+      delta('s-2', 2, 'Long'),
+      delta('s-2', 3, 'er waves'),
+      done('s-2', 3),
+    );
+    expect(state.exchanges[1]).toMatchObject({ answer: 'Longer waves', status: 'completed' });
+  });
+
+  it('a saved failure keeps its error, without Retry', () => {
+    const failed = {
+      ...detail,
+      exchanges: [{ ...detail.exchanges[0], status: 'failed', error: { code: 'x', message: 'Oops' } }],
+    };
+    const state = run({ type: 'conversationLoaded', detail: failed });
+    expect(state.exchanges[0].error).toEqual({ code: 'x', message: 'Oops', retryable: false });
+  });
+
+  it('New chat clears the conversation but keeps which requests were ours', () => {
+    const state = run(sent('r-1'), start('s-1', 'r-1'), { type: 'chatCleared' });
+    expect(state.conversation).toBeNull();
+    expect(state.exchanges).toEqual([]);
+    expect(state.sentRequests).toEqual(['r-1']);
+  });
+});
+
+describe('catching up from the saved copy', () => {
+  const streaming = (fields) => newExchange({ key: 's-1', stream: 's-1', status: 'streaming', ...fields });
+  const saved = (fields) => ({
+    stream: 's-1',
+    prompt: 'q',
+    answer: 'ABCD',
+    status: 'streaming',
+    last_seq: 4,
+    finish_reason: null,
+    usage: null,
+    ttft_ms: null,
+    duration_ms: null,
+    error: null,
+    ...fields,
+  });
+
+  it('fills a gap with the saved text and continues from its last_seq', () => {
+    const exchange = streaming({ answer: 'A', lastSeq: 1, gap: { stream: 's-1', after: 1 } });
+    expect(catchUp(exchange, saved())).toMatchObject({ answer: 'ABCD', lastSeq: 4, gap: null, status: 'streaming' });
+  });
+
+  it('finishes a stream whose done was missed while disconnected', () => {
+    const exchange = streaming({ answer: 'AB', lastSeq: 2 });
+    const result = catchUp(
+      exchange,
+      saved({ status: 'completed', finish_reason: 'stop', duration_ms: 50, last_seq: 4 }),
+    );
+    expect(result).toMatchObject({
+      answer: 'ABCD',
+      status: 'completed',
+      finishReason: 'stop',
+      durationMs: 50,
+      key: 's-1',
+    });
+  });
+
+  it('keeps our copy when it is further along than the saved one', () => {
+    const exchange = streaming({ answer: 'ABCDE', lastSeq: 5 });
+    expect(catchUp(exchange, saved())).toBe(exchange);
+  });
+
+  it('leaves finished exchanges without a gap alone', () => {
+    const exchange = newExchange({ key: 's-1', stream: 's-1', status: 'completed', answer: 'x', lastSeq: 1 });
+    expect(catchUp(exchange, saved({ status: 'completed' }))).toBe(exchange);
+  });
+
+  it('works through the reducer for the open conversation only', () => {
+    const state = run(
+      sent('r-1'),
+      start('s-1', 'r-1', 'c-1'),
+      delta('s-1', 1, 'A'),
+      delta('s-1', 3, 'C'),
+      done('s-1', 4),
+    );
+    const synced = chatReducer(state, {
+      type: 'conversationSynced',
+      detail: { id: 'c-1', exchanges: [saved({ status: 'completed', finish_reason: 'stop' })] },
+    });
+    expect(synced.exchanges[0]).toMatchObject({ answer: 'ABCD', gap: null, status: 'completed', key: 'r-1' });
+    const elsewhere = chatReducer(state, { type: 'conversationSynced', detail: { id: 'c-2', exchanges: [saved()] } });
+    expect(elsewhere).toBe(state);
+  });
+});
+
+describe('frames the client does not know', () => {
+  it('are ignored, as the protocol asks', () => {
+    const before = run(sent('r-1'));
+    expect(chatReducer(before, frame({ type: 'typing', stream: 's-1' }))).toBe(before);
+    expect(chatReducer(before, frame({ type: 'ready', protocol: 1 }))).toBe(before);
+    expect(chatReducer(before, frame(null))).toBe(before);
+  });
+});
+
+describe('batches', () => {
+  it('apply their actions in order', () => {
+    const state = run({
+      type: 'batch',
+      actions: [sent('r-1'), start('s-1', 'r-1'), delta('s-1', 1, 'x'), delta('s-1', 2, 'y')],
+    });
+    expect(state.exchanges[0].answer).toBe('xy');
+  });
+});

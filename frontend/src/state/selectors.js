@@ -1,0 +1,72 @@
+/**
+ * Questions the view asks of the state. Kept apart from the components so the rules (when may a person send?) are
+ * written once and tested without rendering anything.
+ *
+ * @typedef {import('./types.js').ChatState} ChatState
+ * @typedef {import('./types.js').Exchange} Exchange
+ * @typedef {import('./types.js').ReadyFrame} ReadyFrame
+ */
+
+/** Limits to assume when a server's `ready` leaves one out. */
+export const DEFAULT_LIMITS = { max_prompt_chars: 32000, max_tokens: 4096, max_streams: 3, max_frame_bytes: 262144 };
+
+/** @param {ReadyFrame|null} ready */
+export function limitsOf(ready) {
+  return { ...DEFAULT_LIMITS, ...(ready?.limits ?? {}) };
+}
+
+/** Exchanges that hold one of the client's stream slots: sent and not yet finished. */
+export function runningCount(/** @type {ChatState} */ state) {
+  return state.exchanges.filter((exchange) => exchange.status === 'pending' || exchange.status === 'streaming').length;
+}
+
+/** Streams that miss deltas; the view fetches the saved answer for them. */
+export function gapsOf(/** @type {ChatState} */ state) {
+  return state.exchanges.filter((exchange) => exchange.gap).map((exchange) => exchange.gap);
+}
+
+/**
+ * Why the composer cannot send right now, in words for the person, or null when it can.
+ * Sending needs an open socket that said `ready`, a non-blank message within the size limit, a free stream slot,
+ * and, in a new chat, the first prompt's `start` (so that the second prompt joins the same conversation).
+ * @param {{ready: ReadyFrame|null, draft: string, state: ChatState}} input
+ * @returns {string|null}
+ */
+export function sendBlocker({ ready, draft, state }) {
+  if (!ready) return 'Waiting for the connection…';
+  const limits = limitsOf(ready);
+  if (draft.trim() === '') return 'Type a message to send.';
+  if (draft.length > limits.max_prompt_chars) {
+    return `The message is too long (at most ${limits.max_prompt_chars.toLocaleString()} characters).`;
+  }
+  if (runningCount(state) >= limits.max_streams) return 'Wait for an answer to finish, or stop one.';
+  if (state.conversation === null && state.exchanges.some((exchange) => exchange.status === 'pending')) {
+    return 'Starting the conversation…';
+  }
+  return null;
+}
+
+/**
+ * Tokens per second of generation: completion tokens over the time after the first token.
+ * @param {Exchange} exchange
+ * @returns {number|null} null when a number is missing or the time is zero
+ */
+export function tokensPerSecond(exchange) {
+  const tokens = exchange.usage?.completion_tokens;
+  if (typeof tokens !== 'number' || exchange.durationMs == null || exchange.ttftMs == null) return null;
+  const seconds = (exchange.durationMs - exchange.ttftMs) / 1000;
+  return seconds > 0 ? tokens / seconds : null;
+}
+
+/**
+ * A short note on how an answer ended, when that is worth saying.
+ * @param {Exchange} exchange
+ * @returns {string|null}
+ */
+export function finishNote(exchange) {
+  if (exchange.status === 'cancelled') return 'stopped';
+  if (exchange.status === 'interrupted') return 'interrupted (the server stopped before the answer was finished)';
+  if (exchange.finishReason === 'length') return 'cut off (max tokens)';
+  if (exchange.finishReason === 'content_filter') return 'stopped by the content filter';
+  return null;
+}

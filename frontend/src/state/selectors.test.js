@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { chatReducer, initialChatState, newExchange } from './chatReducer.js';
+import { finishNote, limitsOf, runningCount, sendBlocker, tokensPerSecond } from './selectors.js';
+
+const ready = {
+  type: 'ready',
+  protocol: 1,
+  model: 'demo',
+  models: ['demo'],
+  demo: true,
+  limits: { max_streams: 2, max_prompt_chars: 10 },
+};
+
+function withExchanges(...statuses) {
+  return {
+    ...initialChatState(),
+    conversation: 'c-1',
+    exchanges: statuses.map((status, n) => newExchange({ key: `k${n}`, status })),
+  };
+}
+
+describe('sendBlocker', () => {
+  it('blocks until the server said ready', () => {
+    expect(sendBlocker({ ready: null, draft: 'hi', state: initialChatState() })).toMatch(/connection/i);
+  });
+
+  it('blocks a blank message', () => {
+    expect(sendBlocker({ ready, draft: '  \n ', state: initialChatState() })).toMatch(/type a message/i);
+  });
+
+  it('blocks a message over max_prompt_chars', () => {
+    expect(sendBlocker({ ready, draft: 'x'.repeat(11), state: initialChatState() })).toMatch(/too long/i);
+  });
+
+  it('blocks when max_streams answers are running', () => {
+    expect(sendBlocker({ ready, draft: 'hi', state: withExchanges('streaming', 'pending') })).toMatch(/wait/i);
+    expect(sendBlocker({ ready, draft: 'hi', state: withExchanges('streaming', 'completed') })).toBeNull();
+  });
+
+  it('waits for the first start of a new chat, so the next prompt joins the same conversation', () => {
+    const state = chatReducer(initialChatState(), { type: 'promptSent', request: 'r-1', content: 'a' });
+    expect(sendBlocker({ ready: { ...ready, limits: { max_streams: 3 } }, draft: 'b', state })).toMatch(/starting/i);
+  });
+
+  it('allows a message when everything is in place', () => {
+    expect(sendBlocker({ ready, draft: 'hello', state: initialChatState() })).toBeNull();
+  });
+});
+
+describe('limits and counts', () => {
+  it('fills limits the server left out with the protocol defaults', () => {
+    expect(limitsOf({ limits: { max_streams: 1 } })).toMatchObject({ max_streams: 1, max_prompt_chars: 32000 });
+    expect(limitsOf(null).max_streams).toBe(3);
+  });
+
+  it('counts pending and streaming exchanges as running', () => {
+    expect(runningCount(withExchanges('pending', 'streaming', 'completed', 'failed', 'cancelled'))).toBe(2);
+  });
+});
+
+describe('tokensPerSecond', () => {
+  it('divides completion tokens by the time after the first token', () => {
+    const exchange = newExchange({ usage: { completion_tokens: 180 }, ttftMs: 230, durationMs: 4230 });
+    expect(tokensPerSecond(exchange)).toBeCloseTo(45);
+  });
+
+  it('is null when a number is missing or the time is zero', () => {
+    expect(tokensPerSecond(newExchange({ usage: null, ttftMs: 1, durationMs: 2 }))).toBeNull();
+    expect(tokensPerSecond(newExchange({ usage: { completion_tokens: 5 }, ttftMs: null, durationMs: 2 }))).toBeNull();
+    expect(tokensPerSecond(newExchange({ usage: { completion_tokens: 5 }, ttftMs: 2, durationMs: 2 }))).toBeNull();
+  });
+});
+
+describe('finishNote', () => {
+  it('explains how an answer ended when that matters', () => {
+    expect(finishNote(newExchange({ status: 'cancelled', finishReason: 'cancelled' }))).toBe('stopped');
+    expect(finishNote(newExchange({ status: 'completed', finishReason: 'length' }))).toBe('cut off (max tokens)');
+    expect(finishNote(newExchange({ status: 'completed', finishReason: 'content_filter' }))).toMatch(/content filter/);
+    expect(finishNote(newExchange({ status: 'interrupted' }))).toMatch(/interrupted/);
+    expect(finishNote(newExchange({ status: 'completed', finishReason: 'stop' }))).toBeNull();
+  });
+});
