@@ -1,0 +1,72 @@
+"""The log in the admin (staff only, read-only) and the JSON the chat page reads."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from streaming.models import Conversation, Exchange
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def logged_exchange() -> Exchange:
+    conversation = Conversation.objects.create(client="session:abc", title="Sky")
+    return Exchange.objects.create(
+        conversation=conversation,
+        client="session:abc",
+        request="r1",
+        model="fake-model",
+        prompt="Why is the sky blue?",
+        answer="Rayleigh scattering <b>wins</b>.",
+        status=Exchange.Status.COMPLETED,
+        finish_reason="stop",
+        prompt_tokens=6,
+        completion_tokens=4,
+        ttft_ms=120,
+        duration_ms=900,
+    )
+
+
+def test_staff_read_the_log_searched_and_filtered(client, logged_exchange):
+    client.force_login(User.objects.create_user("staff", is_staff=True, is_superuser=True))
+    listing = client.get(reverse("admin:streaming_exchange_changelist"), {"q": "Rayleigh", "status__exact": "completed"})
+    assert listing.status_code == 200 and "Why is the sky blue?" in listing.content.decode()
+    missing = client.get(reverse("admin:streaming_exchange_changelist"), {"q": "nothing like this"})
+    assert "Why is the sky blue?" not in missing.content.decode()
+
+    detail = client.get(reverse("admin:streaming_exchange_change", args=[logged_exchange.pk])).content.decode()
+    assert "Rayleigh scattering &lt;b&gt;wins&lt;/b&gt;." in detail  # the answer in full, escaped
+    assert 'name="_save"' not in detail  # read-only
+    assert client.get(reverse("admin:streaming_exchange_add")).status_code == 403
+
+
+def test_the_log_is_hidden_from_users_who_are_not_staff(client, logged_exchange):
+    client.force_login(User.objects.create_user("visitor"))
+    response = client.get(reverse("admin:streaming_exchange_changelist"))
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_conversations_are_listed_for_their_own_client_only(client, logged_exchange):
+    client.get("/healthz")
+    session = client.session
+    session["chat"] = True
+    session.save()
+    mine = Conversation.objects.create(client=f"session:{session.session_key}", title="Mine")
+
+    listing = client.get(reverse("conversation-list")).json()
+    assert [c["id"] for c in listing["conversations"]] == [str(mine.id)]
+    assert client.get(reverse("conversation-detail", args=[logged_exchange.conversation_id])).status_code == 404
+    assert client.get(reverse("conversation-detail", args=[mine.id])).json()["exchanges"] == []
+    assert client.get(reverse("conversation-detail", args=[uuid.uuid4()])).status_code == 404
+
+
+def test_login_is_required_for_the_page_and_the_api_when_configured(client, settings):
+    settings.STREAMING_REQUIRE_LOGIN = True
+    page = client.get(reverse("chat"))
+    assert page.status_code == 302 and page["Location"].startswith(reverse("login"))
+    assert client.get(reverse("conversation-list")).status_code == 401

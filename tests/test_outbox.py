@@ -1,0 +1,93 @@
+"""Coalescing, tested without a socket: what the relay promises about seq and latency."""
+
+from __future__ import annotations
+
+import asyncio
+
+from streaming.outbox import Outbox
+
+
+class Recorder:
+    """A send that can be held, to play a channel layer that is slow to take a message."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, str]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.sending = asyncio.Event()
+
+    async def __call__(self, seq: int, text: str) -> None:
+        self.sending.set()
+        await self.gate.wait()
+        self.sent.append((seq, text))
+
+
+async def test_a_piece_that_arrives_while_nothing_is_sent_goes_out_alone_at_once():
+    send = Recorder()
+    outbox = Outbox(send, limit=10)
+    for word in ["a", "b", "c"]:
+        await outbox.put(word)
+        await asyncio.sleep(0)  # one turn of the loop: the sender runs, no timer is involved
+        await asyncio.sleep(0)
+    assert send.sent == [(1, "a"), (2, "b"), (3, "c")]
+    assert await outbox.close() == 3
+
+
+async def test_pieces_that_arrive_during_a_send_leave_together_with_the_next_seq():
+    send = Recorder()
+    send.gate.clear()
+    outbox = Outbox(send, limit=10)
+    await outbox.put("first")
+    await send.sending.wait()
+    for word in [" second", " third", " fourth"]:
+        await outbox.put(word)
+    send.gate.set()
+    assert await outbox.close() == 2
+    assert send.sent == [(1, "first"), (2, " second third fourth")]
+
+
+async def test_put_waits_when_the_buffer_is_full_and_resumes_when_it_drains():
+    send = Recorder()
+    send.gate.clear()
+    outbox = Outbox(send, limit=2)
+    await outbox.put("a")
+    await send.sending.wait()
+    await outbox.put("b")
+    await outbox.put("c")
+    blocked = asyncio.create_task(outbox.put("d"))
+    await asyncio.sleep(0)
+    assert not blocked.done()
+    send.gate.set()
+    await blocked
+    await outbox.close()
+    assert "".join(text for _, text in send.sent) == "abcd"
+    assert [seq for seq, _ in send.sent] == list(range(1, len(send.sent) + 1))
+
+
+async def test_close_sends_what_waits_even_when_called_mid_send():
+    send = Recorder()
+    send.gate.clear()
+    outbox = Outbox(send, limit=10)
+    await outbox.put("a")
+    await send.sending.wait()
+    await outbox.put("b")
+    closing = asyncio.create_task(outbox.close())
+    await asyncio.sleep(0)
+    send.gate.set()
+    assert await closing == 2
+    assert send.sent == [(1, "a"), (2, "b")]
+
+
+async def test_a_failed_send_surfaces_on_the_next_put():
+    async def broken(seq: int, text: str) -> None:
+        raise ConnectionError("layer down")
+
+    outbox = Outbox(broken, limit=10)
+    await outbox.put("a")
+    await asyncio.sleep(0)
+    try:
+        await outbox.put("b")
+    except ConnectionError:
+        pass
+    else:
+        raise AssertionError("the failure was swallowed")
