@@ -46,7 +46,7 @@ async def fresh_layer() -> AsyncIterator[None]:
     try:
         await asyncio.wait_for(streams.streams_finished(), timeout=10)
     except TimeoutError:
-        for generation, task in streams._running.values():
+        for _generation, task in streams._running.values():
             task.print_stack()
         raise
 

@@ -4,7 +4,7 @@ import os
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-not-for-production")
 
-from chatproject.settings import *  # noqa: E402, F403
+from chatproject.settings import *  # noqa: F403
 
 # Most tests speak as anonymous browser sessions; tests of login set it back on.
 STREAMING_REQUIRE_LOGIN = False

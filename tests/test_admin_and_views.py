@@ -34,9 +34,10 @@ def logged_exchange() -> Exchange:
 
 def test_staff_read_the_log_searched_and_filtered(client, logged_exchange):
     client.force_login(User.objects.create_user("staff", is_staff=True, is_superuser=True))
-    listing = client.get(reverse("admin:streaming_exchange_changelist"), {"q": "Rayleigh", "status__exact": "completed"})
+    changelist = reverse("admin:streaming_exchange_changelist")
+    listing = client.get(changelist, {"q": "Rayleigh", "status__exact": "completed"})
     assert listing.status_code == 200 and "Why is the sky blue?" in listing.content.decode()
-    missing = client.get(reverse("admin:streaming_exchange_changelist"), {"q": "nothing like this"})
+    missing = client.get(changelist, {"q": "nothing like this"})
     assert "Why is the sky blue?" not in missing.content.decode()
 
     detail = client.get(reverse("admin:streaming_exchange_change", args=[logged_exchange.pk])).content.decode()

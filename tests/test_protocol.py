@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -34,7 +35,13 @@ def test_a_full_prompt_is_parsed_with_defaults_for_what_is_left_out():
         LIMITS,
     )
     assert full == protocol.Prompt(
-        request="r", content="hi", model="large", conversation=conversation, system="terse", temperature=1.0, max_tokens=500
+        request="r",
+        content="hi",
+        model="large",
+        conversation=conversation,
+        system="terse",
+        temperature=1.0,
+        max_tokens=500,
     )
     bare = protocol.parse_client_frame('{"type":"prompt","request":"r","content":"hi"}', LIMITS)
     assert bare.model == "small" and bare.parameters() == {}
@@ -64,7 +71,7 @@ def test_an_unexpected_exception_becomes_an_internal_error_without_its_text():
 
 
 def test_error_codes_are_stable_and_documented():
-    documented = open("docs/protocol.md").read()
+    documented = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
     for error in [errors.StreamingError, *errors.StreamingError.__subclasses__()]:
         assert f"| `{error.code}` |" in documented
 
