@@ -1,0 +1,116 @@
+"""Real server processes for the tests that need them: daphne workers, each on its own port, and the fake provider.
+
+Each process gets the environment a deployment would give it; its database is a SQLite file of the test run's own,
+or, when `DATABASE_URL` names a PostgreSQL server, a database of the test run's own on that server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STARTUP_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def live_database_url(workdir: Path) -> str:
+    """A database for server processes, empty and migrated by `migrate`."""
+    configured = os.environ.get("DATABASE_URL", "")
+    if not configured.startswith("postgres"):
+        return f"sqlite:///{workdir / 'live.sqlite3'}"
+    import psycopg
+
+    base, _, _name = configured.rpartition("/")
+    live_name = f"chat_live_{os.getpid()}"
+    with psycopg.connect(configured, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{live_name}"')
+        admin.execute(f'CREATE DATABASE "{live_name}"')
+    return f"{base}/{live_name}"
+
+
+def drop_live_database(url: str) -> None:
+    if url.startswith("postgres"):
+        import psycopg
+
+        base, _, name = url.rpartition("/")
+        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Process:
+    """A child process whose output goes to a log file, stopped with the signal a test chooses."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path) -> None:
+        self.name = name
+        self.log_path = logdir / f"{name}.log"
+        self.log = self.log_path.open("w")
+        self.popen = subprocess.Popen(args, env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self.log.close()
+        return self.popen.returncode
+
+    def output(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return self.log_path.read_text()
+
+
+def server_env(**overrides: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OPENAI_", "DJANGO_", "REDIS"))}
+    env.update(DJANGO_SETTINGS_MODULE="chatproject.settings", PYTHONUNBUFFERED="1")
+    env.update(overrides)
+    return env
+
+
+def migrate(env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v0"], env=env, cwd=ROOT, check=True)
+
+
+class Daphne(Process):
+    def __init__(self, name: str, env: dict[str, str], logdir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chatproject.asgi:application"]
+        super().__init__(name, args, env, logdir)
+        wait_for_http(f"{self.url}/healthz", self)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/chat/"
+
+
+def wait_for_http(url: str, process: Process) -> None:
+    """Poll until the process answers; it has no other way to say it is listening."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            raise RuntimeError(f"{process.name} exited:\n{process.output()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{process.name} did not answer {url} within {STARTUP_SECONDS}s:\n{process.output()}")
