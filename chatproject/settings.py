@@ -162,15 +162,23 @@ SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0)
 
 # --- Channels -------------------------------------------------------------------------------------------------------
 
-# How many messages one channel may hold before a layer drops what is sent to it. The relay sends what has
-# arrived as one message, so a socket holds at most a few per stream; the margin covers slow sockets.
+# How many messages one channel may hold before the in-memory layer drops what is sent to it. The relay sends what
+# has arrived as one message, so a socket holds at most a few per stream; the margin covers slow sockets.
 CHANNEL_CAPACITY = env_int("CHANNEL_CAPACITY", 1000)
 REDIS_URL = env_str("REDIS_URL")
+# redis-py 8 times a socket read out after 5 s by default, and channels-redis 4.3 blocks for 5 s waiting for
+# messages, so idle consumers died with TimeoutError (django/channels_redis#422). Reads may wait longer than any
+# wait we make; a periodic health check finds dead connections instead.
+REDIS_CONNECTION_OPTIONS = {"socket_timeout": 30, "socket_connect_timeout": 5, "health_check_interval": 10}
 if REDIS_URL:
+    # The pub/sub layer, not the core one: the core layer drops group messages silently once a channel holds
+    # `capacity` of them, and a dropped delta is one the client never hears about. Pub/sub has no such limit, and
+    # delivers a group message with one PUBLISH instead of a write per member. What it does not keep, a message
+    # for a socket that is not connected, the replay buffer (streaming.shared) keeps.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": CHANNEL_CAPACITY},
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, **REDIS_CONNECTION_OPTIONS}]},
         }
     }
 else:
@@ -205,6 +213,16 @@ STREAMING_MAX_FRAME_BYTES = env_int("STREAMING_MAX_FRAME_BYTES", 256 * 1024)
 STREAMING_MAX_SECONDS = env_int("STREAMING_MAX_SECONDS", 600)
 # How many deltas may wait to be sent before reading from the model pauses (backpressure, bounded memory).
 STREAMING_BUFFER_DELTAS = env_int("STREAMING_BUFFER_DELTAS", 1024)
+# How long the deltas of a stream stay available for `resume` after the last one (then the log serves them).
+STREAMING_REPLAY_SECONDS = env_int("STREAMING_REPLAY_SECONDS", 600)
+# A stream whose client has had no socket open for this long is stopped and logged as interrupted.
+STREAMING_DETACHED_SECONDS = env_int("STREAMING_DETACHED_SECONDS", 120)
+# How long a socket counts as open after it last said so; sockets say so three times per period.
+STREAMING_PRESENCE_SECONDS = env_int("STREAMING_PRESENCE_SECONDS", 15)
+# A worker not heard from for this long is dead: its streams are logged as interrupted and their clients told.
+STREAMING_WORKER_TIMEOUT = env_int("STREAMING_WORKER_TIMEOUT", 10)
+# On SIGTERM, how long running streams may go on before they are stopped and logged as interrupted.
+STREAMING_SHUTDOWN_GRACE = env_int("STREAMING_SHUTDOWN_GRACE", 30)
 
 LOGGING = {
     "version": 1,

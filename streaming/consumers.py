@@ -1,9 +1,10 @@
 """The chat socket: frames in, service calls, frames out. No logic lives here that a test could not reach without
-a socket; see `protocol` (parsing and building frames) and `streams` (starting and cancelling)."""
+a socket; see `protocol` (parsing and building frames) and `streams` (starting, cancelling, resuming)."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -12,7 +13,9 @@ from django.conf import settings
 from streaming import protocol, streams
 from streaming.clients import Client, client_of
 from streaming.errors import BadRequest, NotAllowed, StreamingError
+from streaming.shared import get_shared
 from streaming.upstream import demo_enabled
+from streaming.worker import worker
 
 logger = logging.getLogger(__name__)
 
@@ -24,17 +27,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.client = client_of(self.scope)
+        self.joined = False
+        # Per stream: the last seq this socket was sent, so that a duplicate is dropped and a gap filled.
+        self.delivered: dict[str, int] = {}
+        self.ended: set[str] = set()
         await self.accept()
         if settings.STREAMING_REQUIRE_LOGIN and not self.client.user_id:
             await self._send_error(NotAllowed("Log in to chat."))
             await self.close(code=CLOSE_LOGIN_REQUIRED)
             return
+        worker.start(self.channel_layer)
         self.limits = streams.current_limits()
         await self.channel_layer.group_add(self.client.group, self.channel_name)
+        self.joined = True
+        await worker.socket_opened(self.client)
         await self._send_frame(protocol.ready_frame(limits=self.limits, demo=demo_enabled()))
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "limits"):
+        if self.joined:
+            worker.socket_closed(self.client)
             await self.channel_layer.group_discard(self.client.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -45,16 +56,52 @@ class ChatConsumer(AsyncWebsocketConsumer):
             frame = protocol.parse_client_frame(text_data, self.limits)
             if isinstance(frame, protocol.Prompt):
                 await streams.stream_start(client=self.client, prompt=frame, layer=self.channel_layer)
+            elif isinstance(frame, protocol.Cancel):
+                await streams.stream_cancel(client=self.client, stream=frame.stream, layer=self.channel_layer)
             else:
-                await streams.stream_cancel(client=self.client, stream=frame.stream)
+                await self._resume(frame.stream, frame.after)
         except Exception as exc:  # a bad frame is answered, never allowed to close the socket
             if not isinstance(exc, StreamingError):
                 logger.exception("could not handle a frame")
             await self._send_error(exc, request=protocol.request_id_of(text_data))
 
     async def stream_frame(self, event: dict[str, Any]) -> None:
-        """A frame of one of this client's streams, already encoded once for all its sockets."""
+        """A frame of one of this client's streams, encoded once for all its sockets."""
+        stream, seq = event["stream"], event["seq"]
+        if stream in self.ended:
+            return
+        if seq is not None:
+            last = self.delivered.get(stream)
+            if last is not None and seq <= last:
+                return
+            if last is not None and seq > last + 1:
+                await self._send_missing(stream, after=last, until=seq - 1)
+            self.delivered[stream] = seq
+        if event["end"]:
+            self.ended.add(stream)
+            self.delivered.pop(stream, None)
         await self.send(text_data=event["frame"])
+
+    async def _resume(self, stream: uuid.UUID, after: int) -> None:
+        replay = await streams.stream_replay(client=self.client, stream=stream, after=after)
+        key = str(stream)
+        self.ended.discard(key)
+        self.delivered[key] = after
+        await self._send_deltas(key, after, replay.texts)
+        if replay.end is not None:
+            self.ended.add(key)
+            self.delivered.pop(key, None)
+            await self._send_frame(replay.end)
+
+    async def _send_missing(self, stream: str, *, after: int, until: int) -> None:
+        """Fill a gap from the replay buffer: deltas are kept there before they are sent."""
+        texts = await get_shared().deltas_after(stream, after)
+        await self._send_deltas(stream, after, texts[: until - after])
+
+    async def _send_deltas(self, stream: str, after: int, texts: list[str]) -> None:
+        for seq, text in enumerate(texts, start=after + 1):
+            await self._send_frame({"type": "delta", "stream": stream, "seq": seq, "text": text})
+            self.delivered[stream] = seq
 
     async def _send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=protocol.encode(frame))

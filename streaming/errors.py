@@ -87,6 +87,25 @@ class TimeLimit(StreamingError):
     default_message = "The answer took longer than the server allows and was stopped."
 
 
+class Interrupted(StreamingError):
+    """The stream was stopped by the server: its worker stopped or died, or no socket of the client was open."""
+
+    code = "interrupted"
+    retryable = True
+    default_message = "The server stopped this answer before it was finished. The answer so far is kept."
+
+
+class ShuttingDown(StreamingError):
+    """This worker is restarting and takes no new prompts; another one will."""
+
+    code = "shutting_down"
+    retryable = True
+    default_message = "This server is restarting. Try again in a moment."
+
+
+CODES = {error.code: error for error in [StreamingError, *StreamingError.__subclasses__()]}
+
+
 def from_upstream(exc: Exception) -> StreamingError:
     """Translate an `openai` SDK exception into the error the client hears.
 

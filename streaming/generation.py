@@ -1,9 +1,11 @@
 """A generation: one model answer being read from upstream and relayed to its client's sockets.
 
 A generation runs as its own task, apart from any consumer, so that a `cancel` is handled at once by the consumer's
-receive loop and so that the answer is finished and saved even if every socket of the client closes. It ends in
-exactly one of: `done` (the model finished, or the client cancelled) or `error` (the provider failed, or the time
-limit passed), and in both cases its exchange row is updated once with how it ended.
+receive loop and so that the answer is finished and saved even if every socket of the client closes (for up to
+`STREAMING_DETACHED_SECONDS`). It ends in exactly one of: `done` (the model finished, or the client cancelled) or
+`error` (the provider failed, the time limit passed, the server stopped it), and in every case its exchange row is
+updated once with how it ended. Each delta is kept in the replay buffer before it is sent, so a socket that missed
+it can always fetch it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 import uuid
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
@@ -25,11 +28,13 @@ from streaming.answer import Answer
 from streaming.clients import Client
 from streaming.models import Exchange
 from streaming.outbox import Outbox
+from streaming.shared import SharedState
 from streaming.upstream import stream_pieces
 
 logger = logging.getLogger(__name__)
 
 CANCELLED = "cancelled"
+STATUS_OF_ERROR = {errors.TimeLimit: Exchange.Status.INTERRUPTED, errors.Interrupted: Exchange.Status.INTERRUPTED}
 
 
 @dataclass
@@ -58,6 +63,7 @@ class Generation:
         max_tokens: int | None,
         layer: BaseChannelLayer,
         started: float,
+        shared: SharedState,
     ) -> None:
         self.stream = stream
         self.client = client
@@ -68,28 +74,38 @@ class Generation:
         self.layer = layer
         self.timing = Timing(started=started)
         self.answer = Answer()
+        self.shared = shared
+        self.delta_ends: list[int] = []
         self._reader: asyncio.Task[None] | None = None
-        self._cancel_requested = False
+        self._stopped = False
+        self._stop_error: errors.StreamingError | None = None
 
-    def cancel(self) -> None:
-        """Stop reading the model's answer; its HTTP response is closed as the reader unwinds."""
-        self._cancel_requested = True
+    def stop(self, error: errors.StreamingError | None = None) -> None:
+        """Stop reading the model's answer: the client cancelled it (no error), or the server stopped it (error).
+
+        The upstream HTTP response is closed as the reader unwinds.
+        """
+        if not self._stopped:
+            self._stopped, self._stop_error = True, error
         if self._reader is not None:
             self._reader.cancel()
 
     async def run(self) -> None:
         outbox = Outbox(self._send_delta, limit=settings.STREAMING_BUFFER_DELTAS)
         self._reader = asyncio.create_task(self._read(outbox), name=f"upstream-{self.stream}")
-        if self._cancel_requested:
+        watchdog = asyncio.create_task(self._stop_when_nobody_watches(), name=f"watchdog-{self.stream}")
+        if self._stopped:
             self._reader.cancel()
         error: errors.StreamingError | None = None
         try:
             await self._reader
         except asyncio.CancelledError:
-            if not self._cancel_requested or asyncio.current_task().cancelling():
+            if not self._stopped or asyncio.current_task().cancelling():
                 outbox.abandon()
+                watchdog.cancel()
                 raise
-            self.answer.finish_reason = CANCELLED
+            error = self._stop_error
+            self.answer.finish_reason = CANCELLED if error is None else None
         except TimeoutError:
             error = errors.TimeLimit()
         except Exception as exc:  # any failure ends the stream with an error frame and a saved row
@@ -98,6 +114,7 @@ class Generation:
                 logger.exception("stream %s failed", self.stream)
             else:
                 logger.warning("stream %s: upstream failed: %r", self.stream, exc)
+        watchdog.cancel()
         try:
             last_seq = await outbox.close()
         except Exception:
@@ -124,14 +141,29 @@ class Generation:
                         self.timing.first_piece = time.monotonic()
                     await outbox.put(piece.text)
 
+    async def _stop_when_nobody_watches(self) -> None:
+        """Stop the stream once the client has had no socket open for `STREAMING_DETACHED_SECONDS`."""
+        last_watched = time.monotonic()
+        while True:
+            await asyncio.sleep(settings.STREAMING_PRESENCE_SECONDS / 3)
+            if await self.shared.is_present(self.client.key):
+                last_watched = time.monotonic()
+            elif time.monotonic() - last_watched > settings.STREAMING_DETACHED_SECONDS:
+                self.stop(errors.Interrupted("No one was watching this answer, so the server stopped it."))
+                return
+
     async def _send_delta(self, seq: int, text: str) -> None:
-        await self._broadcast(protocol.delta_frame(stream=self.stream, seq=seq, text=text))
+        stream = str(self.stream)
+        await self.shared.append_delta(stream, seq, text)
+        self.delta_ends.append((self.delta_ends[-1] if self.delta_ends else 0) + len(text))
+        frame = protocol.delta_frame(stream=self.stream, seq=seq, text=text)
+        await self.layer.group_send(self.client.group, frame_event(frame, seq=seq))
 
     async def _finish(self, *, last_seq: int, error: errors.StreamingError | None) -> None:
         duration_ms = self.timing.duration_ms()
         finish_reason = self.answer.finish_reason
         if error is not None:
-            status = Exchange.Status.INTERRUPTED if isinstance(error, errors.TimeLimit) else Exchange.Status.FAILED
+            status = STATUS_OF_ERROR.get(type(error), Exchange.Status.FAILED)
             frame: dict = protocol.error_frame(error, stream=self.stream)
         else:
             status = Exchange.Status.CANCELLED if finish_reason == CANCELLED else Exchange.Status.COMPLETED
@@ -149,13 +181,20 @@ class Generation:
             status=status,
             answer=self.answer.text,
             last_seq=last_seq,
+            delta_ends=self.delta_ends,
             duration_ms=duration_ms,
             finish_reason=finish_reason,
             ttft_ms=self.timing.ttft_ms(),
             usage=self.answer.usage,
             error=error,
         )
-        await self._broadcast(frame)
+        await self.layer.group_send(self.client.group, frame_event(frame, end=True))
 
-    async def _broadcast(self, frame: dict) -> None:
-        await self.layer.group_send(self.client.group, {"type": "stream.frame", "frame": protocol.encode(frame)})
+
+def frame_event(frame: dict[str, Any], *, seq: int | None = None, end: bool = False) -> dict[str, Any]:
+    """The channel-layer message that carries a stream's frame to its client's sockets.
+
+    The frame is encoded once for all sockets; `stream`, `seq` and `end` ride alongside so that a socket can drop a
+    duplicate and fill a gap without decoding it.
+    """
+    return {"type": "stream.frame", "stream": frame["stream"], "seq": seq, "end": end, "frame": protocol.encode(frame)}

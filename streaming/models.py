@@ -56,6 +56,10 @@ class Exchange(models.Model):
     error_code = models.CharField(max_length=40, blank=True)
     error_message = models.TextField(blank=True)
     last_seq = models.PositiveIntegerField(default=0, help_text="How many deltas the answer was sent in.")
+    delta_ends = models.JSONField(
+        default=list, blank=True, help_text="Where each delta ends in the answer, so an ended stream can be replayed."
+    )
+    worker = models.CharField(max_length=100, blank=True, db_index=True, help_text="The process that generated it.")
     ttft_ms = models.PositiveIntegerField(null=True, blank=True, verbose_name="time to first token (ms)")
     duration_ms = models.PositiveIntegerField(null=True, blank=True, verbose_name="duration (ms)")
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
@@ -69,3 +73,13 @@ class Exchange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prompt[:60]} ({self.status})"
+
+    def usage(self) -> dict[str, int] | None:
+        """Token usage as the protocol's `done` frame carries it, or None when the model reported none."""
+        if self.prompt_tokens is None or self.completion_tokens is None:
+            return None
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }

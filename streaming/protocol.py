@@ -66,11 +66,19 @@ class Cancel:
     stream: uuid.UUID
 
 
-ClientFrame = Prompt | Cancel
+@dataclass(frozen=True)
+class Resume:
+    """A validated `resume` frame: replay the deltas after `after`, then carry on live."""
+
+    stream: uuid.UUID
+    after: int
+
+
+ClientFrame = Prompt | Cancel | Resume
 
 
 def parse_client_frame(text: str, limits: Limits) -> ClientFrame:
-    """Turn a received text frame into a `Prompt` or `Cancel`, or raise `BadRequest`/`NotAllowed`.
+    """Turn a received text frame into a `Prompt`, `Cancel` or `Resume`, or raise `BadRequest`/`NotAllowed`.
 
     Fields the protocol does not define are ignored, so that newer clients can talk to older servers.
     """
@@ -87,6 +95,9 @@ def parse_client_frame(text: str, limits: Limits) -> ClientFrame:
         return _parse_prompt(frame, limits)
     if kind == "cancel":
         return Cancel(stream=_require_uuid(frame, "stream"))
+    if kind == "resume":
+        after = _optional_whole_number(frame, "after", low=0, high=2**31)
+        return Resume(stream=_require_uuid(frame, "stream"), after=after or 0)
     raise BadRequest(f"Unknown message type {kind!r}." if isinstance(kind, str) else "The message has no type.")
 
 

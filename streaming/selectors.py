@@ -53,13 +53,6 @@ def conversation_detail(*, client: Client, conversation_id: uuid.UUID) -> dict[s
 
 
 def _exchange_as_dict(exchange: Exchange) -> dict[str, Any]:
-    usage = None
-    if exchange.prompt_tokens is not None and exchange.completion_tokens is not None:
-        usage = {
-            "prompt_tokens": exchange.prompt_tokens,
-            "completion_tokens": exchange.completion_tokens,
-            "total_tokens": exchange.prompt_tokens + exchange.completion_tokens,
-        }
     error = {"code": exchange.error_code, "message": exchange.error_message} if exchange.error_code else None
     return {
         "stream": str(exchange.id),
@@ -70,8 +63,24 @@ def _exchange_as_dict(exchange: Exchange) -> dict[str, Any]:
         "model": exchange.model,
         "ttft_ms": exchange.ttft_ms,
         "duration_ms": exchange.duration_ms,
-        "usage": usage,
+        "usage": exchange.usage(),
         "error": error,
         "last_seq": exchange.last_seq,
         "created": exchange.created.isoformat(),
     }
+
+
+def streaming_exchanges(*, not_of_worker: str) -> list[tuple[uuid.UUID, str, str]]:
+    """(id, client, worker) of every stream logged as running on another worker."""
+    return list(
+        Exchange.objects.filter(status=Exchange.Status.STREAMING)
+        .exclude(worker=not_of_worker)
+        .values_list("id", "client", "worker")
+    )
+
+
+def exchange_of_client(*, client: Client, stream: uuid.UUID) -> Exchange:
+    exchange = Exchange.objects.filter(id=stream, client=client.key).first()
+    if exchange is None:
+        raise NotFound("There is no such stream.")
+    return exchange

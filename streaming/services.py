@@ -22,7 +22,9 @@ from streaming.selectors import conversation_turns
 TITLE_CHARS = 80
 
 
-def exchange_start(*, client: Client, prompt: Prompt, demo: bool) -> tuple[Exchange, list[ChatCompletionMessageParam]]:
+def exchange_start(
+    *, client: Client, prompt: Prompt, demo: bool, worker: str
+) -> tuple[Exchange, list[ChatCompletionMessageParam]]:
     """Record an accepted prompt and return its exchange with the messages to send the model.
 
     Raises:
@@ -48,6 +50,7 @@ def exchange_start(*, client: Client, prompt: Prompt, demo: bool) -> tuple[Excha
             demo=demo,
             parameters=prompt.parameters(),
             prompt=prompt.content,
+            worker=worker,
         )
     return exchange, messages
 
@@ -58,6 +61,7 @@ def exchange_finish(
     status: Exchange.Status,
     answer: str,
     last_seq: int,
+    delta_ends: list[int],
     duration_ms: int,
     finish_reason: str | None = None,
     ttft_ms: int | None = None,
@@ -69,6 +73,7 @@ def exchange_finish(
         status=status,
         answer=answer,
         last_seq=last_seq,
+        delta_ends=delta_ends,
         finish_reason=finish_reason or "",
         ttft_ms=ttft_ms,
         duration_ms=duration_ms,
@@ -96,3 +101,20 @@ def _conversation_for(*, client: Client, prompt: Prompt) -> Conversation:
         raise NotFound("There is no such conversation.")
     conversation.save(update_fields=["updated"])  # newest first in the sidebar
     return conversation
+
+
+def exchange_interrupt(*, exchange_id: uuid.UUID, answer: str, delta_ends: list[int], error: StreamingError) -> bool:
+    """Log a stream whose worker died as interrupted, with what its replay buffer kept of the answer.
+
+    Returns whether this call did it: of several workers sweeping at once, exactly one does.
+    """
+    updated = Exchange.objects.filter(id=exchange_id, status=Exchange.Status.STREAMING).update(
+        status=Exchange.Status.INTERRUPTED,
+        answer=answer,
+        last_seq=len(delta_ends),
+        delta_ends=delta_ends,
+        error_code=error.code,
+        error_message=error.message,
+        finished=timezone.now(),
+    )
+    return updated == 1

@@ -1,7 +1,9 @@
-"""Starting and cancelling streams: the services the consumer calls, and the process's running generations.
+"""Starting, cancelling and resuming streams: the services the consumer calls, and this process's running streams.
 
 A generation belongs to the process that started it (the one holding its upstream HTTP response), not to any
-socket: `_running` keeps it alive after its sockets close, and is where a `cancel` finds it.
+socket: `_running` keeps it alive after its sockets close. A `cancel` or `resume` may reach any worker; the log
+says whose stream it is, the control group carries a cancel to the worker running it, and the replay buffer
+serves a resume wherever it lands.
 """
 
 from __future__ import annotations
@@ -10,16 +12,19 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
 from django.conf import settings
 
-from streaming import protocol, services
+from streaming import errors, protocol, selectors, services
 from streaming.clients import Client
-from streaming.errors import NotFound
-from streaming.generation import Generation
+from streaming.generation import Generation, frame_event
+from streaming.models import Exchange
+from streaming.shared import get_shared
 from streaming.upstream import available_models, demo_enabled
+from streaming.worker import WORKERS_GROUP, worker
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +44,18 @@ def current_limits() -> protocol.Limits:
 async def stream_start(*, client: Client, prompt: protocol.Prompt, layer: BaseChannelLayer) -> uuid.UUID:
     """Record the prompt, tell the client's sockets, and start generating; returns the stream id.
 
-    Raises the `StreamingError`s of `services.exchange_start` before anything is sent.
+    Raises `ShuttingDown` while this worker drains, and the errors of `services.exchange_start`, before anything
+    is sent.
     """
+    if worker.draining:
+        raise errors.ShuttingDown()
     started = time.monotonic()
     demo = demo_enabled()
-    exchange, messages = await database_sync_to_async(services.exchange_start)(client=client, prompt=prompt, demo=demo)
+    exchange, messages = await database_sync_to_async(services.exchange_start)(
+        client=client, prompt=prompt, demo=demo, worker=worker.id
+    )
     start = protocol.start_frame(stream=exchange.id, prompt=prompt, conversation=exchange.conversation_id, demo=demo)
-    await layer.group_send(client.group, {"type": "stream.frame", "frame": protocol.encode(start)})
+    await layer.group_send(client.group, frame_event(start))
     generation = Generation(
         stream=exchange.id,
         client=client,
@@ -55,6 +65,7 @@ async def stream_start(*, client: Client, prompt: protocol.Prompt, layer: BaseCh
         max_tokens=prompt.max_tokens,
         layer=layer,
         started=started,
+        shared=get_shared(),
     )
     task = asyncio.create_task(generation.run(), name=f"stream-{exchange.id}")
     _running[exchange.id] = (generation, task)
@@ -62,18 +73,80 @@ async def stream_start(*, client: Client, prompt: protocol.Prompt, layer: BaseCh
     return exchange.id
 
 
-async def stream_cancel(*, client: Client, stream: uuid.UUID) -> None:
-    """Stop a running stream of this client; someone else's stream is reported as not found, not as forbidden."""
+async def stream_cancel(*, client: Client, stream: uuid.UUID, layer: BaseChannelLayer) -> None:
+    """Stop a running stream of this client, on whichever worker runs it.
+
+    Someone else's stream is reported as not found, not as forbidden, so that ids cannot be probed.
+    """
     running = _running.get(stream)
-    if running is None or running[0].client.key != client.key:
-        raise NotFound("That stream is not running.")
-    running[0].cancel()
+    if running is not None and running[0].client.key == client.key:
+        running[0].stop()
+        return
+    exchange = await database_sync_to_async(selectors.exchange_of_client)(client=client, stream=stream)
+    if exchange.status != Exchange.Status.STREAMING:
+        raise errors.NotFound("That stream is not running.")
+    await layer.group_send(WORKERS_GROUP, {"type": "worker.cancel", "stream": str(stream)})
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What a socket that resumes a stream is owed: the deltas after its last, and the end if there was one."""
+
+    texts: list[str]
+    end: protocol.DoneFrame | protocol.ErrorFrame | None
+
+
+async def stream_replay(*, client: Client, stream: uuid.UUID, after: int) -> Replay:
+    """The deltas of one of the client's streams after `after`: from the replay buffer while the stream runs,
+    from the log once it has ended and the buffer has expired."""
+    exchange = await database_sync_to_async(selectors.exchange_of_client)(client=client, stream=stream)
+    texts = await get_shared().deltas_after(str(stream), after)
+    if exchange.status == Exchange.Status.STREAMING:
+        return Replay(texts=texts, end=None)
+    if len(texts) != exchange.last_seq - after:
+        texts = _texts_from_log(exchange, after)
+    return Replay(texts=texts, end=_end_frame(exchange))
+
+
+def stop_local(stream: uuid.UUID) -> None:
+    """Stop a stream if this worker runs it (a cancel relayed from another worker)."""
+    running = _running.get(stream)
+    if running is not None:
+        running[0].stop()
+
+
+def stop_all(error: errors.StreamingError) -> None:
+    for generation, _ in list(_running.values()):
+        generation.stop(error)
+
+
+def running_count() -> int:
+    return len(_running)
 
 
 async def streams_finished() -> None:
     """Wait until every stream this process runs has ended and been saved (tests and shutdown)."""
     while _running:
         await asyncio.gather(*(task for _, task in list(_running.values())), return_exceptions=True)
+
+
+def _texts_from_log(exchange: Exchange, after: int) -> list[str]:
+    starts = [0, *exchange.delta_ends]
+    return [exchange.answer[starts[i] : starts[i + 1]] for i in range(after, len(exchange.delta_ends))]
+
+
+def _end_frame(exchange: Exchange) -> protocol.DoneFrame | protocol.ErrorFrame:
+    if exchange.error_code:
+        error = errors.CODES.get(exchange.error_code, errors.StreamingError)(exchange.error_message)
+        return protocol.error_frame(error, stream=exchange.id)
+    return protocol.done_frame(
+        stream=exchange.id,
+        seq=exchange.last_seq,
+        finish_reason=exchange.finish_reason,
+        usage=exchange.usage(),
+        ttft_ms=exchange.ttft_ms,
+        duration_ms=exchange.duration_ms or 0,
+    )
 
 
 def _forget(stream: uuid.UUID, task: asyncio.Task[None]) -> None:

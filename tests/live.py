@@ -44,7 +44,7 @@ def drop_live_database(url: str) -> None:
     if url.startswith("postgres"):
         import psycopg
 
-        base, _, name = url.rpartition("/")
+        _base, _, name = url.rpartition("/")
         with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -1,0 +1,144 @@
+"""This process as one worker of a deployment: its name, its background duties, and how it stops.
+
+Duties, started with the first socket:
+- heartbeat: tell the others this worker lives, and which clients have a socket open here;
+- sweep: log the streams of workers that stopped beating as interrupted, and tell their clients;
+- control: carry out a `cancel` that a socket on another worker received for a stream running here.
+
+On SIGTERM (daphne's shutdown) the worker takes no new prompts, lets its streams run for
+`STREAMING_SHUTDOWN_GRACE` seconds, then stops the rest and logs them as interrupted before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import os
+import socket
+import sys
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import BaseChannelLayer
+from django.conf import settings
+
+from streaming import errors, protocol, selectors, services
+from streaming.clients import Client
+from streaming.generation import frame_event
+from streaming.shared import get_shared
+
+logger = logging.getLogger(__name__)
+
+WORKERS_GROUP = "chat.workers"
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.draining = False
+        self.sockets: collections.Counter[str] = collections.Counter()
+        self._duties: list[asyncio.Task[None]] = []
+
+    def start(self, layer: BaseChannelLayer) -> None:
+        """Start the duties once, on the running event loop."""
+        if self._duties:
+            return
+        self._duties = [
+            asyncio.create_task(self._beat(), name="worker-heartbeat"),
+            asyncio.create_task(self._sweep(layer), name="worker-sweep"),
+            asyncio.create_task(self._listen(layer), name="worker-control"),
+        ]
+        _drain_on_daphne_shutdown(self)
+
+    async def socket_opened(self, client: Client) -> None:
+        self.sockets[client.key] += 1
+        await get_shared().mark_present([client.key])
+
+    def socket_closed(self, client: Client) -> None:
+        self.sockets[client.key] -= 1
+        if self.sockets[client.key] <= 0:
+            del self.sockets[client.key]
+
+    async def drain(self) -> None:
+        """Take no new prompts; give running streams the grace period, then stop and log them as interrupted."""
+        from streaming import streams
+
+        self.draining = True
+        logger.info("worker %s draining: %d streams running", self.id, streams.running_count())
+        try:
+            await asyncio.wait_for(streams.streams_finished(), settings.STREAMING_SHUTDOWN_GRACE)
+        except TimeoutError:
+            streams.stop_all(errors.Interrupted("The server restarted before this answer was finished."))
+            await streams.streams_finished()
+        for duty in self._duties:
+            duty.cancel()
+
+    async def _beat(self) -> None:
+        interval = min(settings.STREAMING_WORKER_TIMEOUT, settings.STREAMING_PRESENCE_SECONDS) / 3
+        while True:
+            try:
+                shared = get_shared()
+                await shared.heartbeat(self.id)
+                await shared.mark_present(list(self.sockets))
+            except Exception:
+                logger.exception("worker heartbeat failed")
+            await asyncio.sleep(interval)
+
+    async def _sweep(self, layer: BaseChannelLayer) -> None:
+        while True:
+            try:
+                await sweep_dead_workers(layer=layer, worker=self.id)
+            except Exception:
+                logger.exception("sweep for dead workers failed")
+            await asyncio.sleep(settings.STREAMING_WORKER_TIMEOUT / 3)
+
+    async def _listen(self, layer: BaseChannelLayer) -> None:
+        from streaming import streams
+
+        channel = await layer.new_channel("worker.")
+        await layer.group_add(WORKERS_GROUP, channel)
+        while True:
+            message = await layer.receive(channel)
+            if message.get("type") == "worker.cancel":
+                streams.stop_local(uuid.UUID(message["stream"]))
+
+
+async def sweep_dead_workers(*, layer: BaseChannelLayer, worker: str) -> int:
+    """Log every stream of a dead worker as interrupted, keeping what the replay buffer has of its answer."""
+    shared = get_shared()
+    running = await database_sync_to_async(selectors.streaming_exchanges)(not_of_worker=worker)
+    alive = await shared.live_workers({owner for _, _, owner in running})
+    swept = 0
+    for stream, client_key, owner in running:
+        if owner in alive:
+            continue
+        texts = await shared.deltas_after(str(stream), 0)
+        ends = list(itertools.accumulate(len(text) for text in texts))
+        error = errors.Interrupted("The server answering this stopped before it finished. The answer so far is kept.")
+        interrupted = await database_sync_to_async(services.exchange_interrupt)(
+            exchange_id=stream, answer="".join(texts), delta_ends=ends, error=error
+        )
+        if interrupted:
+            logger.warning("stream %s of dead worker %s logged as interrupted", stream, owner)
+            frame = protocol.error_frame(error, stream=stream)
+            await layer.group_send(Client(key=client_key).group, frame_event(frame, end=True))
+            swept += 1
+    return swept
+
+
+def _drain_on_daphne_shutdown(worker: Worker) -> None:
+    """Under daphne, make its shutdown wait for `drain`: Twisted waits on what a 'before shutdown' trigger returns."""
+    if "twisted.internet.reactor" not in sys.modules:
+        return
+    from twisted.internet import defer, reactor
+
+    def drain() -> Any:
+        return defer.Deferred.fromFuture(asyncio.ensure_future(worker.drain()))
+
+    reactor.addSystemEventTrigger("before", "shutdown", drain)
+
+
+worker = Worker()

@@ -1,0 +1,114 @@
+"""End-to-end fixtures: one real daphne server with the demo model, one headless Chromium, a fresh context per test.
+
+The server runs as its own process, the way a deployment runs it (`tests/live.py`); the browser is Debian's
+Chromium driven through Playwright's sync API. Playwright's sync API marks its own event loop as running between
+calls, so nothing async may run while a browser is open: the suite's async `fresh_layer` fixture is replaced here
+(these tests share no in-process channel layer with the server anyway), and the browser is closed at the end of
+the module, before other modules' async tests run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from tests.live import Daphne, drop_live_database, live_database_url, migrate, server_env
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Slow enough that an answer takes a few seconds: it can be watched growing, and stopped half-way.
+DEMO_TOKENS_PER_SECOND = "40"
+VIEWPORT = {"width": 1280, "height": 800}
+SERVER_LOG_LINES = 200
+
+
+def running_in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def chromium_executable() -> Path:
+    """Skip loudly without Chromium on a laptop; in CI a missing browser is a failure, never a silent skip."""
+    if not CHROMIUM.exists():
+        if running_in_ci():
+            pytest.fail(f"Chromium not found at {CHROMIUM}: e2e tests cannot run in CI; apt-get install chromium")
+        pytest.skip(f"Chromium not found at {CHROMIUM}: e2e tests NOT run; apt-get install chromium")
+    return CHROMIUM
+
+
+@pytest.fixture(autouse=True)
+def fresh_layer() -> None:
+    """Replaces the suite's async fixture of the same name: the server process has its own channel layer."""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
+    """A daphne process in debug mode (static files from frontend/dist, no login) answering with the demo model."""
+    workdir = tmp_path_factory.mktemp("e2e")
+    database_url = live_database_url(workdir)
+    env = server_env(DJANGO_DEBUG="1", DATABASE_URL=database_url, DEMO_TOKENS_PER_SECOND=DEMO_TOKENS_PER_SECOND)
+    try:
+        migrate(env)
+        daphne = Daphne("daphne-e2e", env, workdir)
+        try:
+            yield daphne
+        finally:
+            daphne.stop()
+    finally:
+        drop_live_database(database_url)
+
+
+@pytest.fixture(scope="module")
+def playwright(chromium_executable: Path) -> Iterator[Playwright]:
+    with sync_playwright() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright, chromium_executable: Path) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=str(chromium_executable), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: Daphne, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A page in a fresh browser context: no cookies, so a new session and a new client of the chat."""
+    context = browser.new_context(base_url=server.url, viewport=VIEWPORT, color_scheme="light", locale="en-US")
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", lambda message: message.type == "error" and problems.append(f"console: {message.text}"))
+    request.node.stash[BROWSER_PROBLEMS] = problems
+    yield page
+    context.close()
+
+
+BROWSER_PROBLEMS = pytest.StashKey[list[str]]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing e2e test shows the server's log and what went wrong in the browser."""
+    report = yield
+    if report.failed:
+        server = getattr(item, "funcargs", {}).get("server")
+        if isinstance(server, Daphne):
+            lines = server.output().splitlines()[-SERVER_LOG_LINES:]
+            report.sections.append((f"daphne output (last {SERVER_LOG_LINES} lines)", "\n".join(lines)))
+        problems = item.stash.get(BROWSER_PROBLEMS, [])
+        if problems:
+            report.sections.append(("browser errors", "\n".join(problems)))
+    return report
