@@ -73,8 +73,14 @@ class Worker:
         except TimeoutError:
             streams.stop_all(errors.Interrupted("The server restarted before this answer was finished."))
             await streams.streams_finished()
+
+    async def stop_duties(self) -> None:
+        """Stop the background duties and take prompts again (for tests, which swap the channel layer)."""
         for duty in self._duties:
             duty.cancel()
+        await asyncio.gather(*self._duties, return_exceptions=True)
+        self._duties = []
+        self.draining = False
 
     async def _beat(self) -> None:
         interval = min(settings.STREAMING_WORKER_TIMEOUT, settings.STREAMING_PRESENCE_SECONDS) / 3

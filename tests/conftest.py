@@ -14,6 +14,7 @@ from django.contrib.sessions.backends.db import SessionStore
 
 from chatproject.asgi import application
 from streaming import streams
+from streaming.worker import worker
 from tests.fake_openai import FakeOpenAI
 
 ORIGIN = (b"origin", b"http://localhost")
@@ -49,6 +50,8 @@ async def fresh_layer() -> AsyncIterator[None]:
         for _generation, task in streams._running.values():
             task.print_stack()
         raise
+    finally:
+        await worker.stop_duties()
 
 
 class Socket:

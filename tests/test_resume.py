@@ -1,0 +1,164 @@
+"""Resuming streams, filling gaps, and streams that outlive their worker or their watchers (one process)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from streaming import streams
+from streaming.clients import Client
+from streaming.generation import frame_event
+from streaming.models import Conversation, Exchange
+from streaming.shared import get_shared
+from streaming.worker import sweep_dead_workers, worker
+from tests.conftest import new_session, open_socket, prompt, texts
+from tests.fake_openai import Script
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TOKENS = [f" w{i}" for i in range(30)]
+
+
+async def test_a_client_that_lost_its_socket_resumes_with_every_seq_exactly_once(upstream):
+    upstream.then(Script(tokens=TOKENS, interval=0.005))
+    session = await database_sync_to_async(new_session)()
+    first = await open_socket(session_key=session)
+    await first.send(prompt())
+    start = await first.receive()
+    received = [await first.receive() for _ in range(3)]
+    await first.close()
+
+    second = await open_socket(session_key=session)
+    await second.send({"type": "resume", "stream": start["stream"], "after": received[-1]["seq"]})
+    rest = await second.stream_to_end()
+
+    seqs = [f["seq"] for f in received + rest if f["type"] == "delta"]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert rest[-1]["type"] == "done" and rest[-1]["seq"] == seqs[-1]
+    row = await Exchange.objects.aget(id=start["stream"])
+    assert texts(received + rest) == row.answer == "".join(TOKENS)
+    await second.close()
+
+
+async def test_resume_of_an_ended_stream_replays_from_the_log_once_the_buffer_is_gone(upstream, settings):
+    upstream.then(Script(tokens=TOKENS))
+    socket = await open_socket()
+    await socket.send(prompt())
+    frames = await socket.stream_to_end()
+    stream, done = frames[0]["stream"], frames[-1]
+    settings.STREAMING_REPLAY_SECONDS = 601  # a fresh, empty replay buffer: as after its TTL
+
+    await socket.send({"type": "resume", "stream": stream, "after": 2})
+    replayed = await socket.receive_until("done")
+
+    originals = [f for f in frames if f["type"] == "delta"][2:]
+    assert replayed[:-1] == originals
+    assert replayed[-1] == done
+    await socket.close()
+
+
+async def test_resume_of_a_stream_that_is_not_the_clients_is_not_found(upstream):
+    owner, other = await open_socket(), await open_socket()
+    await owner.send(prompt())
+    stream = (await owner.stream_to_end())[0]["stream"]
+    for target in (stream, str(uuid.uuid4())):
+        await other.send({"type": "resume", "stream": target, "after": 0})
+        assert (await other.receive())["code"] == "not_found"
+    assert await other.nothing_received()
+    await owner.close()
+    await other.close()
+
+
+async def test_a_gap_is_filled_from_the_replay_buffer_and_a_duplicate_dropped():
+    session = await database_sync_to_async(new_session)()
+    socket = await open_socket(session_key=session)
+    group = Client(key=f"session:{session}").group
+    layer, shared, stream = get_channel_layer(), get_shared(), str(uuid.uuid4())
+    for seq, text in enumerate(["a", "b", "c"], start=1):
+        await shared.append_delta(stream, seq, text)
+    delta = {"type": "delta", "stream": stream}
+
+    await layer.group_send(group, frame_event({**delta, "seq": 1, "text": "a"}, seq=1))
+    await layer.group_send(group, frame_event({**delta, "seq": 3, "text": "c"}, seq=3))  # 2 was lost
+    await layer.group_send(group, frame_event({**delta, "seq": 3, "text": "c"}, seq=3))  # a duplicate
+
+    frames = [await socket.receive() for _ in range(3)]
+    assert [(f["seq"], f["text"]) for f in frames] == [(1, "a"), (2, "b"), (3, "c")]
+    assert await socket.nothing_received()
+    await socket.close()
+
+
+async def test_a_stream_nobody_watches_is_stopped_after_the_grace_period(upstream, settings):
+    settings.STREAMING_DETACHED_SECONDS = 0
+    settings.STREAMING_PRESENCE_SECONDS = 0.3
+    upstream.then(Script(tokens=TOKENS, hang_after=2))
+    socket = await open_socket()
+    await socket.send(prompt())
+    start = await socket.receive()
+    await socket.receive()
+    await socket.close()
+
+    await streams.streams_finished()
+
+    row = await Exchange.objects.aget(id=start["stream"])
+    assert (row.status, row.error_code) == ("interrupted", "interrupted")
+    assert row.answer == "".join(TOKENS[:2])
+    assert upstream.requests[0].closed.is_set()
+
+
+async def test_the_streams_of_a_dead_worker_end_interrupted_and_their_client_is_told():
+    session = await database_sync_to_async(new_session)()
+    socket = await open_socket(session_key=session)
+    client_key = f"session:{session}"
+    conversation = await Conversation.objects.acreate(client=client_key, title="t")
+    row = await Exchange.objects.acreate(
+        conversation=conversation, client=client_key, request="r", model="m", prompt="p", worker="dead-worker-1"
+    )
+    for seq, text in enumerate(["half ", "an answer"], start=1):
+        await get_shared().append_delta(str(row.id), seq, text)
+
+    assert await sweep_dead_workers(layer=get_channel_layer(), worker=worker.id) == 1
+
+    error = await socket.receive()
+    assert error["type"] == "error" and error["code"] == "interrupted" and error["stream"] == str(row.id)
+    await row.arefresh_from_db()
+    assert (row.status, row.answer, row.last_seq, row.delta_ends) == ("interrupted", "half an answer", 2, [5, 14])
+    assert await sweep_dead_workers(layer=get_channel_layer(), worker=worker.id) == 0
+    await socket.close()
+
+
+async def test_draining_refuses_new_prompts_and_interrupts_what_outlives_the_grace(upstream, settings):
+    settings.STREAMING_SHUTDOWN_GRACE = 0
+    upstream.then(Script(tokens=TOKENS, hang_after=1))
+    socket = await open_socket()
+    await socket.send(prompt(request="long"))
+    start = await socket.receive()
+    await socket.receive()
+
+    await worker.drain()
+
+    error = await socket.receive()
+    assert error["code"] == "interrupted" and error["stream"] == start["stream"]
+    row = await Exchange.objects.aget(id=start["stream"])
+    assert (row.status, row.answer) == ("interrupted", TOKENS[0])
+    await socket.send(prompt(request="late"))
+    refused = await socket.receive()
+    assert refused["code"] == "shutting_down" and refused["retryable"] is True and refused["request"] == "late"
+    await socket.close()
+
+
+async def test_draining_lets_a_stream_that_finishes_in_time_complete(upstream, settings):
+    settings.STREAMING_SHUTDOWN_GRACE = 30
+    upstream.then(Script(tokens=TOKENS, interval=0.002))
+    socket = await open_socket()
+    await socket.send(prompt())
+    start = await socket.receive()
+
+    await worker.drain()
+
+    row = await Exchange.objects.aget(id=start["stream"])
+    assert (row.status, row.answer) == ("completed", "".join(TOKENS))
+    await socket.close()
