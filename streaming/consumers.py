@@ -28,7 +28,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.client = client_of(self.scope)
         self.joined = False
-        # Per stream: the last seq this socket was sent, so that a duplicate is dropped and a gap filled.
+        # Per stream this socket follows (it saw the `start`, or the client resumed it): the last seq it was sent,
+        # so that a duplicate is dropped and a gap filled. Deltas of streams it does not follow are not sent: the
+        # client could not place them, and learns of such a stream from the conversation API and resumes it.
         self.delivered: dict[str, int] = {}
         self.ended: set[str] = set()
         await self.accept()
@@ -70,11 +72,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         stream, seq = event["stream"], event["seq"]
         if stream in self.ended:
             return
-        if seq is not None:
+        if event["kind"] == "start":
+            self.delivered[stream] = 0
+        elif seq is not None:
             last = self.delivered.get(stream)
-            if last is not None and seq <= last:
+            if last is None or seq <= last:
                 return
-            if last is not None and seq > last + 1:
+            if seq > last + 1:
                 await self._send_missing(stream, after=last, until=seq - 1)
             self.delivered[stream] = seq
         if event["end"]:

@@ -194,7 +194,14 @@ class Generation:
 def frame_event(frame: dict[str, Any], *, seq: int | None = None, end: bool = False) -> dict[str, Any]:
     """The channel-layer message that carries a stream's frame to its client's sockets.
 
-    The frame is encoded once for all sockets; `stream`, `seq` and `end` ride alongside so that a socket can drop a
-    duplicate and fill a gap without decoding it.
+    The frame is encoded once for all sockets; its kind, `stream`, `seq` and `end` ride alongside so that a socket
+    can track the stream, drop a duplicate and fill a gap without decoding it.
     """
-    return {"type": "stream.frame", "stream": frame["stream"], "seq": seq, "end": end, "frame": protocol.encode(frame)}
+    return {
+        "type": "stream.frame",
+        "kind": frame["type"],
+        "stream": frame["stream"],
+        "seq": seq,
+        "end": end,
+        "frame": protocol.encode(frame),
+    }

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import pytest
+import redis
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.backends.db import SessionStore
@@ -16,6 +22,7 @@ from chatproject.asgi import application
 from streaming import streams
 from streaming.worker import worker
 from tests.fake_openai import FakeOpenAI
+from tests.live import free_port
 
 ORIGIN = (b"origin", b"http://localhost")
 
@@ -26,6 +33,41 @@ async def fake_openai_server() -> AsyncIterator[FakeOpenAI]:
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis server for the tests that need one: the machine's, or a throwaway one started for the run."""
+    if _reachable("127.0.0.1", 6379):
+        url = os.environ.get("REDIS_URL_FOR_TESTS", "redis://127.0.0.1:6379/14")
+        redis.Redis.from_url(url).flushdb()
+        yield url
+        return
+    if shutil.which("redis-server"):
+        port = free_port()
+        server = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not _reachable("127.0.0.1", port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+        server.terminate()
+        server.wait()
+        return
+    message = "No Redis at 127.0.0.1:6379 and no redis-server binary: the Redis tests were NOT run"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
 
 
 @pytest.fixture

@@ -89,7 +89,7 @@ class FakeOpenAI:
             if request is not None:
                 request.closed.set()
             writer.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
 
     async def _answer(

@@ -80,13 +80,17 @@ async def test_a_gap_is_filled_from_the_replay_buffer_and_a_duplicate_dropped():
     for seq, text in enumerate(["a", "b", "c"], start=1):
         await shared.append_delta(stream, seq, text)
     delta = {"type": "delta", "stream": stream}
+    unfollowed = {"type": "delta", "stream": str(uuid.uuid4()), "seq": 1, "text": "not for this socket"}
 
+    await layer.group_send(group, frame_event(unfollowed, seq=1))  # no start seen, not resumed: not sent
+    await layer.group_send(group, frame_event({"type": "start", "stream": stream}))
     await layer.group_send(group, frame_event({**delta, "seq": 1, "text": "a"}, seq=1))
     await layer.group_send(group, frame_event({**delta, "seq": 3, "text": "c"}, seq=3))  # 2 was lost
     await layer.group_send(group, frame_event({**delta, "seq": 3, "text": "c"}, seq=3))  # a duplicate
 
-    frames = [await socket.receive() for _ in range(3)]
-    assert [(f["seq"], f["text"]) for f in frames] == [(1, "a"), (2, "b"), (3, "c")]
+    frames = [await socket.receive() for _ in range(4)]
+    assert frames[0] == {"type": "start", "stream": stream}
+    assert [(f["seq"], f["text"]) for f in frames[1:]] == [(1, "a"), (2, "b"), (3, "c")]
     assert await socket.nothing_received()
     await socket.close()
 

@@ -1,0 +1,266 @@
+"""Many workers, one conversation: real daphne processes sharing the machine's Redis and a real database.
+
+The topology of docker-compose.yml without containers: two workers, each on its own port, one Redis (the pub/sub
+channel layer and the replay buffer), one database (PostgreSQL when DATABASE_URL names one). The model provider is
+the fake one of the test process, so a test scripts each answer and sees whether its connection was closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from http.cookiejar import CookieJar
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+
+from tests.conftest import Socket, prompt, texts
+from tests.fake_openai import FakeOpenAI, Script
+from tests.live import ROOT, Daphne, drop_live_database, live_database_url, migrate, server_env
+
+pytestmark = pytest.mark.redis
+
+TOKENS = [f" w{i}" for i in range(40)]
+
+
+@pytest.fixture(scope="module")
+def cluster_env(redis_url: str, tmp_path_factory: pytest.TempPathFactory, fake_openai_server: FakeOpenAI) -> Iterator:
+    workdir = tmp_path_factory.mktemp("workers")
+    database_url = live_database_url(workdir)
+    env = server_env(
+        DJANGO_SECRET_KEY="live-test-secret-key-live-test-secret-key",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        DJANGO_SECURE_COOKIES="0",
+        DJANGO_STATIC_ROOT=str(workdir / "static"),
+        STREAMING_REQUIRE_LOGIN="0",
+        STREAMING_WORKER_TIMEOUT="3",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        OPENAI_API_KEY="sk-live-test",
+        OPENAI_BASE_URL=fake_openai_server.base_url,
+        OPENAI_MODEL="fake-model",
+        OPENAI_MAX_RETRIES="0",
+    )
+    migrate(env)
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"], env=env, cwd=ROOT, check=True)
+    yield env, workdir
+    drop_live_database(database_url)
+
+
+def start_worker(name: str, cluster_env: tuple[dict[str, str], Path], **overrides: str) -> Daphne:
+    env, workdir = cluster_env
+    return Daphne(name, {**env, **overrides}, workdir)
+
+
+@pytest.fixture(scope="module")
+def workers(cluster_env) -> Iterator[tuple[Daphne, Daphne]]:
+    a, b = start_worker("worker-a", cluster_env), start_worker("worker-b", cluster_env)
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+@pytest.fixture
+def upstream_for_workers(fake_openai_server: FakeOpenAI) -> FakeOpenAI:
+    fake_openai_server.reset()
+    return fake_openai_server
+
+
+class LiveSocket(Socket):
+    """A real WebSocket to a daphne worker, with the test helpers of `Socket`."""
+
+    def __init__(self, connection: websockets.ClientConnection) -> None:
+        self.connection = connection
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self.connection.send(json.dumps(frame))
+
+    async def receive(self, timeout: float = 10) -> dict[str, Any]:
+        return json.loads(await asyncio.wait_for(self.connection.recv(), timeout))
+
+    async def nothing_received(self) -> bool:
+        try:
+            await asyncio.wait_for(self.connection.recv(), 0.3)
+        except TimeoutError:
+            return True
+        return False
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+
+def browser_session(worker: Daphne) -> str:
+    """The session cookie a browser gets from the chat page."""
+    jar = CookieJar()
+    urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar)).open(worker.url + "/").read()
+    return next(cookie.value for cookie in jar if cookie.name == "sessionid")
+
+
+async def connect(worker: Daphne, session: str, **options: Any) -> LiveSocket:
+    connection = await websockets.connect(
+        worker.ws_url, origin=worker.url, additional_headers={"Cookie": f"sessionid={session}"}, **options
+    )
+    socket = LiveSocket(connection)
+    assert (await socket.receive())["type"] == "ready"
+    return socket
+
+
+def saved_exchange(worker: Daphne, session: str, conversation: str) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{worker.url}/api/conversations/{conversation}/", headers={"Cookie": f"sessionid={session}"}
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)["exchanges"][-1]
+
+
+async def test_every_delta_of_a_stream_reaches_the_clients_sockets_on_both_workers(workers, upstream_for_workers):
+    a, b = workers
+    upstream_for_workers.then(Script(tokens=TOKENS), Script(tokens=TOKENS[:5]))
+    session = browser_session(a)
+    on_a, on_b = await connect(a, session), await connect(b, session)
+
+    await on_a.send(prompt(request="from-a"))
+    seen_on_a, seen_on_b = await on_a.stream_to_end(), await on_b.stream_to_end()
+    await on_b.send(prompt(request="from-b"))
+    again_on_a, again_on_b = await on_a.stream_to_end(), await on_b.stream_to_end()
+
+    assert seen_on_a == seen_on_b and texts(seen_on_b) == "".join(TOKENS)
+    assert again_on_a == again_on_b and texts(again_on_a) == "".join(TOKENS[:5])
+    assert saved_exchange(b, session, seen_on_a[0]["conversation"])["answer"] == "".join(TOKENS)
+    await on_a.close()
+    await on_b.close()
+
+
+async def test_a_cancel_sent_to_one_worker_stops_the_generation_on_the_other(workers, upstream_for_workers):
+    a, b = workers
+    upstream_for_workers.then(Script(tokens=TOKENS, hang_after=3))
+    session = browser_session(a)
+    on_a, on_b = await connect(a, session), await connect(b, session)
+    await on_a.send(prompt())
+    start = await on_b.receive()
+    received = ""
+    while received != "".join(TOKENS[:3]):
+        received += (await on_b.receive())["text"]
+
+    await on_b.send({"type": "cancel", "stream": start["stream"]})
+
+    await asyncio.wait_for(upstream_for_workers.requests[0].closed.wait(), timeout=1)
+    done = await on_b.receive()
+    assert done["type"] == "done" and done["finish_reason"] == "cancelled"
+    assert (await on_a.stream_to_end())[-1] == done
+    assert saved_exchange(a, session, start["conversation"])["status"] == "cancelled"
+    await on_a.close()
+    await on_b.close()
+
+
+async def test_a_socket_that_dropped_resumes_on_the_other_worker_with_no_gap_and_no_duplicate(
+    workers, upstream_for_workers
+):
+    a, b = workers
+    upstream_for_workers.then(Script(tokens=TOKENS, interval=0.01))
+    session = browser_session(a)
+    on_a = await connect(a, session)
+    await on_a.send(prompt())
+    start = await on_a.receive()
+    before = [await on_a.receive() for _ in range(5)]
+    await on_a.close()
+
+    on_b = await connect(b, session)
+    await on_b.send({"type": "resume", "stream": start["stream"], "after": before[-1]["seq"]})
+    after = await on_b.stream_to_end()
+
+    deltas = [f for f in before + after if f["type"] == "delta"]
+    assert [d["seq"] for d in deltas] == list(range(1, len(deltas) + 1)), (before, after)
+    assert texts(deltas) == "".join(TOKENS) == saved_exchange(b, session, start["conversation"])["answer"]
+    await on_b.close()
+
+
+async def test_an_idle_socket_outlives_the_redis_read_timeout_and_still_streams(workers, upstream_for_workers):
+    a, _ = workers
+    session = browser_session(a)
+    socket = await connect(a, session)
+    # Idle for longer than redis-py 8's default socket timeout (5 s): the subject of this test, not a wait.
+    await asyncio.sleep(6)
+    await socket.send(prompt())
+    assert texts(await socket.stream_to_end()) == "Hello, world!"
+    await socket.close()
+
+
+async def test_a_socket_that_reads_nothing_during_a_fast_stream_then_catches_up_whole(workers, upstream_for_workers):
+    a, b = workers
+    tokens = [f" t{i}" for i in range(3000)]
+    upstream_for_workers.then(Script(tokens=tokens))
+    session = browser_session(a)
+    sender = await connect(a, session)
+    slow = await connect(b, session, max_queue=1)  # reads nothing while the stream runs
+    await sender.send(prompt())
+    sent = await sender.stream_to_end(timeout=30)
+
+    caught_up = await slow.stream_to_end(timeout=30)
+
+    deltas = [f for f in caught_up if f["type"] == "delta"]
+    assert [d["seq"] for d in deltas] == list(range(1, len(deltas) + 1))
+    assert texts(deltas) == "".join(tokens) and caught_up == sent
+    await sender.close()
+    await slow.close()
+
+
+async def test_the_streams_of_a_killed_worker_end_interrupted_and_the_client_hears_it(
+    cluster_env, workers, upstream_for_workers
+):
+    _, survivor = workers
+    doomed = start_worker("worker-doomed", cluster_env)
+    upstream_for_workers.then(Script(tokens=TOKENS, hang_after=4))
+    session = browser_session(survivor)
+    on_doomed, on_survivor = await connect(doomed, session), await connect(survivor, session)
+    await on_doomed.send(prompt())
+    start = await on_survivor.receive()
+    received = ""
+    while received != "".join(TOKENS[:4]):
+        received += (await on_survivor.receive())["text"]
+
+    doomed.stop(signal.SIGKILL)
+    error = await on_survivor.receive(timeout=15)  # STREAMING_WORKER_TIMEOUT is 3 s for these workers
+
+    assert error["type"] == "error" and error["code"] == "interrupted" and error["stream"] == start["stream"]
+    saved = saved_exchange(survivor, session, start["conversation"])
+    assert saved["status"] == "interrupted" and saved["answer"] == received
+    await on_survivor.close()
+
+
+async def test_sigterm_lets_a_short_stream_finish_and_interrupts_a_long_one(cluster_env, workers, upstream_for_workers):
+    _, survivor = workers
+    stopping = start_worker("worker-stopping", cluster_env, STREAMING_SHUTDOWN_GRACE="2")
+    upstream_for_workers.then(Script(tokens=TOKENS[:10], interval=0.1), Script(tokens=TOKENS, hang_after=2))
+    session = browser_session(survivor)
+    on_stopping, on_survivor = await connect(stopping, session), await connect(survivor, session)
+    await on_stopping.send(prompt(request="short"))
+    await on_stopping.send(prompt(request="long"))
+    starts = {}
+    while len(starts) < 2:
+        frame = await on_survivor.receive()
+        if frame["type"] == "start":
+            starts[frame["request"]] = frame
+
+    exit_code = await asyncio.to_thread(stopping.stop, signal.SIGTERM, 30)
+
+    ends = {}
+    while len(ends) < 2:
+        frame = await on_survivor.receive()
+        if frame["type"] in {"done", "error"}:
+            ends[frame["stream"]] = frame
+    short, long = ends[starts["short"]["stream"]], ends[starts["long"]["stream"]]
+    assert short["type"] == "done" and short["finish_reason"] == "stop"
+    assert long["type"] == "error" and long["code"] == "interrupted"
+    conversation = starts["short"]["conversation"]
+    assert saved_exchange(survivor, session, conversation)["answer"] == "".join(TOKENS[:10])
+    assert saved_exchange(survivor, session, starts["long"]["conversation"])["status"] == "interrupted"
+    assert exit_code == 0, stopping.output()
+    await on_survivor.close()
