@@ -19,6 +19,7 @@ from streaming import protocol, selectors
 from streaming.clients import Client, client_of
 from streaming.errors import NotFound
 from streaming.upstream import available_models, demo_enabled
+from streaming.worker import worker
 
 
 def login_required_unless_open(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -77,5 +78,7 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Jso
 
 
 def health(request: HttpRequest) -> HttpResponse:
-    """For load balancers and container health checks: the process answers HTTP."""
+    """For load balancers and container health checks: 503 once the worker drains, so traffic moves elsewhere."""
+    if worker.draining:
+        return HttpResponse("draining", content_type="text/plain", status=503)
     return HttpResponse("ok", content_type="text/plain")
