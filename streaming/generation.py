@@ -146,7 +146,12 @@ class Generation:
         last_watched = time.monotonic()
         while True:
             await asyncio.sleep(settings.STREAMING_PRESENCE_SECONDS / 3)
-            if await self.shared.is_present(self.client.key):
+            try:
+                watched = await self.shared.is_present(self.client.key)
+            except Exception:  # without an answer, assume someone watches: stopping would lose the answer
+                logger.exception("stream %s: could not check for watchers", self.stream)
+                watched = True
+            if watched:
                 last_watched = time.monotonic()
             elif time.monotonic() - last_watched > settings.STREAMING_DETACHED_SECONDS:
                 self.stop(errors.Interrupted("No one was watching this answer, so the server stopped it."))

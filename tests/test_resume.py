@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -110,7 +111,7 @@ async def test_a_stream_nobody_watches_is_stopped_after_the_grace_period(upstrea
     row = await Exchange.objects.aget(id=start["stream"])
     assert (row.status, row.error_code) == ("interrupted", "interrupted")
     assert row.answer == "".join(TOKENS[:2])
-    assert upstream.requests[0].closed.is_set()
+    await asyncio.wait_for(upstream.requests[0].closed.wait(), timeout=1)
 
 
 async def test_the_streams_of_a_dead_worker_end_interrupted_and_their_client_is_told():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from channels.db import database_sync_to_async
 
@@ -87,7 +89,7 @@ async def test_cancel_mid_stream_closes_the_upstream_response_and_keeps_the_part
     done = await socket.receive()
 
     assert done["type"] == "done" and done["finish_reason"] == "cancelled" and done["usage"] is None
-    assert upstream.requests[0].closed.is_set()  # the upstream response was closed before `done` went out
+    await asyncio.wait_for(upstream.requests[0].closed.wait(), timeout=1)  # the response was closed, within a second
     assert upstream.requests[0].tokens_sent == 2
     row = await exchange(start["stream"])
     assert (row.status, row.finish_reason, row.answer) == ("cancelled", "cancelled", "one two")
@@ -261,4 +263,19 @@ async def test_a_configured_key_is_never_replaced_by_the_demo(upstream):
     socket = await open_socket(ready=False)
     ready = await socket.receive()
     assert ready["demo"] is False and ready["model"] == "fake-model"
+    await socket.close()
+
+
+async def test_a_stream_past_the_time_limit_is_stopped_and_logged_as_interrupted(upstream, settings):
+    settings.STREAMING_MAX_SECONDS = 0.5
+    upstream.then(Script(tokens=["slow", " never"], hang_after=1))
+    socket = await open_socket()
+    await socket.send(prompt())
+
+    frames = await socket.stream_to_end()
+
+    assert frames[-1]["code"] == "time_limit" and frames[-1]["retryable"] is False
+    await asyncio.wait_for(upstream.requests[0].closed.wait(), timeout=1)
+    row = await exchange(frames[0]["stream"])
+    assert (row.status, row.error_code, row.answer) == ("interrupted", "time_limit", "slow")
     await socket.close()
