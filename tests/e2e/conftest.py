@@ -10,11 +10,13 @@ the module, before other modules' async tests run.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, WebSocket, sync_playwright
 
 from tests.live import Daphne, drop_live_database, live_database_url, migrate, server_env
 
@@ -31,6 +33,7 @@ CHROMIUM_ARGS = [
 DEMO_TOKENS_PER_SECOND = "40"
 VIEWPORT = {"width": 1280, "height": 800}
 SERVER_LOG_LINES = 200
+DELTA = re.compile(r'"type":\s*"delta"')
 
 
 def running_in_ci() -> bool:
@@ -88,27 +91,40 @@ def page(browser: Browser, server: Daphne, request: pytest.FixtureRequest) -> It
     context = browser.new_context(base_url=server.url, viewport=VIEWPORT, color_scheme="light", locale="en-US")
     context.set_default_timeout(10_000)
     page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("console", lambda message: message.type == "error" and problems.append(f"console: {message.text}"))
-    request.node.stash[BROWSER_PROBLEMS] = problems
+    log: list[str] = []
+    page.on("pageerror", lambda error: log.append(f"{datetime.now():%H:%M:%S.%f} page error: {error}"))
+    page.on("console", lambda message: message.type == "error" and log.append(f"console: {message.text}"))
+    page.on("websocket", lambda socket: record_frames(socket, log))
+    request.node.stash[BROWSER_LOG] = log
     yield page
     context.close()
 
 
-BROWSER_PROBLEMS = pytest.StashKey[list[str]]()
+BROWSER_LOG = pytest.StashKey[list[str]]()
+
+
+def record_frames(socket: WebSocket, log: list[str]) -> None:
+    """Keeps the frames the page sent and the ones it got, except deltas (too many to be worth reading)."""
+
+    def note(what: str) -> None:
+        log.append(f"{datetime.now():%H:%M:%S.%f} {what}")
+
+    note(f"websocket opened: {socket.url}")
+    socket.on("framesent", lambda payload: note(f"sent: {payload!s}"))
+    socket.on("framereceived", lambda payload: DELTA.search(str(payload)) or note(f"received: {payload!s}"))
+    socket.on("close", lambda _socket: note("websocket closed"))
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """A failing e2e test shows the server's log and what went wrong in the browser."""
+    """A failing e2e test shows the server's log, the browser's errors and what went over the socket."""
     report = yield
     if report.failed:
         server = getattr(item, "funcargs", {}).get("server")
         if isinstance(server, Daphne):
             lines = server.output().splitlines()[-SERVER_LOG_LINES:]
             report.sections.append((f"daphne output (last {SERVER_LOG_LINES} lines)", "\n".join(lines)))
-        problems = item.stash.get(BROWSER_PROBLEMS, [])
-        if problems:
-            report.sections.append(("browser errors", "\n".join(problems)))
+        log = item.stash.get(BROWSER_LOG, [])
+        if log:
+            report.sections.append(("browser: errors and websocket frames (deltas left out)", "\n".join(log)))
     return report
