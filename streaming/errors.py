@@ -103,6 +103,10 @@ class ShuttingDown(StreamingError):
     default_message = "This server is restarting. Try again in a moment."
 
 
+class UpstreamStreamError(Exception):
+    """The provider sent an error event in the middle of an answer (internal: reaches clients as `upstream_error`)."""
+
+
 CODES = {error.code: error for error in [StreamingError, *StreamingError.__subclasses__()]}
 
 
@@ -111,6 +115,10 @@ def from_upstream(exc: Exception) -> StreamingError:
 
     The provider's own message is deliberately not passed on: it can name the key, the account or the gateway.
     """
+    if isinstance(exc, StreamingError):
+        return exc
+    if isinstance(exc, UpstreamStreamError):
+        return UpstreamError("The model provider reported an error in the middle of the answer.")
     if isinstance(exc, openai.RateLimitError):
         return RateLimited()
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):

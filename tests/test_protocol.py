@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from streaming import errors, protocol
+from streaming.errors import UpstreamStreamError
 from streaming.upstream import Piece, read_chunk
 
 LIMITS = protocol.Limits(
@@ -77,10 +78,7 @@ def test_error_codes_are_stable_and_documented():
 
 
 def chunk(**fields):
-    from openai.types.chat import ChatCompletionChunk
-
-    base = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": []}
-    return ChatCompletionChunk.model_validate({**base, **fields})
+    return {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [], **fields}
 
 
 def test_chunks_become_pieces():
@@ -92,3 +90,9 @@ def test_chunks_become_pieces():
     assert read_chunk(text) == Piece(text="Hi")
     assert read_chunk(finish) == Piece(finish_reason="length")
     assert read_chunk(usage) == Piece(usage={"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4})
+
+
+def test_an_error_event_mid_answer_is_an_upstream_error():
+    with pytest.raises(UpstreamStreamError):
+        read_chunk({"error": {"message": "overloaded", "type": "server_error"}})
+    assert errors.from_upstream(UpstreamStreamError({})).code == "upstream_error"
