@@ -29,7 +29,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.client = client_of(self.scope)
         self.joined = False
         # Per stream this socket follows (it saw the `start`, or the client resumed it): the last seq it was sent,
-        # so that a duplicate is dropped and a gap filled. Deltas of streams it does not follow are not sent: the
+        # so that a duplicate is dropped and a gap filled. Frames of streams it does not follow are not sent: the
         # client could not place them, and learns of such a stream from the conversation API and resumes it.
         self.delivered: dict[str, int] = {}
         self.ended: set[str] = set()
@@ -74,9 +74,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if event["kind"] == "start":
             self.delivered[stream] = 0
+        elif stream not in self.delivered:
+            return
         elif seq is not None:
-            last = self.delivered.get(stream)
-            if last is None or seq <= last:
+            last = self.delivered[stream]
+            if seq <= last:
                 return
             if seq > last + 1:
                 await self._send_missing(stream, after=last, until=seq - 1)

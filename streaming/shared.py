@@ -25,6 +25,9 @@ class SharedState(Protocol):
     async def deltas_after(self, stream: str, after: int) -> list[str]:
         """Texts of the deltas numbered `after + 1` onwards, as far as they are kept."""
 
+    async def delta_count(self, stream: str) -> int:
+        """How many deltas of `stream` are kept: the last seq, while the stream runs."""
+
     async def mark_present(self, clients: Iterable[str]) -> None:
         """These clients have a socket open here, for the next `presence_ttl` seconds."""
 
@@ -56,6 +59,9 @@ class MemoryState:
     async def deltas_after(self, stream: str, after: int) -> list[str]:
         texts, expires = self._deltas.get(stream, ([], 0.0))
         return texts[after:] if expires > time.monotonic() else []
+
+    async def delta_count(self, stream: str) -> int:
+        return len(await self.deltas_after(stream, 0))
 
     async def mark_present(self, clients: Iterable[str]) -> None:
         until = time.monotonic() + self.presence_ttl
@@ -91,6 +97,9 @@ class RedisState:
     async def deltas_after(self, stream: str, after: int) -> list[str]:
         texts = await self.redis.lrange(f"chat:replay:{stream}", after, -1)
         return [text.decode() for text in texts]
+
+    async def delta_count(self, stream: str) -> int:
+        return await self.redis.llen(f"chat:replay:{stream}")
 
     async def mark_present(self, clients: Iterable[str]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -100,8 +100,13 @@ async def stream_replay(*, client: Client, stream: uuid.UUID, after: int) -> Rep
     """The deltas of one of the client's streams after `after`: from the replay buffer while the stream runs,
     from the log once it has ended and the buffer has expired."""
     exchange = await database_sync_to_async(selectors.exchange_of_client)(client=client, stream=stream)
-    texts = await get_shared().deltas_after(str(stream), after)
-    if exchange.status == Exchange.Status.STREAMING:
+    shared = get_shared()
+    running = exchange.status == Exchange.Status.STREAMING
+    last_seq = await shared.delta_count(str(stream)) if running else exchange.last_seq
+    if after > last_seq:
+        raise errors.BadRequest(f"'after' is beyond the last delta of that stream ({last_seq}).")
+    texts = await shared.deltas_after(str(stream), after)
+    if running:
         return Replay(texts=texts, end=None)
     if len(texts) != exchange.last_seq - after:
         texts = _texts_from_log(exchange, after)

@@ -45,19 +45,41 @@ async def test_a_client_that_lost_its_socket_resumes_with_every_seq_exactly_once
 
 
 async def test_resume_of_an_ended_stream_replays_from_the_log_once_the_buffer_is_gone(upstream, settings):
-    upstream.then(Script(tokens=TOKENS))
+    upstream.then(Script(tokens=TOKENS, interval=0.002))
     socket = await open_socket()
     await socket.send(prompt())
     frames = await socket.stream_to_end()
     stream, done = frames[0]["stream"], frames[-1]
     settings.STREAMING_REPLAY_SECONDS = 601  # a fresh, empty replay buffer: as after its TTL
 
-    await socket.send({"type": "resume", "stream": stream, "after": 2})
+    deltas = [f for f in frames if f["type"] == "delta"]
+    after = len(deltas) // 2
+
+    await socket.send({"type": "resume", "stream": stream, "after": after})
     replayed = await socket.receive_until("done")
 
-    originals = [f for f in frames if f["type"] == "delta"][2:]
+    assert len(deltas) >= 2
+    originals = deltas[after:]
     assert replayed[:-1] == originals
     assert replayed[-1] == done
+    await socket.close()
+
+
+async def test_resume_after_the_last_delta_is_refused(upstream):
+    upstream.then(Script(tokens=TOKENS, hang_after=2))
+    socket = await open_socket()
+    await socket.send(prompt())
+    start = await socket.receive()
+    received = ""
+    while received != "".join(TOKENS[:2]):
+        received += (await socket.receive())["text"]
+
+    await socket.send({"type": "resume", "stream": start["stream"], "after": 50, "request": "catch-up"})
+
+    error = await socket.receive()
+    assert error["code"] == "bad_request" and error["request"] == "catch-up" and "stream" not in error
+    await socket.send({"type": "cancel", "stream": start["stream"]})
+    assert (await socket.receive())["finish_reason"] == "cancelled"
     await socket.close()
 
 
@@ -124,6 +146,7 @@ async def test_the_streams_of_a_dead_worker_end_interrupted_and_their_client_is_
     )
     for seq, text in enumerate(["half ", "an answer"], start=1):
         await get_shared().append_delta(str(row.id), seq, text)
+    await socket.send({"type": "resume", "stream": str(row.id), "after": 2})  # the socket follows the stream
 
     assert await sweep_dead_workers(layer=get_channel_layer(), worker=worker.id) == 1
 

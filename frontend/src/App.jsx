@@ -6,12 +6,12 @@ import { Header } from './components/Header.jsx';
 import { EmptyChat, MessageList } from './components/MessageList.jsx';
 import { Sidebar } from './components/Sidebar.jsx';
 import { useAnnouncement } from './hooks/useAnnouncement.js';
-import { useCatchUp } from './hooks/useCatchUp.js';
 import { useConversationList } from './hooks/useConversationList.js';
 import { useConversationOpener } from './hooks/useConversationOpener.js';
 import { useDraft } from './hooks/useDraft.js';
 import { useEscapeKey } from './hooks/useEscapeKey.js';
-import { useLatest } from './hooks/useLatest.js';
+import { usePersistedStreams } from './hooks/usePersistedStreams.js';
+import { useResume } from './hooks/useResume.js';
 import { useStableCallback } from './hooks/useStableCallback.js';
 import { useStickToBottom } from './hooks/useStickToBottom.js';
 import { useActionBatcher } from './socket/actionBatcher.js';
@@ -29,7 +29,6 @@ import { limitsOf, runningCount, sendBlocker } from './state/selectors.js';
  */
 export function App({ config, createSocket }) {
   const [state, dispatch] = useReducer(chatReducer, undefined, initialChatState);
-  const stateRef = useLatest(state);
   const batcher = useActionBatcher(dispatch);
   /** User actions skip the frame wait but stay in order behind frames already queued. */
   const dispatchNow = useCallback(
@@ -60,10 +59,13 @@ export function App({ config, createSocket }) {
   const textareaRef = useRef(/** @type {HTMLTextAreaElement|null} */ (null));
   const [navOpen, setNavOpen] = useState(false);
   const closeNav = useCallback(() => setNavOpen(false), []);
+  const persistedStreams = usePersistedStreams(state.exchanges);
+  useResume({ ready: socket.ready, exchanges: state.exchanges, send: socket.send, dispatch: dispatchNow });
   const opening = useConversationOpener({
     conversationsUrl: config.conversationsUrl,
     conversation: state.conversation,
     dispatch: dispatchNow,
+    persistedStreams,
     onNewChat: () => {
       closeNav();
       textareaRef.current?.focus();
@@ -118,13 +120,6 @@ export function App({ config, createSocket }) {
     status: listStatus,
     reload: reloadList,
   } = useConversationList(config.conversationsUrl, state.listVersion);
-  const catchUp = useCatchUp({
-    conversationsUrl: config.conversationsUrl,
-    stateRef,
-    dispatch: dispatchNow,
-    exchanges: state.exchanges,
-    ready: socket.ready,
-  });
   const announcement = useAnnouncement(state.exchanges, socket.status);
   useEscapeKey(navOpen, closeNav);
   useEffect(() => {
@@ -190,7 +185,6 @@ export function App({ config, createSocket }) {
                 onRetry={retry}
                 retryDisabled={retryDisabled}
                 stopDisabled={!socket.ready}
-                onCatchUp={catchUp}
               />
             )}
           </div>

@@ -314,3 +314,226 @@ describe('the chat page', () => {
     expect(sent()[0]).toMatchObject({ model: 'large' });
   });
 });
+
+describe('resuming streams', () => {
+  const RUNNING = {
+    id: '99999999-8888-7777-6666-555555555555',
+    title: 'Running chat',
+    exchanges: [
+      {
+        stream: 'run-1',
+        prompt: 'Tell me more',
+        // The API shows a running answer as empty, at seq 0, until it ends.
+        answer: '',
+        status: 'streaming',
+        finish_reason: null,
+        model: 'demo',
+        ttft_ms: null,
+        duration_ms: null,
+        usage: null,
+        error: null,
+        last_seq: 0,
+      },
+    ],
+  };
+  const STORAGE_KEY = 'streaming-chat.streams';
+  const resumes = (socket = FakeSocket.latest()) => socket.sent.filter((frame) => frame.type === 'resume');
+
+  /** Sends a prompt and serves its start; returns the stream id. */
+  async function startAnswer(stream = 's-1') {
+    type('Why is the sky blue?');
+    pressEnter();
+    const { request } = sent().find((frame) => frame.type === 'prompt');
+    await serve({ type: 'start', stream, request, conversation: 'c-1', content: 'Why is the sky blue?' });
+    return stream;
+  }
+
+  async function reconnect(ready = readyFrame()) {
+    act(() => FakeSocket.latest().drop());
+    await settle();
+    act(() => window.dispatchEvent(new Event('online'))); // retry at once instead of after the backoff
+    act(() => FakeSocket.latest().open());
+    await serve(ready);
+  }
+
+  function openRunningConversation() {
+    fetchMock.mockImplementation(async (url) => {
+      if (url === `/api/conversations/${RUNNING.id}/`) return Response.json(RUNNING);
+      return Response.json({ conversations: [] });
+    });
+    window.history.replaceState(null, '', `/#${RUNNING.id}`);
+  }
+
+  it('after a reconnect resumes every answer still streaming from its last seq, and it continues from there', async () => {
+    await connect();
+    await startAnswer('s-1');
+    await serve(
+      { type: 'delta', stream: 's-1', seq: 1, text: 'Because of ' },
+      { type: 'delta', stream: 's-1', seq: 2, text: 'Rayleigh' },
+    );
+    const first = FakeSocket.latest();
+    expect(resumes(first)).toEqual([]); // nothing to resume on the connection the stream started on
+
+    await reconnect();
+    expect(FakeSocket.latest()).not.toBe(first);
+    expect(resumes()).toEqual([{ type: 'resume', stream: 's-1', after: 2 }]);
+
+    await serve(
+      { type: 'delta', stream: 's-1', seq: 3, text: ' scattering.' },
+      { type: 'done', stream: 's-1', seq: 3, finish_reason: 'stop', usage: null, ttft_ms: 10, duration_ms: 90 },
+    );
+    expect(one('answer-text').textContent).toBe('Because of Rayleigh scattering.');
+    expect(one('message-assistant').dataset.status).toBe('completed');
+    expect(resumes()).toHaveLength(1);
+  });
+
+  it('does not resume answers that had ended before the connection dropped', async () => {
+    await connect();
+    await startAnswer('s-1');
+    await serve(
+      { type: 'delta', stream: 's-1', seq: 1, text: 'Done.' },
+      { type: 'done', stream: 's-1', seq: 1, finish_reason: 'stop', usage: null, ttft_ms: 10, duration_ms: 90 },
+    );
+    await reconnect();
+    expect(resumes()).toEqual([]);
+  });
+
+  it('a delta that comes before the replay after a reconnect leaves a gap that the replay fills, with one resume', async () => {
+    await connect();
+    await startAnswer('s-1');
+    await serve({ type: 'delta', stream: 's-1', seq: 1, text: 'A' });
+    act(() => FakeSocket.latest().drop());
+    await settle();
+    act(() => window.dispatchEvent(new Event('online')));
+    act(() => FakeSocket.latest().open());
+    await serve(readyFrame(), { type: 'delta', stream: 's-1', seq: 4, text: 'D' });
+    expect(resumes()).toEqual([{ type: 'resume', stream: 's-1', after: 1 }]);
+    await serve(
+      { type: 'delta', stream: 's-1', seq: 2, text: 'B' },
+      { type: 'delta', stream: 's-1', seq: 3, text: 'C' },
+      { type: 'delta', stream: 's-1', seq: 4, text: 'D' },
+      { type: 'delta', stream: 's-1', seq: 5, text: 'E' },
+    );
+    expect(one('answer-text').textContent).toBe('ABCDE');
+    expect(resumes()).toHaveLength(1);
+  });
+
+  it('a gap sends exactly one resume from the last contiguous seq, and the replay fills it in order', async () => {
+    await connect();
+    await startAnswer('s-1');
+    await serve(
+      { type: 'delta', stream: 's-1', seq: 1, text: 'A' },
+      { type: 'delta', stream: 's-1', seq: 3, text: 'C' },
+    );
+    expect(resumes()).toEqual([{ type: 'resume', stream: 's-1', after: 1 }]);
+    await serve(
+      { type: 'delta', stream: 's-1', seq: 4, text: 'D' },
+      { type: 'delta', stream: 's-1', seq: 5, text: 'E' },
+    );
+    await serve({
+      type: 'done',
+      stream: 's-1',
+      seq: 6,
+      finish_reason: 'stop',
+      usage: null,
+      ttft_ms: 1,
+      duration_ms: 9,
+    });
+    expect(one('answer-text').textContent).toBe('A');
+    expect(one('message-assistant').dataset.status).toBe('streaming'); // the done waits for the missing deltas
+    expect(resumes()).toHaveLength(1);
+
+    await serve(...['B', 'C', 'D', 'E', 'F'].map((text, n) => ({ type: 'delta', stream: 's-1', seq: n + 2, text })), {
+      type: 'done',
+      stream: 's-1',
+      seq: 6,
+      finish_reason: 'stop',
+      usage: null,
+      ttft_ms: 1,
+      duration_ms: 9,
+    });
+    expect(one('answer-text').textContent).toBe('ABCDEF');
+    expect(one('message-assistant').dataset.status).toBe('completed');
+    expect(resumes()).toHaveLength(1);
+    expect(fetchMock.mock.calls.filter(([url]) => url === '/api/conversations/c-1/')).toEqual([]);
+  });
+
+  it('keeps a streaming answer in sessionStorage, and drops it when it ends', async () => {
+    await connect();
+    await startAnswer('s-1');
+    await serve({ type: 'delta', stream: 's-1', seq: 1, text: 'Half' });
+    expect(JSON.parse(sessionStorage.getItem(STORAGE_KEY))).toEqual([
+      { stream: 's-1', conversation: 'c-1', prompt: 'Why is the sky blue?', answer: 'Half', lastSeq: 1 },
+    ]);
+    await serve({
+      type: 'done',
+      stream: 's-1',
+      seq: 1,
+      finish_reason: 'stop',
+      usage: null,
+      ttft_ms: 1,
+      duration_ms: 9,
+    });
+    expect(sessionStorage.getItem(STORAGE_KEY)).toBeNull();
+  });
+
+  it('after a reload shows the text it had of a running answer and resumes from its seq', async () => {
+    sessionStorage.setItem(
+      STORAGE_KEY,
+      JSON.stringify([
+        { stream: 'run-1', conversation: RUNNING.id, prompt: 'Tell me more', answer: 'So far', lastSeq: 2 },
+      ]),
+    );
+    openRunningConversation();
+    await connect();
+    await settle();
+    expect(one('message-user').textContent).toContain('Tell me more');
+    expect(one('answer-text').textContent).toBe('So far');
+    expect(one('message-assistant').dataset.status).toBe('streaming');
+    expect(resumes()).toEqual([{ type: 'resume', stream: 'run-1', after: 2 }]);
+
+    // Should a later delta come before the replay, it is dropped and asks for nothing more; the replay fills in.
+    await serve({ type: 'delta', stream: 'run-1', seq: 5, text: ' more' });
+    await serve(
+      { type: 'delta', stream: 'run-1', seq: 3, text: ', and' },
+      { type: 'delta', stream: 'run-1', seq: 4, text: ' then' },
+      { type: 'delta', stream: 'run-1', seq: 5, text: ' more' },
+      { type: 'done', stream: 'run-1', seq: 5, finish_reason: 'stop', usage: null, ttft_ms: 1, duration_ms: 9 },
+    );
+    expect(one('answer-text').textContent).toBe('So far, and then more');
+    expect(one('message-assistant').dataset.status).toBe('completed');
+    expect(resumes()).toHaveLength(1);
+    expect(sessionStorage.getItem(STORAGE_KEY)).toBeNull();
+  });
+
+  it('after a reload waits for the connection before resuming', async () => {
+    sessionStorage.setItem(
+      STORAGE_KEY,
+      JSON.stringify([
+        { stream: 'run-1', conversation: RUNNING.id, prompt: 'Tell me more', answer: 'So far', lastSeq: 2 },
+      ]),
+    );
+    openRunningConversation();
+    view = render(<App config={config} createSocket={FakeSocket.create} />);
+    await settle();
+    expect(one('answer-text').textContent).toBe('So far');
+    act(() => FakeSocket.latest().open());
+    await settle();
+    expect(resumes()).toEqual([]);
+    await serve(readyFrame());
+    expect(resumes()).toEqual([{ type: 'resume', stream: 'run-1', after: 2 }]);
+  });
+
+  it('opened with nothing kept (another tab or browser), a running answer resumes from the start', async () => {
+    openRunningConversation();
+    await connect();
+    await settle();
+    expect(one('answer-text').textContent).toBe('');
+    expect(resumes()).toEqual([{ type: 'resume', stream: 'run-1', after: 0 }]);
+    await serve(
+      { type: 'delta', stream: 'run-1', seq: 1, text: 'All' },
+      { type: 'delta', stream: 'run-1', seq: 2, text: ' of it' },
+    );
+    expect(one('answer-text').textContent).toBe('All of it');
+  });
+});

@@ -12,7 +12,7 @@ import { ErrorNotice } from './ErrorNotice.jsx';
  *
  * @param {{exchange: import('../state/types.js').Exchange, onStop: (stream: string) => void,
  *   onRetry: (exchange: import('../state/types.js').Exchange) => void, retryDisabled: boolean,
- *   stopDisabled: boolean, onCatchUp: () => void}} props
+ *   stopDisabled: boolean}} props
  */
 export const AssistantMessage = memo(function AssistantMessage({
   exchange,
@@ -20,7 +20,6 @@ export const AssistantMessage = memo(function AssistantMessage({
   onRetry,
   retryDisabled,
   stopDisabled,
-  onCatchUp,
 }) {
   const streaming = exchange.status === 'streaming';
   const note = finishNote(exchange);
@@ -42,7 +41,6 @@ export const AssistantMessage = memo(function AssistantMessage({
       >
         <Markdown text={exchange.answer} streaming={streaming} />
       </div>
-      {exchange.gap && <GapNote onCatchUp={onCatchUp} />}
       {exchange.error && (
         <ErrorNotice
           message={exchange.error.message}
@@ -74,18 +72,6 @@ export const AssistantMessage = memo(function AssistantMessage({
     </article>
   );
 });
-
-/** Deltas went missing (the connection dropped); the saved answer is fetched to fill them in. */
-function GapNote({ onCatchUp }) {
-  return (
-    <p className="gap-note">
-      Part of this answer was missed while the connection was down.{' '}
-      <button type="button" className="link-button" onClick={onCatchUp}>
-        Load the full answer
-      </button>
-    </p>
-  );
-}
 
 /** Shown after the person sent a prompt and before the server accepted it. */
 export function PendingAnswer() {

@@ -5,10 +5,10 @@ import { UserMessage } from './UserMessage.jsx';
  * The conversation: each exchange as the person's message and the answer.
  * @param {{exchanges: import('../state/types.js').Exchange[], onStop: (stream: string) => void,
  *   onRetry: (exchange: import('../state/types.js').Exchange) => void, retryDisabled: boolean,
- *   stopDisabled: boolean, onCatchUp: () => void}} props stopDisabled and retryDisabled are true while
+ *   stopDisabled: boolean}} props stopDisabled and retryDisabled are true while
  *   there is no connection to send the frame on
  */
-export function MessageList({ exchanges, onStop, onRetry, retryDisabled, stopDisabled, onCatchUp }) {
+export function MessageList({ exchanges, onStop, onRetry, retryDisabled, stopDisabled }) {
   return (
     <ol className="message-list" aria-label="Messages">
       {exchanges.map((exchange) => (
@@ -22,7 +22,6 @@ export function MessageList({ exchanges, onStop, onRetry, retryDisabled, stopDis
               onRetry={onRetry}
               retryDisabled={retryDisabled}
               stopDisabled={stopDisabled}
-              onCatchUp={onCatchUp}
             />
           )}
         </li>

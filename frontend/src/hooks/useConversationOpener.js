@@ -22,9 +22,11 @@ function addressWithoutHash() {
  * @param {string|null} options.conversation the open conversation, from the reducer
  * @param {(action: object) => void} options.dispatch
  * @param {() => void} [options.onNewChat] called after a new chat was started by the person
+ * @param {() => import('../state/types.js').PersistedStream[]} [options.persistedStreams] what this tab kept of
+ *   streams that were running (before a reload), handed to the reducer with the conversation
  * @returns {{loading: boolean, error: string|null, dismissError: () => void, newChat: () => void}}
  */
-export function useConversationOpener({ conversationsUrl, conversation, dispatch, onNewChat }) {
+export function useConversationOpener({ conversationsUrl, conversation, dispatch, onNewChat, persistedStreams }) {
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState(/** @type {string|null} */ (null));
   const latestLoad = useRef(0);
@@ -36,7 +38,9 @@ export function useConversationOpener({ conversationsUrl, conversation, dispatch
     setLoading(true);
     try {
       const detail = await fetchConversation(conversationsUrl, id);
-      if (load === latestLoad.current) dispatch({ type: 'conversationLoaded', detail });
+      if (load === latestLoad.current) {
+        dispatch({ type: 'conversationLoaded', detail, persisted: persistedStreams?.() ?? [] });
+      }
     } catch (failure) {
       if (load !== latestLoad.current) return;
       setError(

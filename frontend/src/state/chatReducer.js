@@ -3,7 +3,9 @@
  *
  * It is pure (no sockets, timers or fetches) so that the ordering rules of the protocol can be tested frame by frame:
  * deltas apply strictly in seq order, a duplicate is ignored, and a missing one is recorded as a gap instead of
- * being glued on out of order.
+ * being glued on out of order. The reducer also says when a stream needs a `resume` frame (`needsResume`): after the
+ * connection dropped, when a conversation with a running answer is opened, and when a gap shows up. Sending the
+ * frame is the `useResume` hook's job; it reports back with `resumeSent`.
  *
  * @typedef {import('./types.js').ChatState} ChatState
  * @typedef {import('./types.js').Exchange} Exchange
@@ -36,14 +38,18 @@ export function chatReducer(state, action) {
       return updateByStream(state, action.stream, (exchange) => ({ ...exchange, cancelRequested: true }));
     case 'connectionLost':
       return connectionLost(state);
+    case 'resumeSent':
+      return updateByStream(state, action.stream, (exchange) => ({
+        ...exchange,
+        needsResume: false,
+        resumedAfter: action.after,
+      }));
     case 'noticeDismissed':
       return { ...state, notices: state.notices.filter((notice) => notice.id !== action.id) };
     case 'chatCleared':
       return { ...initialChatState(), sentRequests: state.sentRequests, listVersion: state.listVersion };
     case 'conversationLoaded':
-      return conversationLoaded(state, action.detail);
-    case 'conversationSynced':
-      return conversationSynced(state, action.detail);
+      return conversationLoaded(state, action.detail, action.persisted);
     default:
       return state;
   }
@@ -97,18 +103,24 @@ function promptResent(state, { key, request }) {
 
 /**
  * The socket closed. A prompt still waiting for `start` may never have reached the server, so it is marked as
- * not sent, with a Retry, rather than left spinning forever. Running streams are left alone: the server keeps them
- * going, and after reconnecting the view fetches the saved answer to catch up.
+ * not sent, with a Retry, rather than left spinning forever. Running streams go on on the server: each needs a
+ * `resume` on the next connection, from the last seq it has, to get what it missed.
  */
 function connectionLost(state) {
   const pending = state.exchanges.filter((exchange) => exchange.status === 'pending');
-  if (pending.length === 0) return state;
+  const streaming = state.exchanges.some((exchange) => exchange.status === 'streaming');
+  if (pending.length === 0 && !streaming) return state;
   const error = {
     code: 'disconnected',
     message: 'The connection dropped before the server confirmed this message.',
     retryable: true,
   };
-  let next = state;
+  let next = {
+    ...state,
+    exchanges: state.exchanges.map((exchange) =>
+      exchange.status === 'streaming' ? { ...exchange, needsResume: true, resumedAfter: null } : exchange,
+    ),
+  };
   for (const exchange of pending) next = refusePrompt(next, exchange.key, error);
   return next;
 }
@@ -159,22 +171,42 @@ function openConversation(state, conversation) {
 
 /**
  * `delta`: append only the next seq. A seq already applied is a duplicate (ignored); a seq further on means deltas
- * were lost, which is recorded as a gap and nothing more is appended until the gap is filled.
+ * were lost: it is dropped, a gap is recorded, and nothing more is appended until the missing seq arrives (the
+ * `resume` the gap asks for replays everything after the last seq applied, in order).
  */
 function deltaReceived(state, frame) {
   if (typeof frame.seq !== 'number' || typeof frame.text !== 'string') return state;
   return updateByStream(state, frame.stream, (exchange) => {
-    if (exchange.status !== 'streaming' || exchange.gap || frame.seq <= exchange.lastSeq) return exchange;
-    if (frame.seq > exchange.lastSeq + 1) return { ...exchange, gap: gapAt(exchange) };
-    return { ...exchange, answer: exchange.answer + frame.text, lastSeq: frame.seq };
+    if (exchange.status !== 'streaming' || frame.seq <= exchange.lastSeq) return exchange;
+    if (frame.seq > exchange.lastSeq + 1) return withGap(exchange);
+    return { ...exchange, answer: exchange.answer + frame.text, lastSeq: frame.seq, gap: null };
   });
 }
 
-/** `done`: the stream ended; its seq tells whether the last deltas made it, and a cancel ends as `cancelled`. */
+/**
+ * Deltas after `lastSeq` are missing. One `resume` from there fills the hole, so one is asked for, unless a resume
+ * from this very seq is already on its way (nothing was applied since it was sent): a gap asks for at most one
+ * resume until it is filled.
+ * @param {Exchange} exchange
+ * @returns {Exchange}
+ */
+function withGap(exchange) {
+  if (exchange.gap) return exchange;
+  const resumeOnItsWay = exchange.resumedAfter === exchange.lastSeq && !exchange.needsResume;
+  return { ...exchange, gap: gapAt(exchange), needsResume: !resumeOnItsWay };
+}
+
+/**
+ * `done`: the stream ended, and a cancel ends as `cancelled`. When its seq says deltas are missing, the end is held
+ * back: the stream stays open with a gap, and the resume replays the missing deltas followed by the same `done`.
+ */
 function streamDone(state, frame) {
   const exchange = findByStream(state, frame.stream);
   if (!exchange || exchange.status !== 'streaming') return state;
-  const missedTail = typeof frame.seq === 'number' && frame.seq > exchange.lastSeq;
+  if (exchange.gap || (typeof frame.seq === 'number' && frame.seq > exchange.lastSeq)) {
+    const waiting = withGap(exchange);
+    return waiting === exchange ? state : replaceExchange(state, exchange, waiting);
+  }
   const finished = {
     ...exchange,
     status: frame.finish_reason === 'cancelled' ? 'cancelled' : 'completed',
@@ -182,16 +214,19 @@ function streamDone(state, frame) {
     usage: frame.usage ?? null,
     ttftMs: frame.ttft_ms ?? null,
     durationMs: frame.duration_ms ?? null,
-    gap: exchange.gap ?? (missedTail ? gapAt(exchange) : null),
+    needsResume: false,
   };
   return { ...replaceExchange(state, exchange, finished), listVersion: state.listVersion + 1 };
 }
 
-/** An `error` with a stream ends that stream; the partial answer stays. */
+/**
+ * An `error` with a stream ends that stream; the partial answer stays. While deltas are missing the end is held
+ * back, like `done`: the resume under way replays them, then the same error.
+ */
 function streamFailed(state, frame) {
   const exchange = findByStream(state, frame.stream);
-  if (!exchange || (exchange.status !== 'streaming' && exchange.status !== 'pending')) return state;
-  const failed = { ...exchange, status: 'failed', error: errorOf(frame) };
+  if (!exchange || (exchange.status !== 'streaming' && exchange.status !== 'pending') || exchange.gap) return state;
+  const failed = { ...exchange, status: 'failed', error: errorOf(frame), needsResume: false };
   return { ...replaceExchange(state, exchange, failed), listVersion: state.listVersion + 1 };
 }
 
@@ -245,45 +280,36 @@ function addNotice(state, notice) {
 // ---- conversations from the HTTP API ------------------------------------------------------------------------------
 
 /**
- * An old conversation was opened: its saved exchanges replace what is shown. An exchange still `streaming` there
- * keeps receiving deltas from the socket, from its `last_seq` on.
+ * An old conversation was opened: its saved exchanges replace what is shown. The API shows an answer that is still
+ * streaming as empty; when this tab persisted the text it had of that stream (`persisted`, from before a reload),
+ * that text is shown again, and the stream resumes from its seq. Either way it needs a `resume`.
+ * @param {ChatState} state
+ * @param {import('../api.js').ConversationDetail} detail
+ * @param {import('./types.js').PersistedStream[]} [persisted]
  */
-function conversationLoaded(state, detail) {
+function conversationLoaded(state, detail, persisted = []) {
+  const kept = new Map(persisted.map((entry) => [entry.stream, entry]));
   return {
     ...initialChatState(),
     conversation: detail.id,
-    exchanges: (detail.exchanges ?? []).map((saved) => exchangeFromSaved(saved, detail.id)),
+    exchanges: (detail.exchanges ?? []).map((saved) => {
+      const exchange = exchangeFromSaved(saved, detail.id);
+      return exchange.status === 'streaming' ? restored(exchange, kept.get(exchange.stream)) : exchange;
+    }),
     sentRequests: state.sentRequests,
     listVersion: state.listVersion,
   };
 }
 
-/**
- * The saved copy of the open conversation was fetched to catch up after a reconnect or a gap. Only exchanges that
- * are behind (still streaming here, or with a gap) take the saved text; everything else stays as the socket left it.
- */
-function conversationSynced(state, detail) {
-  if (detail.id !== state.conversation) return state;
-  const savedByStream = new Map((detail.exchanges ?? []).map((saved) => [saved.stream, saved]));
+/** @returns {Exchange} a streaming exchange from the API, with the text this tab had of it when that is further on */
+function restored(exchange, entry) {
+  const further = entry && entry.lastSeq > exchange.lastSeq && entry.answer.length >= exchange.answer.length;
   return {
-    ...state,
-    exchanges: state.exchanges.map((exchange) => {
-      const saved = exchange.stream ? savedByStream.get(exchange.stream) : undefined;
-      return saved ? catchUp(exchange, saved) : exchange;
-    }),
+    ...exchange,
+    prompt: exchange.prompt || entry?.prompt || '',
+    ...(further ? { answer: entry.answer, lastSeq: entry.lastSeq } : {}),
+    needsResume: true,
   };
-}
-
-/** @returns {Exchange} the exchange brought up to its saved copy, when that copy is further along */
-export function catchUp(exchange, saved) {
-  const behind = exchange.status === 'streaming' || exchange.gap !== null;
-  if (!behind || typeof saved.last_seq !== 'number' || saved.last_seq < exchange.lastSeq) return exchange;
-  const savedFinished = saved.status !== 'streaming';
-  if (!savedFinished && !exchange.gap && saved.last_seq === exchange.lastSeq) return exchange;
-  const caughtUp = { ...exchange, answer: saved.answer ?? '', lastSeq: saved.last_seq, gap: null };
-  if (!savedFinished || exchange.status !== 'streaming') return caughtUp;
-  const { answer: _, ...finished } = exchangeFromSaved(saved, exchange.conversation);
-  return { ...caughtUp, ...finished, key: exchange.key, request: exchange.request, answer: caughtUp.answer };
 }
 
 /** @returns {Exchange} */
@@ -326,6 +352,8 @@ export function newExchange(fields) {
     durationMs: null,
     error: null,
     cancelRequested: false,
+    needsResume: false,
+    resumedAfter: null,
     ...fields,
   };
 }

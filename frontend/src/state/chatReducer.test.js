@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { catchUp, chatReducer, initialChatState, newExchange } from './chatReducer.js';
+import { chatReducer, initialChatState, newExchange } from './chatReducer.js';
 
 /** Applies actions in order, the way the batcher hands them over. */
 function run(...actions) {
@@ -102,11 +102,8 @@ describe('deltas', () => {
     expect(state.exchanges[0]).toMatchObject({ answer: 'A', lastSeq: 1, gap: { stream: 's-1', after: 1 } });
   });
 
-  it('apply nothing more once there is a gap, even the missing seq arriving late', () => {
-    const state = [delta('s-1', 1, 'A'), delta('s-1', 3, 'C'), delta('s-1', 2, 'B'), delta('s-1', 4, 'D')].reduce(
-      chatReducer,
-      started(),
-    );
+  it('apply nothing past a gap: later seqs are dropped until the missing one arrives', () => {
+    const state = [delta('s-1', 1, 'A'), delta('s-1', 3, 'C'), delta('s-1', 4, 'D')].reduce(chatReducer, started());
     expect(state.exchanges[0]).toMatchObject({ answer: 'A', lastSeq: 1, gap: { stream: 's-1', after: 1 } });
   });
 
@@ -168,14 +165,21 @@ describe('done', () => {
     expect(state.exchanges[0]).toMatchObject({ status: 'completed', finishReason: 'length' });
   });
 
-  it('records a gap when its seq says deltas are missing at the end', () => {
-    const state = chatReducer(answered(), done('s-1', 5));
-    expect(state.exchanges[0]).toMatchObject({ status: 'completed', gap: { stream: 's-1', after: 2 } });
+  it('whose seq says deltas are missing is held back: a gap asks for a resume, which repeats the done', () => {
+    const state = chatReducer(answered(), done('s-1', 4));
+    expect(state.exchanges[0]).toMatchObject({
+      status: 'streaming',
+      gap: { stream: 's-1', after: 2 },
+      needsResume: true,
+    });
+    const replayed = [delta('s-1', 3, ' Really'), delta('s-1', 4, '.'), done('s-1', 4)].reduce(chatReducer, state);
+    expect(replayed.exchanges[0]).toMatchObject({ status: 'completed', answer: 'Blue. Really.', gap: null });
   });
 
-  it('keeps an earlier gap as it was', () => {
-    const state = [delta('s-1', 4, 'x'), done('s-1', 6)].reduce(chatReducer, answered());
-    expect(state.exchanges[0].gap).toEqual({ stream: 's-1', after: 2 });
+  it('during a gap is held back too, and the gap stays as it was', () => {
+    const before = chatReducer(answered(), delta('s-1', 4, 'x'));
+    expect(chatReducer(before, done('s-1', 6))).toBe(before);
+    expect(before.exchanges[0].gap).toEqual({ stream: 's-1', after: 2 });
   });
 
   it('with no deltas at all (seq 0) completes an empty answer', () => {
@@ -311,8 +315,25 @@ describe('connection lost', () => {
     expect(state.notices[0]).toMatchObject({ exchangeKey: 'r-1', retryable: true });
   });
 
-  it('leaves running streams alone: the server keeps them going', () => {
-    const before = run(sent('r-1'), start('s-1', 'r-1'), delta('s-1', 1, 'A'));
+  it('marks running streams as needing a resume from what they have: the server keeps them going', () => {
+    const state = run(
+      sent('r-1'),
+      start('s-1', 'r-1'),
+      delta('s-1', 1, 'A'),
+      { type: 'resumeSent', stream: 's-1', after: 0 },
+      { type: 'connectionLost' },
+    );
+    expect(state.exchanges[0]).toMatchObject({
+      status: 'streaming',
+      answer: 'A',
+      needsResume: true,
+      resumedAfter: null,
+    });
+    expect(state.notices).toEqual([]);
+  });
+
+  it('changes nothing when nothing was running', () => {
+    const before = run(sent('r-1'), start('s-1', 'r-1'), done('s-1', 0));
     expect(chatReducer(before, { type: 'connectionLost' })).toBe(before);
   });
 });
@@ -388,67 +409,146 @@ describe('conversations from the API', () => {
   });
 });
 
-describe('catching up from the saved copy', () => {
-  const streaming = (fields) => newExchange({ key: 's-1', stream: 's-1', status: 'streaming', ...fields });
-  const saved = (fields) => ({
-    stream: 's-1',
-    prompt: 'q',
-    answer: 'ABCD',
+describe('resume', () => {
+  const started = () => run(sent('r-1'), start('s-1', 'r-1'));
+  const resumeSent = (after, stream = 's-1') => ({ type: 'resumeSent', stream, after });
+
+  it('a stream started on this connection needs none', () => {
+    expect(run(sent('r-1'), start('s-1', 'r-1'), delta('s-1', 1, 'A')).exchanges[0].needsResume).toBe(false);
+  });
+
+  it('a replay of deltas already applied is ignored, and the ones after them continue the answer', () => {
+    const before = [delta('s-1', 1, 'The'), delta('s-1', 2, ' sky'), { type: 'connectionLost' }, resumeSent(2)].reduce(
+      chatReducer,
+      started(),
+    );
+    // The server replays from `after`; a delta this client already had may come around again.
+    const state = [
+      delta('s-1', 2, ' sky'),
+      delta('s-1', 3, ' is'),
+      delta('s-1', 3, ' is'),
+      delta('s-1', 4, ' blue'),
+    ].reduce(chatReducer, before);
+    expect(state.exchanges[0]).toMatchObject({ answer: 'The sky is blue', lastSeq: 4, gap: null, needsResume: false });
+  });
+
+  it('the replay after a gap applies in order and fills it; the out-of-order deltas were dropped', () => {
+    const gapped = [delta('s-1', 1, 'A'), delta('s-1', 4, 'D'), delta('s-1', 5, 'E')].reduce(chatReducer, started());
+    const state = [
+      resumeSent(1),
+      delta('s-1', 2, 'B'),
+      delta('s-1', 3, 'C'),
+      delta('s-1', 4, 'D'),
+      delta('s-1', 5, 'E'),
+      delta('s-1', 6, 'F'),
+    ].reduce(chatReducer, gapped);
+    expect(state.exchanges[0]).toMatchObject({ answer: 'ABCDEF', lastSeq: 6, gap: null });
+  });
+
+  it('a gap asks for one resume, and no more until it is filled', () => {
+    let state = [delta('s-1', 1, 'A'), delta('s-1', 3, 'C')].reduce(chatReducer, started());
+    expect(state.exchanges[0]).toMatchObject({ needsResume: true, gap: { after: 1 } });
+    state = chatReducer(state, resumeSent(1));
+    expect(state.exchanges[0]).toMatchObject({ needsResume: false, resumedAfter: 1 });
+    state = [delta('s-1', 4, 'D'), done('s-1', 5)].reduce(chatReducer, state);
+    expect(state.exchanges[0]).toMatchObject({ needsResume: false, status: 'streaming', gap: { after: 1 } });
+
+    state = [delta('s-1', 2, 'B'), delta('s-1', 3, 'C')].reduce(chatReducer, state);
+    expect(state.exchanges[0]).toMatchObject({ answer: 'ABC', gap: null, needsResume: false });
+    // A new gap, further on, is another hole: it asks again.
+    state = chatReducer(state, delta('s-1', 5, 'E'));
+    expect(state.exchanges[0]).toMatchObject({ needsResume: true, gap: { after: 3 } });
+  });
+
+  it('a gap right after a reconnect, while its resume is still due, asks only once', () => {
+    const state = [delta('s-1', 1, 'A'), { type: 'connectionLost' }, delta('s-1', 7, 'G')].reduce(
+      chatReducer,
+      started(),
+    );
+    expect(state.exchanges[0]).toMatchObject({ needsResume: true, gap: { after: 1 } });
+    expect(chatReducer(state, resumeSent(1)).exchanges[0].needsResume).toBe(false);
+  });
+
+  it('a gap while the resume is on its way (a later delta came first) does not ask again', () => {
+    const state = [delta('s-1', 1, 'A'), { type: 'connectionLost' }, resumeSent(1), delta('s-1', 7, 'G')].reduce(
+      chatReducer,
+      started(),
+    );
+    expect(state.exchanges[0]).toMatchObject({ needsResume: false, gap: { after: 1 } });
+  });
+
+  it('an error ending the stream during a gap is held back; the replay repeats it after the missing deltas', () => {
+    const error = frame({
+      type: 'error',
+      stream: 's-1',
+      code: 'upstream_unavailable',
+      message: 'Gone.',
+      retryable: true,
+    });
+    let state = [delta('s-1', 1, 'A'), delta('s-1', 3, 'C'), resumeSent(1), error].reduce(chatReducer, started());
+    expect(state.exchanges[0]).toMatchObject({ status: 'streaming', answer: 'A' });
+    state = [delta('s-1', 2, 'B'), delta('s-1', 3, 'C'), error].reduce(chatReducer, state);
+    expect(state.exchanges[0]).toMatchObject({
+      status: 'failed',
+      answer: 'ABC',
+      error: { code: 'upstream_unavailable' },
+    });
+  });
+
+  it('resumeSent for a stream not shown changes nothing', () => {
+    const before = started();
+    expect(chatReducer(before, resumeSent(0, 's-other'))).toBe(before);
+  });
+});
+
+describe('a running answer from the API (a reload mid-stream)', () => {
+  const running = {
+    stream: 's-2',
+    prompt: 'And red?',
+    answer: '',
     status: 'streaming',
-    last_seq: 4,
     finish_reason: null,
-    usage: null,
+    model: 'demo',
     ttft_ms: null,
     duration_ms: null,
+    usage: null,
     error: null,
-    ...fields,
-  });
+    last_seq: 0,
+  };
+  const detail = { id: 'c-7', title: 'Sky', exchanges: [running] };
+  const kept = { stream: 's-2', conversation: 'c-7', prompt: 'And red?', answer: 'Longer wave', lastSeq: 3 };
 
-  it('fills a gap with the saved text and continues from its last_seq', () => {
-    const exchange = streaming({ answer: 'A', lastSeq: 1, gap: { stream: 's-1', after: 1 } });
-    expect(catchUp(exchange, saved())).toMatchObject({ answer: 'ABCD', lastSeq: 4, gap: null, status: 'streaming' });
-  });
-
-  it('finishes a stream whose done was missed while disconnected', () => {
-    const exchange = streaming({ answer: 'AB', lastSeq: 2 });
-    const result = catchUp(
-      exchange,
-      saved({ status: 'completed', finish_reason: 'stop', duration_ms: 50, last_seq: 4 }),
-    );
-    expect(result).toMatchObject({
-      answer: 'ABCD',
-      status: 'completed',
-      finishReason: 'stop',
-      durationMs: 50,
-      key: 's-1',
+  it('shows the text this tab kept of it and resumes from its seq', () => {
+    const state = run({ type: 'conversationLoaded', detail, persisted: [kept] });
+    expect(state.exchanges[0]).toMatchObject({
+      stream: 's-2',
+      status: 'streaming',
+      answer: 'Longer wave',
+      lastSeq: 3,
+      needsResume: true,
     });
+    const continued = [delta('s-2', 3, 'wave'), delta('s-2', 4, 'lengths'), done('s-2', 4)].reduce(chatReducer, state);
+    expect(continued.exchanges[0]).toMatchObject({ answer: 'Longer wavelengths', status: 'completed' });
   });
 
-  it('keeps our copy when it is further along than the saved one', () => {
-    const exchange = streaming({ answer: 'ABCDE', lastSeq: 5 });
-    expect(catchUp(exchange, saved())).toBe(exchange);
+  it('without anything kept (another tab or browser) resumes from the start', () => {
+    const state = run({ type: 'conversationLoaded', detail, persisted: [{ ...kept, stream: 's-other' }] });
+    expect(state.exchanges[0]).toMatchObject({ answer: '', lastSeq: 0, needsResume: true });
   });
 
-  it('leaves finished exchanges without a gap alone', () => {
-    const exchange = newExchange({ key: 's-1', stream: 's-1', status: 'completed', answer: 'x', lastSeq: 1 });
-    expect(catchUp(exchange, saved({ status: 'completed' }))).toBe(exchange);
-  });
-
-  it('works through the reducer for the open conversation only', () => {
+  it('deltas that come before the replay leave a gap, and need no second resume', () => {
     const state = run(
-      sent('r-1'),
-      start('s-1', 'r-1', 'c-1'),
-      delta('s-1', 1, 'A'),
-      delta('s-1', 3, 'C'),
-      done('s-1', 4),
+      { type: 'conversationLoaded', detail, persisted: [kept] },
+      { type: 'resumeSent', stream: 's-2', after: 3 },
+      delta('s-2', 9, 'x'),
     );
-    const synced = chatReducer(state, {
-      type: 'conversationSynced',
-      detail: { id: 'c-1', exchanges: [saved({ status: 'completed', finish_reason: 'stop' })] },
-    });
-    expect(synced.exchanges[0]).toMatchObject({ answer: 'ABCD', gap: null, status: 'completed', key: 'r-1' });
-    const elsewhere = chatReducer(state, { type: 'conversationSynced', detail: { id: 'c-2', exchanges: [saved()] } });
-    expect(elsewhere).toBe(state);
+    expect(state.exchanges[0]).toMatchObject({ answer: 'Longer wave', gap: { after: 3 }, needsResume: false });
+  });
+
+  it('ignores what was kept of an answer that has ended since', () => {
+    const ended = { ...detail, exchanges: [{ ...running, status: 'completed', answer: 'Long.', last_seq: 2 }] };
+    const state = run({ type: 'conversationLoaded', detail: ended, persisted: [kept] });
+    expect(state.exchanges[0]).toMatchObject({ answer: 'Long.', lastSeq: 2, status: 'completed', needsResume: false });
   });
 });
 

@@ -20,9 +20,14 @@ export function runningCount(/** @type {ChatState} */ state) {
   return state.exchanges.filter((exchange) => exchange.status === 'pending' || exchange.status === 'streaming').length;
 }
 
-/** Streams that miss deltas; the view fetches the saved answer for them. */
-export function gapsOf(/** @type {ChatState} */ state) {
-  return state.exchanges.filter((exchange) => exchange.gap).map((exchange) => exchange.gap);
+/**
+ * The `resume` an exchange needs now, if any: a running stream resumes from the last seq it has.
+ * @param {Exchange} exchange
+ * @returns {{stream: string, after: number}|null}
+ */
+export function resumeDue(exchange) {
+  if (exchange.status !== 'streaming' || !exchange.needsResume || !exchange.stream) return null;
+  return { stream: exchange.stream, after: exchange.lastSeq };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { chatReducer, initialChatState, newExchange } from './chatReducer.js';
-import { finishNote, limitsOf, runningCount, sendBlocker, tokensPerSecond } from './selectors.js';
+import { finishNote, limitsOf, resumeDue, runningCount, sendBlocker, tokensPerSecond } from './selectors.js';
 
 const ready = {
   type: 'ready',
@@ -78,5 +78,15 @@ describe('finishNote', () => {
     expect(finishNote(newExchange({ status: 'completed', finishReason: 'content_filter' }))).toMatch(/content filter/);
     expect(finishNote(newExchange({ status: 'interrupted' }))).toMatch(/interrupted/);
     expect(finishNote(newExchange({ status: 'completed', finishReason: 'stop' }))).toBeNull();
+  });
+});
+
+describe('resumeDue', () => {
+  it('is a resume from the last seq for a running stream that needs one, and nothing otherwise', () => {
+    const running = newExchange({ stream: 's-1', status: 'streaming', lastSeq: 4, needsResume: true });
+    expect(resumeDue(running)).toEqual({ stream: 's-1', after: 4 });
+    expect(resumeDue({ ...running, needsResume: false })).toBeNull();
+    expect(resumeDue({ ...running, status: 'completed' })).toBeNull();
+    expect(resumeDue({ ...running, status: 'pending', stream: null })).toBeNull();
   });
 });

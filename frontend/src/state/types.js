@@ -17,8 +17,8 @@
  */
 
 /**
- * Deltas that never arrived: the exchange holds text up to seq `after`, and a later seq came first.
- * Kept so that the missing text can be fetched again (from the API today, with a `resume` frame later).
+ * Deltas that never arrived: the exchange holds text up to seq `after`, and a later seq came first. Nothing more is
+ * applied until seq `after + 1` arrives, which a `resume` from `after` replays.
  * @typedef {{stream: string, after: number}} Gap
  */
 
@@ -44,6 +44,21 @@
  * @property {number|null} durationMs time from accepting the prompt to the end
  * @property {ChatError|null} error the error that ended the stream, or that refused the prompt
  * @property {boolean} cancelRequested the person pressed Stop; keeps the button from being pressed twice
+ * @property {boolean} needsResume a `resume` from `lastSeq` is due: the connection dropped, the exchange came from the
+ *   API while streaming, or a gap appeared. Cleared when the frame was sent (`resumeSent`).
+ * @property {number|null} resumedAfter the `after` of the last `resume` sent for it on this connection, so that a gap
+ *   at the same seq (nothing applied since) does not ask again
+ */
+
+/**
+ * What this tab keeps in sessionStorage of a stream that is running, so that a reload shows the text it had and
+ * resumes from there.
+ * @typedef {Object} PersistedStream
+ * @property {string} stream
+ * @property {string|null} conversation
+ * @property {string} prompt
+ * @property {string} answer the text up to `lastSeq`
+ * @property {number} lastSeq
  */
 
 /**

@@ -1,0 +1,90 @@
+import { useCallback, useEffect, useRef } from 'react';
+
+const STORAGE_KEY = 'streaming-chat.streams';
+/** More than a client can run at once; older entries (streams that ended while another conversation was open) go. */
+const KEPT = 10;
+
+/** @typedef {import('../state/types.js').PersistedStream} PersistedStream */
+/** @typedef {import('../state/types.js').Exchange} Exchange */
+
+/**
+ * Keeps the answers that are streaming in this tab's sessionStorage (stream, conversation, prompt, text and seq so
+ * far), so that after a reload the conversation shows the text it had and resumes from its seq instead of from
+ * nothing. An entry goes as soon as its stream is seen ending.
+ *
+ * @param {Exchange[]} exchanges what is shown now
+ * @returns {() => PersistedStream[]} what is kept, for the next conversation that is opened
+ */
+export function usePersistedStreams(exchanges) {
+  const entries = useRef(/** @type {PersistedStream[]|null} */ (null));
+  if (entries.current === null) entries.current = readPersistedStreams();
+  useEffect(() => {
+    const next = updatedStreams(entries.current ?? [], exchanges);
+    if (next === entries.current) return;
+    entries.current = next;
+    writePersistedStreams(next);
+  }, [exchanges]);
+  return useCallback(() => entries.current ?? [], []);
+}
+
+/**
+ * The kept entries after looking at what is shown: a streaming exchange's entry is added or brought up to date, an
+ * ended one's is dropped, and streams not shown are left as they are (their conversation may be opened again).
+ * @param {PersistedStream[]} entries
+ * @param {Exchange[]} exchanges
+ * @returns {PersistedStream[]} `entries` itself when nothing changed
+ */
+export function updatedStreams(entries, exchanges) {
+  const byStream = new Map(entries.map((entry) => [entry.stream, entry]));
+  let changed = false;
+  for (const exchange of exchanges) {
+    if (!exchange.stream) continue;
+    const old = byStream.get(exchange.stream);
+    if (exchange.status !== 'streaming') {
+      changed = byStream.delete(exchange.stream) || changed;
+      continue;
+    }
+    if (old && old.lastSeq === exchange.lastSeq && old.answer === exchange.answer) continue;
+    byStream.delete(exchange.stream); // re-added last: the most recent entries are the ones kept
+    byStream.set(exchange.stream, {
+      stream: exchange.stream,
+      conversation: exchange.conversation,
+      prompt: exchange.prompt,
+      answer: exchange.answer,
+      lastSeq: exchange.lastSeq,
+    });
+    changed = true;
+  }
+  return changed ? [...byStream.values()].slice(-KEPT) : entries;
+}
+
+/** @returns {PersistedStream[]} the valid entries kept in this tab; none when storage is off or holds junk */
+export function readPersistedStreams() {
+  try {
+    const parsed = JSON.parse(sessionStorage.getItem(STORAGE_KEY) ?? '[]');
+    return Array.isArray(parsed) ? parsed.filter(isEntry) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** @param {PersistedStream[]} entries */
+function writePersistedStreams(entries) {
+  try {
+    if (entries.length > 0) sessionStorage.setItem(STORAGE_KEY, JSON.stringify(entries));
+    else sessionStorage.removeItem(STORAGE_KEY);
+  } catch {
+    // storage can be disabled or full; a reload then resumes from the start of the answer
+  }
+}
+
+function isEntry(entry) {
+  return (
+    entry !== null &&
+    typeof entry === 'object' &&
+    typeof entry.stream === 'string' &&
+    typeof entry.answer === 'string' &&
+    Number.isInteger(entry.lastSeq) &&
+    entry.lastSeq >= 0
+  );
+}

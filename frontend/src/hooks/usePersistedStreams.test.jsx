@@ -1,0 +1,75 @@
+import { act } from 'react';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { newExchange } from '../state/chatReducer.js';
+import { renderHook } from '../test/render.jsx';
+import { readPersistedStreams, updatedStreams, usePersistedStreams } from './usePersistedStreams.js';
+
+const KEY = 'streaming-chat.streams';
+const running = (fields = {}) =>
+  newExchange({
+    key: 's-1',
+    stream: 's-1',
+    conversation: 'c-1',
+    prompt: 'Why?',
+    status: 'streaming',
+    answer: 'Because',
+    lastSeq: 2,
+    ...fields,
+  });
+const stored = () => JSON.parse(sessionStorage.getItem(KEY) ?? 'null');
+
+beforeEach(() => sessionStorage.clear());
+
+describe('usePersistedStreams', () => {
+  it('keeps only streaming answers, with what a reload needs, and drops each when it ends', () => {
+    const hook = renderHook(({ exchanges }) => usePersistedStreams(exchanges), {
+      exchanges: [running(), newExchange({ key: 'p', status: 'pending' })],
+    });
+    expect(stored()).toEqual([{ stream: 's-1', conversation: 'c-1', prompt: 'Why?', answer: 'Because', lastSeq: 2 }]);
+    hook.rerender({ exchanges: [running({ answer: 'Because of', lastSeq: 3 })] });
+    expect(stored()[0]).toMatchObject({ answer: 'Because of', lastSeq: 3 });
+    hook.rerender({ exchanges: [running({ status: 'completed', answer: 'Because of it.', lastSeq: 4 })] });
+    expect(sessionStorage.getItem(KEY)).toBeNull();
+    hook.unmount();
+  });
+
+  it('hands over what an earlier page of this tab kept, and does not drop it before its conversation opens', () => {
+    sessionStorage.setItem(
+      KEY,
+      JSON.stringify([{ stream: 's-9', conversation: 'c-9', prompt: 'q', answer: 'Hal', lastSeq: 1 }]),
+    );
+    const hook = renderHook(({ exchanges }) => usePersistedStreams(exchanges), { exchanges: [] });
+    expect(hook.result.current()).toEqual([
+      { stream: 's-9', conversation: 'c-9', prompt: 'q', answer: 'Hal', lastSeq: 1 },
+    ]);
+    act(() => hook.rerender({ exchanges: [running()] }));
+    expect(stored().map((entry) => entry.stream)).toEqual(['s-9', 's-1']);
+    hook.unmount();
+  });
+});
+
+describe('updatedStreams', () => {
+  it('returns the same entries when nothing changed', () => {
+    const entries = updatedStreams([], [running()]);
+    expect(updatedStreams(entries, [running()])).toBe(entries);
+    expect(updatedStreams(entries, [])).toBe(entries);
+  });
+
+  it('keeps at most ten, the most recently updated', () => {
+    let entries = [];
+    for (let n = 0; n < 12; n += 1) entries = updatedStreams(entries, [running({ stream: `s-${n}` })]);
+    expect(entries.map((entry) => entry.stream)).toEqual(Array.from({ length: 10 }, (_, n) => `s-${n + 2}`));
+  });
+});
+
+describe('readPersistedStreams', () => {
+  it('reads nothing from junk', () => {
+    sessionStorage.setItem(KEY, '{not json');
+    expect(readPersistedStreams()).toEqual([]);
+    sessionStorage.setItem(
+      KEY,
+      JSON.stringify([{ stream: 's', answer: 'x', lastSeq: -1 }, 'x', { stream: 's', answer: 'y', lastSeq: 1 }]),
+    );
+    expect(readPersistedStreams()).toEqual([{ stream: 's', answer: 'y', lastSeq: 1 }]);
+  });
+});
