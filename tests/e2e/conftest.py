@@ -50,6 +50,15 @@ def chromium_executable() -> Path:
     return CHROMIUM
 
 
+def without_markup(text: str) -> str:
+    """Rendered text minus whitespace and the markdown markers that show only while a span is still unclosed.
+
+    While `**demo` streams it renders literally; once `model**` arrives it becomes bold "demo model" and the
+    asterisks vanish from the text. Likewise for backticks, and the line breaks between list items move.
+    """
+    return re.sub(r"[\s*`]", "", text)
+
+
 @pytest.fixture(autouse=True)
 def fresh_layer() -> None:
     """Replaces the suite's async fixture of the same name: the server process has its own channel layer."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from tests.e2e.conftest import without_markup
 from tests.live import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -69,15 +70,6 @@ def conversation_id(page: Page) -> str:
     fragment = page.evaluate("window.location.hash").removeprefix("#")
     assert UUID.match(fragment), f"no conversation id in the address: {page.url}"
     return fragment
-
-
-def without_markup(text: str) -> str:
-    """Rendered text minus whitespace and the markdown markers that show only while a span is still unclosed.
-
-    While `**demo` streams it renders literally; once `model**` arrives it becomes bold "demo model" and the
-    asterisks vanish from the text. Likewise for backticks, and the line breaks between list items move.
-    """
-    return re.sub(r"[\s*`]", "", text)
 
 
 def token_counts(stats: str) -> tuple[int, int]:

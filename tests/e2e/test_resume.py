@@ -10,18 +10,16 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, WebSocket, expect
 
-from tests.live import Daphne, drop_live_database, live_database_url, migrate, server_env
+from tests.e2e.conftest import without_markup
 
 pytestmark = pytest.mark.e2e
 
 # About 220 tokens at 40 a second: some five seconds of answer, so a reload lands well before its end.
-DEMO_TOKENS_PER_SECOND = "40"
 ANSWER_TIMEOUT_MS = 30_000
 PROMPT = "Why does the sky look blue at noon but red and orange at sunset, and what does the air have to do with it?"
 STREAMS_KEY = "streaming-chat.streams"
@@ -42,28 +40,6 @@ RECORD_FIRST_ANSWER = """(() => {
     childList: true, subtree: true, characterData: true, attributes: true,
   });
 })();"""
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
-    """This module's own daphne with the demo model, pinned to the speed the reload relies on."""
-    workdir = tmp_path_factory.mktemp("e2e-resume")
-    database_url = live_database_url(workdir)
-    env = server_env(DJANGO_DEBUG="1", DATABASE_URL=database_url, DEMO_TOKENS_PER_SECOND=DEMO_TOKENS_PER_SECOND)
-    try:
-        migrate(env)
-        daphne = Daphne("daphne-e2e-resume", env, workdir)
-        try:
-            yield daphne
-        finally:
-            daphne.stop()
-    finally:
-        drop_live_database(database_url)
-
-
-def without_markup(text: str) -> str:
-    """Rendered text minus whitespace and the markdown markers that show only while a span is still unclosed."""
-    return re.sub(r"[\s*`]", "", text)
 
 
 def markdown_as_text(markdown: str) -> str:
