@@ -71,3 +71,15 @@ def test_login_is_required_for_the_page_and_the_api_when_configured(client, sett
     page = client.get(reverse("chat"))
     assert page.status_code == 302 and page["Location"].startswith(reverse("login"))
     assert client.get(reverse("conversation-list")).status_code == 401
+
+
+def test_the_login_page_is_the_apps_own_and_logs_in(client, settings):
+    settings.STREAMING_REQUIRE_LOGIN = True
+    User.objects.create_user("ada", password="a-long-password-1")
+    page = client.get(reverse("login"))
+    assert page.status_code == 200 and 'name="username"' in page.content.decode()
+    assert "/static/assets/" in page.content.decode()  # styled by the same bundle as the chat page
+    response = client.post(reverse("login"), {"username": "ada", "password": "a-long-password-1"})
+    assert response.status_code == 302 and response["Location"] == reverse("chat")
+    chat = client.get(reverse("chat"))
+    assert chat.status_code == 200 and '"authenticated": true' in chat.content.decode()
