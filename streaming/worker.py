@@ -104,12 +104,17 @@ class Worker:
     async def _listen(self, layer: BaseChannelLayer) -> None:
         from streaming import streams
 
-        channel = await layer.new_channel("worker.")
-        await layer.group_add(WORKERS_GROUP, channel)
         while True:
-            message = await layer.receive(channel)
-            if message.get("type") == "worker.cancel":
-                streams.stop_local(uuid.UUID(message["stream"]))
+            try:
+                channel = await layer.new_channel("worker.")
+                await layer.group_add(WORKERS_GROUP, channel)
+                while True:
+                    message = await layer.receive(channel)
+                    if message.get("type") == "worker.cancel":
+                        streams.stop_local(uuid.UUID(message["stream"]))
+            except Exception:
+                logger.exception("worker control channel failed; listening again shortly")
+                await asyncio.sleep(1)
 
 
 async def sweep_dead_workers(*, layer: BaseChannelLayer, worker: str) -> int:
