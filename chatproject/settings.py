@@ -102,10 +102,13 @@ TEMPLATES = [
 ]
 
 # DATABASE_URL: any URL dj-database-url understands; absent means a SQLite file beside manage.py.
+# Connections persist (DATABASE_CONN_MAX_AGE seconds): every stream writes twice, through the one thread that
+# Channels runs database calls in, and opening a PostgreSQL connection per write made starts queue up under load.
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
