@@ -19,5 +19,5 @@ RUN DJANGO_SECRET_KEY=build-only python manage.py collectstatic --no-input -v0
 RUN useradd --system --uid 1000 chat && chown -R chat /app
 USER chat
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "--proxy-headers-host", "X-Real-IP", \
-     "chatproject.asgi:application"]
+CMD ["python", "-m", "chatproject.server", "-b", "0.0.0.0", "-p", "8000", \
+     "--proxy-headers", "--proxy-headers-host", "X-Real-IP", "chatproject.asgi:application"]

@@ -89,7 +89,8 @@ def migrate(env: dict[str, str]) -> None:
 class Daphne(Process):
     def __init__(self, name: str, env: dict[str, str], logdir: Path, port: int | None = None) -> None:
         self.port = port or free_port()
-        args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chatproject.asgi:application"]
+        args = [sys.executable, "-m", "chatproject.server", "-b", "127.0.0.1", "-p", str(self.port)]
+        args.append("chatproject.asgi:application")
         super().__init__(name, args, env, logdir)
         wait_for_http(f"{self.url}/healthz", self)
 
