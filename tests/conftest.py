@@ -122,6 +122,13 @@ class Socket:
             frames.append(await self.receive(timeout))
         return frames
 
+    async def receive_text(self, expected: str) -> str:
+        """Deltas until their texts make `expected`: how many frames that takes depends on coalescing."""
+        received = ""
+        while received != expected:
+            received += (await self.receive())["text"]
+        return received
+
     async def nothing_received(self) -> bool:
         return await self.communicator.receive_nothing(timeout=0.2)
 

@@ -70,9 +70,7 @@ async def test_resume_after_the_last_delta_is_refused(upstream):
     socket = await open_socket()
     await socket.send(prompt())
     start = await socket.receive()
-    received = ""
-    while received != "".join(TOKENS[:2]):
-        received += (await socket.receive())["text"]
+    await socket.receive_text("".join(TOKENS[:2]))
 
     await socket.send({"type": "resume", "stream": start["stream"], "after": 50, "request": "catch-up"})
 

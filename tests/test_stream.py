@@ -81,9 +81,7 @@ async def test_cancel_mid_stream_closes_the_upstream_response_and_keeps_the_part
     socket = await open_socket()
     await socket.send(prompt())
     start = await socket.receive()
-    received = ""
-    while received != "one two":
-        received += (await socket.receive())["text"]
+    await socket.receive_text("one two")
 
     await socket.send({"type": "cancel", "stream": start["stream"]})
     done = await socket.receive()

@@ -145,9 +145,7 @@ async def test_a_cancel_sent_to_one_worker_stops_the_generation_on_the_other(wor
     on_a, on_b = await connect(a, session), await connect(b, session)
     await on_a.send(prompt())
     start = await on_b.receive()
-    received = ""
-    while received != "".join(TOKENS[:3]):
-        received += (await on_b.receive())["text"]
+    await on_b.receive_text("".join(TOKENS[:3]))
 
     await on_b.send({"type": "cancel", "stream": start["stream"]})
 
@@ -222,9 +220,7 @@ async def test_the_streams_of_a_killed_worker_end_interrupted_and_the_client_hea
     on_doomed, on_survivor = await connect(doomed, session), await connect(survivor, session)
     await on_doomed.send(prompt())
     start = await on_survivor.receive()
-    received = ""
-    while received != "".join(TOKENS[:4]):
-        received += (await on_survivor.receive())["text"]
+    received = await on_survivor.receive_text("".join(TOKENS[:4]))
 
     doomed.stop(signal.SIGKILL)
     error = await on_survivor.receive(timeout=15)  # STREAMING_WORKER_TIMEOUT is 3 s for these workers

@@ -1,0 +1,52 @@
+"""The benchmark still runs: `python -m bench.run` on a tiny matrix (5 clients, 2-second answers, the in-memory layer,
+one worker, a few idle sockets, a short full-speed round), as a real command with real daphne and upstream processes.
+
+It checks what the benchmark itself must get right, not how fast the machine is: every client got its whole answer
+exactly once and in order (no lost, duplicated or reordered delta, text equal to the tokens the upstream sent), in
+both the direct floor and the relay, and the Markdown report and the JSON file were written.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.live import ROOT
+
+CLIENTS = 5
+TOKENS = 100  # 2 seconds at 50 tokens/s
+FULL_SPEED = ["--full-streams", "2", "--full-tokens", "200"]
+
+
+def run_bench(json_path: Path) -> subprocess.CompletedProcess[str]:
+    args = ["--concurrency", str(CLIENTS), "--seconds", "2", "--layers", "memory", "--workers", "1"]
+    args += ["--database", "sqlite", "--idle-sockets", "50", "--idle-seconds", "0.5", *FULL_SPEED]
+    return subprocess.run(
+        [sys.executable, "-m", "bench.run", *args, "--json", str(json_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_bench_smoke_run_relays_every_token_once_in_order(tmp_path: Path) -> None:
+    json_path = tmp_path / "bench-results.json"
+    result = run_bench(json_path)
+
+    assert result.returncode == 0, f"bench failed:\n{result.stdout}\n{result.stderr}"
+    assert "| layer | workers | C | done |" in result.stdout
+    assert "### Targets" in result.stdout
+    results = json.loads(json_path.read_text())
+    floor, relay, full = results["floor"], results["runs"], results["full_speed"]
+    assert [run["mode"] for run in floor + relay + full] == ["direct", "relay", "relay"]
+    for run, tokens in [(floor[0], TOKENS), (relay[0], TOKENS), (full[0], 200)]:
+        assert run["completed"] == run["clients"], run["ends"]
+        assert (run["lost"], run["duplicates"], run["reordered"], run["bad_text"], run["bad_usage"]) == (0, 0, 0, 0, 0)
+        assert run["tokens"] == run["clients"] * tokens
+        assert run["latency_ms"]["p50"] is not None
+    assert relay[0]["clients"] == CLIENTS
+    assert relay[0]["cpu_s"]["server"] > 0
+    assert results["idle"][0]["sockets"] == 50
