@@ -1,0 +1,138 @@
+"""The single costs docs/performance.md quotes, each measured alone: reading one upstream chunk through the SDK
+(httpx2, and the SDK's aiohttp transport if aiohttp is installed), channels' per-message `aclose_old_connections`
+hop, and decoding one chunk with `json` (and `orjson` if installed).
+
+    python -m bench.micro
+
+Each figure is CPU time of this process per operation, on uvloop as the server runs. Run on a quiet machine: these
+are small numbers, and a busy neighbour core moves them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import stack
+from bench.upstream import install_uvloop
+
+CHUNK = (
+    '{"id":"chatcmpl-bench-1","object":"chat.completion.chunk","created":1764130000,"model":"bench-model",'
+    '"service_tier":"default","system_fingerprint":"fp_bench","choices":[{"index":0,"delta":{"content":'
+    '" 17@2833708086"},"logprobs":null,"finish_reason":null}],"usage":null}'
+)
+
+
+async def read_answer(client: Any, rate: float, tokens: int) -> int:
+    """The app's way of reading an answer: the SDK's streaming response, SSE lines, `json.loads` per chunk."""
+    request = client.chat.completions.with_streaming_response.create(
+        model="bench-model",
+        messages=[{"role": "user", "content": f"rate={rate:g} tokens={tokens}"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = 0
+    async with request as response:
+        async for line in response.iter_lines():
+            if line.startswith("data:") and line[5:].strip() != "[DONE]":
+                json.loads(line[5:])
+                chunks += 1
+    return chunks
+
+
+async def read_cost(base_url: str, transport: str) -> dict[str, float]:
+    """CPU µs per chunk for 50 answers at 50 tokens/s (a chunk per TCP read) and at full speed (many per read)."""
+    import openai
+
+    options: dict[str, Any] = {"api_key": "sk-bench", "base_url": base_url, "max_retries": 0}
+    if transport == "aiohttp":
+        options["http_client"] = openai.DefaultAioHttpClient()
+    client = openai.AsyncOpenAI(**options)
+    await asyncio.gather(*(read_answer(client, 0, 5) for _ in range(50)))  # connections and imports
+    costs = {}
+    for label, rate, tokens in (("50 streams at 50 tok/s", 50, 150), ("50 streams at full speed", 0, 1000)):
+        started = time.process_time()
+        chunks = sum(await asyncio.gather(*(read_answer(client, rate, tokens) for _ in range(50))))
+        costs[label] = (time.process_time() - started) / chunks * 1e6
+    await client.close()
+    return costs
+
+
+async def hop_cost() -> dict[str, float]:
+    """CPU µs of channels' `aclose_old_connections()`, which `AsyncConsumer.dispatch` awaits before every message."""
+    from channels.db import aclose_old_connections
+
+    for _ in range(200):
+        await aclose_old_connections()
+    count, costs = 3000, {}
+    started = time.process_time()
+    for _ in range(count):
+        await aclose_old_connections()
+    costs["one at a time"] = (time.process_time() - started) / count * 1e6
+
+    async def some(n: int) -> None:
+        for _ in range(n):
+            await aclose_old_connections()
+
+    started = time.process_time()
+    await asyncio.gather(*(some(count // 20) for _ in range(20)))
+    costs["20 queued at once"] = (time.process_time() - started) / count * 1e6
+    return costs
+
+
+def json_cost() -> dict[str, float]:
+    decoders = {"json.loads": json.loads}
+    try:
+        import orjson
+
+        decoders["orjson.loads"] = orjson.loads
+    except ImportError:
+        pass
+    costs = {}
+    for name, decode in decoders.items():
+        started = time.process_time()
+        for _ in range(100_000):
+            decode(CHUNK)
+        costs[name] = (time.process_time() - started) / 100_000 * 1e6
+    return costs
+
+
+async def measure(base_url: str) -> dict[str, dict[str, float]]:
+    results = {"read a chunk, httpx2 (µs)": await read_cost(base_url, "httpx2")}
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        results["read a chunk, aiohttp transport (µs)"] = await read_cost(base_url, "aiohttp")
+    results["aclose_old_connections hop (µs)"] = await hop_cost()
+    results["decode a chunk (µs)"] = json_cost()
+    return results
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-micro-secret-key-bench-micro-secret-key")
+    import django
+
+    django.setup()
+    install_uvloop()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-micro-"))
+    upstream = stack.Upstream(workdir)
+    try:
+        results = asyncio.run(measure(upstream.base_url))
+    finally:
+        upstream.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    for title, costs in results.items():
+        print(f"{title}: " + ", ".join(f"{name} {value:.1f}" for name, value in costs.items()))
+
+
+if __name__ == "__main__":
+    main()

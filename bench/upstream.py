@@ -1,0 +1,305 @@
+"""An OpenAI-compatible streaming upstream for the benchmark, fast enough not to be what is measured.
+
+`POST /v1/chat/completions` with `"stream": true` answers with the SSE chunks OpenAI sends (role chunk, one chunk per
+token, finish chunk, the usage chunk that `include_usage` asks for, `data: [DONE]`). Every token carries its index
+and the moment it was written, ` <index>@<CLOCK_MONOTONIC µs>`, so a client in another process of this machine can
+tell how long the token took to reach it (Linux's monotonic clock is one clock for the whole system) and whether
+every token arrived once and in order.
+
+The prompt may set the pace for its own answer: `rate=50 tokens=200` anywhere in the last message (tokens per second,
+0 for as fast as the reader takes them; tokens per answer). The command line sets the defaults.
+
+It shares a 2-core machine with the server under test, so it is written for speed: plain `asyncio.Protocol` (no
+stream objects), one timer per answer on the event loop's heap, chunk bytes built from pre-encoded halves, and every
+token that is due written in one `write`. 800 answers at 50 tokens/s (40,000 writes/s) cost it about half a core,
+most of it in the kernel's `send`. `GET /stats` tells how late it emitted, so a run can say when the upstream,
+rather than the server, fell behind.
+
+Run: `python -m bench.upstream --port 8001 [--rate 50] [--tokens 200]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import re
+import time
+from typing import Any
+
+FULL_SPEED_BATCH = 32  # tokens per write when the answer streams as fast as the reader takes it
+LATE_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 1000)
+PACE = re.compile(r"\b(rate|tokens)=(\d+(?:\.\d+)?)")
+
+
+class Stats:
+    """What the upstream did, cumulative: `GET /stats` returns it, and a run diffs two readings."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.answers_finished = 0
+        self.answers_cut = 0
+        self.tokens = 0
+        self.writes = 0
+        self.late = dict.fromkeys(LATE_BUCKETS_MS, 0)  # emissions later than their schedule by >= N ms
+        self.max_late_ms = 0.0
+
+    def record_lateness(self, late_ns: int) -> None:
+        late_ms = late_ns / 1e6
+        if late_ms >= LATE_BUCKETS_MS[0]:
+            for bucket in LATE_BUCKETS_MS:
+                if late_ms >= bucket:
+                    self.late[bucket] += 1
+            self.max_late_ms = max(self.max_late_ms, late_ms)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "answers_finished": self.answers_finished,
+            "answers_cut": self.answers_cut,
+            "tokens": self.tokens,
+            "writes": self.writes,
+            "late_ms": {str(bucket): count for bucket, count in self.late.items()},
+            "max_late_ms": round(self.max_late_ms, 3),
+        }
+
+
+class Chunks:
+    """Pre-encoded SSE events for one answer: only the token text is formatted per token."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, model: str) -> None:
+        envelope = (
+            f'{{"id":"chatcmpl-bench-{next(self._ids)}","object":"chat.completion.chunk","created":{int(time.time())},'
+            f'"model":{json.dumps(model)},"service_tier":"default","system_fingerprint":"fp_bench",'
+        )
+        self.envelope = envelope.encode()
+        self.token_head = b"data: " + self.envelope + b'"choices":[{"index":0,"delta":{"content":"'
+        self.token_tail = b'"},"logprobs":null,"finish_reason":null}],"usage":null}\n\n'
+
+    def role(self) -> bytes:
+        choice = (
+            b'"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]'
+        )
+        return b"data: " + self.envelope + choice + b',"usage":null}\n\n'
+
+    def tokens(self, first: int, count: int, stamp_us: int) -> bytes:
+        head, tail = self.token_head, self.token_tail
+        return b"".join(head + b" %d@%d" % (index, stamp_us) + tail for index in range(first, first + count))
+
+    def ending(self, prompt_tokens: int, completion_tokens: int) -> bytes:
+        finish = b'"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null}\n\n'
+        usage = json.dumps(
+            {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            }
+        ).encode()
+        return (
+            b"data: "
+            + self.envelope
+            + finish
+            + b"data: "
+            + self.envelope
+            + b'"choices":[],"usage":'
+            + usage
+            + b"}\n\ndata: [DONE]\n\n"
+        )
+
+
+def http_chunk(payload: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(payload), payload)
+
+
+def pace_of(body: dict[str, Any], default_rate: float, default_tokens: int) -> tuple[float, int]:
+    """The answer's rate and length: from `rate=` and `tokens=` in the last message, else the defaults."""
+    messages = body.get("messages") or [{}]
+    found = dict(PACE.findall(str(messages[-1].get("content", ""))))
+    return float(found.get("rate", default_rate)), int(float(found.get("tokens", default_tokens)))
+
+
+class Answer:
+    """One streamed answer on one connection: a timer per answer, every due token written at once."""
+
+    def __init__(self, conn: Connection, *, model: str, rate: float, tokens: int, prompt_tokens: int) -> None:
+        self.conn = conn
+        self.loop = conn.loop
+        self.chunks = Chunks(model)
+        self.total = tokens
+        self.prompt_tokens = prompt_tokens
+        self.period_ns = int(1e9 / rate) if rate > 0 else 0
+        self.next_index = 0
+        self.timer: asyncio.TimerHandle | asyncio.Handle | None = None
+        self.start_ns = time.monotonic_ns()
+        self.start_loop = self.loop.time()
+
+    def begin(self, head: bytes) -> None:
+        self.conn.transport.write(head + http_chunk(self.chunks.role()))
+        self.emit()
+
+    def emit(self) -> None:
+        """Write every token due by now: one at a time when on schedule, several at once after a late wakeup."""
+        self.timer = None
+        if self.conn.paused:
+            return  # resumed by `Connection.resume_writing`
+        now = time.monotonic_ns()
+        if self.period_ns:
+            due = min(self.total, (now - self.start_ns) // self.period_ns + 1)
+            count = max(1, due - self.next_index)
+            self.conn.stats.record_lateness(now - (self.start_ns + self.next_index * self.period_ns))
+        else:
+            count = min(FULL_SPEED_BATCH, self.total - self.next_index)
+        if count > 0:
+            self.conn.transport.write(http_chunk(self.chunks.tokens(self.next_index, count, now // 1000)))
+            self.conn.stats.tokens += count
+            self.conn.stats.writes += 1
+            self.next_index += count
+        if self.next_index >= self.total:
+            self.finish()
+        elif self.period_ns:
+            self.timer = self.loop.call_at(self.start_loop + self.next_index * self.period_ns / 1e9, self.emit)
+        elif not self.conn.paused:
+            self.timer = self.loop.call_soon(self.emit)  # let the other answers have their turn
+
+    def finish(self) -> None:
+        ending = http_chunk(self.chunks.ending(self.prompt_tokens, self.total))
+        self.conn.transport.write(ending + b"0\r\n\r\n")
+        self.conn.stats.answers_finished += 1
+        self.conn.answer_done()
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+class Connection(asyncio.Protocol):
+    """HTTP/1.1 with keep-alive, just enough for the OpenAI SDK: one request at a time, each answered in full."""
+
+    def __init__(self, server: Upstream) -> None:
+        self.server = server
+        self.stats = server.stats
+        self.loop = asyncio.get_running_loop()
+        self.buffer = bytearray()
+        self.answer: Answer | None = None
+        self.paused = False
+        self.transport: asyncio.Transport
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a TCP transport, asyncio's or uvloop's
+        transport.set_write_buffer_limits(high=256 * 1024)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.answer is not None:
+            self.answer.cancel()
+            self.answer = None
+            self.stats.answers_cut += 1
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.answer is not None and self.answer.timer is None:
+            self.answer.emit()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while self.answer is None and (request := self._take_request()) is not None:
+            self._dispatch(*request)
+
+    def answer_done(self) -> None:
+        self.answer = None
+        if self.buffer:
+            self.data_received(b"")
+
+    def _take_request(self) -> tuple[str, str, bytes] | None:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        head = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
+        method, path, _version = head[0].split(" ", 2)
+        length = 0
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        if len(self.buffer) < end + 4 + length:
+            return None
+        body = bytes(self.buffer[end + 4 : end + 4 + length])
+        del self.buffer[: end + 4 + length]
+        return method, path.split("?", 1)[0], body
+
+    def _dispatch(self, method: str, path: str, body: bytes) -> None:
+        if method == "POST" and path.endswith("/chat/completions"):
+            self._complete(json.loads(body or b"{}"))
+        elif method == "GET" and path == "/stats":
+            self._respond(200, json.dumps(self.stats.as_dict()).encode())
+        else:
+            self._respond(404, b'{"error":{"message":"not found","type":"bench"}}')
+
+    def _complete(self, body: dict[str, Any]) -> None:
+        if not body.get("stream"):
+            self._respond(400, b'{"error":{"message":"the bench upstream only streams","type":"bench"}}')
+            return
+        self.stats.requests += 1
+        rate, tokens = pace_of(body, self.server.rate, self.server.tokens)
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+        model = str(body.get("model", "bench-model"))
+        self.answer = Answer(self, model=model, rate=rate, tokens=tokens, prompt_tokens=prompt_tokens)
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        self.answer.begin(head)
+
+    def _respond(self, status: int, payload: bytes) -> None:
+        head = f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+        self.transport.write(head.encode() + payload)
+
+
+class Upstream:
+    def __init__(self, *, rate: float, tokens: int) -> None:
+        self.rate, self.tokens = rate, tokens
+        self.stats = Stats()
+
+    async def serve(self, host: str, port: int) -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(lambda: Connection(self), host, port, backlog=4096)
+
+
+def install_uvloop() -> bool:
+    """uvloop roughly halves the event loop's cost per write; the bench works without it, only less far."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
+async def _main(options: argparse.Namespace) -> None:
+    server = await Upstream(rate=options.rate, tokens=options.tokens).serve(options.host, options.port)
+    port = server.sockets[0].getsockname()[1]
+    print(f"bench upstream listening on http://{options.host}:{port}/v1", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--rate", type=float, default=50, help="tokens per second per answer (0: as fast as read)")
+    parser.add_argument("--tokens", type=int, default=200, help="tokens per answer")
+    parser.add_argument("--no-uvloop", action="store_true", help="use the standard asyncio event loop")
+    options = parser.parse_args()
+    if not options.no_uvloop:
+        install_uvloop()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main(options))
+
+
+if __name__ == "__main__":
+    main()
