@@ -51,6 +51,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(self.client.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.joined:
+            return  # refused at connect (login required) and closing: nothing it sends is read
         if text_data is None:
             await self._send_error(BadRequest("Send JSON in text frames; binary frames are not accepted."))
             return

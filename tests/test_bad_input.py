@@ -119,6 +119,9 @@ async def test_login_is_required_when_configured(settings):
     error = await communicator.receive_json_from()
     assert error["type"] == "error" and error["code"] == "not_allowed"
     assert (await communicator.receive_output())["code"] == 4401
+    await communicator.send_json_to(prompt())
+    assert await communicator.receive_nothing()
+    assert await Exchange.objects.acount() == 0
 
 
 async def test_a_logged_in_user_is_one_client_across_sockets(upstream, settings):
