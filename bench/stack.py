@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,18 +17,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.live import ROOT, Daphne, Process, free_port, migrate, server_env
+from tests.live import ROOT, Daphne, Process, free_port, migrate, reachable, server_env
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
 POSTGRES_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
-
-
-def reachable(host: str, port: int) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=0.5).close()
-    except OSError:
-        return False
-    return True
 
 
 @dataclass

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -22,7 +21,7 @@ from chatproject.asgi import application
 from streaming import streams
 from streaming.worker import worker
 from tests.fake_openai import FakeOpenAI
-from tests.live import free_port
+from tests.live import free_port, reachable
 
 ORIGIN = (b"origin", b"http://localhost")
 
@@ -38,7 +37,7 @@ async def fake_openai_server() -> AsyncIterator[FakeOpenAI]:
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A Redis server for the tests that need one: the machine's, or a throwaway one started for the run."""
-    if _reachable("127.0.0.1", 6379):
+    if reachable("127.0.0.1", 6379):
         url = os.environ.get("REDIS_URL_FOR_TESTS", "redis://127.0.0.1:6379/14")
         redis.Redis.from_url(url).flushdb()
         yield url
@@ -50,7 +49,7 @@ def redis_url() -> Iterator[str]:
             stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
-        while not _reachable("127.0.0.1", port) and time.monotonic() < deadline:
+        while not reachable("127.0.0.1", port) and time.monotonic() < deadline:
             time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}/0"
         server.terminate()
@@ -60,14 +59,6 @@ def redis_url() -> Iterator[str]:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=0.5).close()
-    except OSError:
-        return False
-    return True
 
 
 @pytest.fixture

@@ -19,6 +19,15 @@ ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 30
 
 
+def reachable(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections there (a Redis or PostgreSQL server, say)."""
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
