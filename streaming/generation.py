@@ -28,6 +28,7 @@ from streaming.answer import Answer
 from streaming.clients import Client
 from streaming.models import Exchange
 from streaming.outbox import Outbox
+from streaming.publish import publish_delta
 from streaming.shared import SharedState
 from streaming.upstream import stream_pieces
 
@@ -158,11 +159,17 @@ class Generation:
                 return
 
     async def _send_delta(self, seq: int, text: str) -> None:
-        stream = str(self.stream)
-        await self.shared.append_delta(stream, seq, text)
+        event = frame_event(protocol.delta_frame(stream=self.stream, seq=seq, text=text), seq=seq)
+        await publish_delta(
+            shared=self.shared,
+            layer=self.layer,
+            group=self.client.group,
+            stream=str(self.stream),
+            seq=seq,
+            text=text,
+            event=event,
+        )
         self.delta_ends.append((self.delta_ends[-1] if self.delta_ends else 0) + len(text))
-        frame = protocol.delta_frame(stream=self.stream, seq=seq, text=text)
-        await self.layer.group_send(self.client.group, frame_event(frame, seq=seq))
 
     async def _finish(self, *, last_seq: int, error: errors.StreamingError | None) -> None:
         duration_ms = self.timing.duration_ms()

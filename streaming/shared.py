@@ -17,6 +17,8 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from streaming.batching import PipelineBatcher
+
 
 class SharedState(Protocol):
     async def append_delta(self, stream: str, seq: int, text: str) -> None:
@@ -87,12 +89,19 @@ class RedisState:
 
     def __init__(self, url: str, *, replay_ttl: float, presence_ttl: float, worker_ttl: float) -> None:
         self.redis = redis.Redis.from_url(url, **settings.REDIS_CONNECTION_OPTIONS)
+        self.batcher = PipelineBatcher(self.redis)
         self.replay_ttl, self.presence_ttl, self.worker_ttl = int(replay_ttl), int(presence_ttl), int(worker_ttl)
 
     async def append_delta(self, stream: str, seq: int, text: str) -> None:
         key = f"chat:replay:{stream}"
         async with self.redis.pipeline(transaction=False) as pipe:
             await pipe.rpush(key, text).expire(key, self.replay_ttl).execute()
+
+    async def append_and_publish(self, stream: str, text: str, *, channel: str, message: bytes) -> None:
+        """Keep a delta for replay and publish `message` on `channel`, in that order, in the next pipeline."""
+        key = f"chat:replay:{stream}"
+        keep = ("RPUSH", key, text), ("EXPIRE", key, self.replay_ttl)
+        await self.batcher.execute(*keep, ("PUBLISH", channel, message))
 
     async def deltas_after(self, stream: str, after: int) -> list[str]:
         texts = await self.redis.lrange(f"chat:replay:{stream}", after, -1)

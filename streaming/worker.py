@@ -29,6 +29,7 @@ from streaming import errors, protocol, selectors, services
 from streaming.clients import Client
 from streaming.generation import frame_event
 from streaming.shared import get_shared
+from streaming.upstream import close_clients
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +74,17 @@ class Worker:
         except TimeoutError:
             streams.stop_all(errors.Interrupted("The server restarted before this answer was finished."))
             await streams.streams_finished()
+        await close_clients()
 
     async def stop_duties(self) -> None:
-        """Stop the background duties and take prompts again (for tests, which swap the channel layer)."""
+        """Stop the background duties, close the upstream client and take prompts again (for tests, which swap the
+        channel layer and the settings)."""
         for duty in self._duties:
             duty.cancel()
         await asyncio.gather(*self._duties, return_exceptions=True)
         self._duties = []
         self.draining = False
+        await close_clients()
 
     async def _beat(self) -> None:
         interval = min(settings.STREAMING_WORKER_TIMEOUT, settings.STREAMING_PRESENCE_SECONDS) / 3

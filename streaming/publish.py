@@ -1,0 +1,39 @@
+"""Sending a delta: keep it for replay, then send it to every socket of its client.
+
+The order matters: a socket that sees a gap in `seq` fills it from the replay buffer, so a delta must be there before
+any socket can see the one after it. With Redis under the pub/sub layer both steps go in one pipeline, shared with
+every other stream's deltas of the moment (see `batching`); any other layer takes them one after the other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.layers import BaseChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+
+from streaming.shared import RedisState, SharedState
+
+
+async def publish_delta(
+    *,
+    shared: SharedState,
+    layer: BaseChannelLayer,
+    group: str,
+    stream: str,
+    seq: int,
+    text: str,
+    event: dict[str, Any],
+) -> None:
+    if isinstance(shared, RedisState) and isinstance(layer, RedisPubSubChannelLayer):
+        channel, message = group_channel(layer, group), layer.serialize(event)
+        await shared.append_and_publish(stream, text, channel=channel, message=message)
+    else:
+        await shared.append_delta(stream, seq, text)
+        await layer.group_send(group, event)
+
+
+def group_channel(layer: RedisPubSubChannelLayer, group: str) -> str:
+    """The Redis channel the layer publishes a group's messages on. Settings give the layer one Redis host, so there
+    is one shard, and it is the Redis the shared state uses."""
+    return layer._get_group_channel_name(group)

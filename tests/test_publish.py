@@ -1,0 +1,90 @@
+"""Deltas on Redis: kept for replay and published in one pipeline that many streams share."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.exceptions
+from channels_redis.pubsub import RedisPubSubChannelLayer
+
+from streaming.batching import PipelineBatcher
+from streaming.publish import publish_delta
+from streaming.shared import RedisState
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def state(redis_url: str) -> AsyncIterator[RedisState]:
+    state = RedisState(redis_url, replay_ttl=60, presence_ttl=5, worker_ttl=5)
+    yield state
+    await state.redis.aclose()
+
+
+async def test_a_delta_is_kept_for_replay_and_reaches_every_socket_of_the_group(state, redis_url):
+    layer = RedisPubSubChannelLayer(hosts=[redis_url])
+    sockets = [await layer.new_channel() for _ in range(2)]
+    for socket in sockets:
+        await layer.group_add("client.alice", socket)
+    stream = str(uuid.uuid4())
+    event = {"type": "stream.frame", "kind": "delta", "stream": stream, "seq": 1, "end": False, "frame": "{}"}
+
+    await publish_delta(shared=state, layer=layer, group="client.alice", stream=stream, seq=1, text="Hel", event=event)
+
+    for socket in sockets:
+        assert await asyncio.wait_for(layer.receive(socket), timeout=5) == event
+    assert await state.deltas_after(stream, 0) == ["Hel"]
+    assert 0 < await state.redis.ttl(f"chat:replay:{stream}") <= 60
+    await layer.flush()
+
+
+async def test_concurrent_streams_share_pipelines_and_each_keeps_its_order(state, monkeypatch):
+    batcher = PipelineBatcher(state.redis)
+    pipelines = 0
+    open_pipeline = state.redis.pipeline
+
+    def counting_pipeline(*args, **kwargs):
+        nonlocal pipelines
+        pipelines += 1
+        return open_pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(state.redis, "pipeline", counting_pipeline)
+    keys = [f"test:batch:{uuid.uuid4()}" for _ in range(20)]
+
+    async def one_stream(key: str) -> None:
+        for seq in range(10):
+            await batcher.execute(("RPUSH", key, seq), ("EXPIRE", key, 60))
+
+    await asyncio.gather(*(one_stream(key) for key in keys))
+
+    for key in keys:
+        assert await state.redis.lrange(key, 0, -1) == [str(seq).encode() for seq in range(10)]
+    assert pipelines <= 11  # 200 calls: one pipeline per round of the 20 streams, and the first call's own
+
+
+async def test_a_failed_command_fails_its_caller_only(state):
+    batcher = PipelineBatcher(state.redis)
+    text_key, list_key = f"test:text:{uuid.uuid4()}", f"test:list:{uuid.uuid4()}"
+    await state.redis.set(text_key, "not a list")
+
+    failing = batcher.execute(("RPUSH", text_key, "x"))
+    fine = batcher.execute(("RPUSH", list_key, "x"))
+    results = await asyncio.gather(failing, fine, return_exceptions=True)
+
+    assert isinstance(results[0], redis.exceptions.ResponseError)
+    assert results[1] is None
+    assert await state.redis.lrange(list_key, 0, -1) == [b"x"]
+    await batcher.execute(("RPUSH", list_key, "y"))  # and the batcher goes on
+    assert await state.redis.llen(list_key) == 2
+
+
+async def test_a_broken_connection_fails_every_caller_of_the_batch():
+    state = RedisState("redis://127.0.0.1:1/0", replay_ttl=60, presence_ttl=5, worker_ttl=5)
+    results = await asyncio.gather(
+        *(state.append_and_publish(str(uuid.uuid4()), "x", channel="c", message=b"m") for _ in range(3)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(result, redis.exceptions.ConnectionError) for result in results)
