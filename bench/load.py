@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
+
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 ANSWER_TEXT = re.compile(r"(?: \d+@\d+)*")
 CONNECT_CONCURRENCY = 64  # handshakes in flight at once, so a thousand sockets do not all time out together
@@ -300,9 +302,9 @@ async def open_sockets(urls: list[str], tallies: list[Tally]) -> list[WsClient]:
 class DirectClient:
     """One answer read with `AsyncOpenAI` from the upstream; each chunk with text counts as one delta.
 
-    `floor="lines"` reads it the way the app does since it stopped using the SDK's typed chunks (the SDK's request
-    and streaming response, SSE lines decoded with `json.loads`); `floor="typed"` iterates the SDK's
-    `ChatCompletionChunk` models, which cost about ten times more CPU per chunk.
+    `floor="lines"` reads it the way the app does (the SDK's request and streaming response over its aiohttp
+    transport, SSE lines decoded with orjson); `floor="typed"` iterates the SDK's `ChatCompletionChunk` models, which
+    cost about ten times more CPU per chunk.
     """
 
     def __init__(self, client: Any, plan: Plan, tally: Tally) -> None:
@@ -343,7 +345,7 @@ class DirectClient:
                 data = line[5:].strip()
                 if data == "[DONE]":
                     return
-                chunk = json.loads(data)
+                chunk = orjson.loads(data)
                 received = now_us()
                 if chunk.get("usage"):
                     self.usage = chunk["usage"]["completion_tokens"]
@@ -409,7 +411,13 @@ async def _make_clients(plan: Plan, indexes: list[int], tallies: list[Tally]) ->
         return await open_sockets([plan.targets[i % len(plan.targets)] for i in indexes], tallies)
     import openai
 
-    sdk = openai.AsyncOpenAI(api_key="sk-bench", base_url=plan.targets[0], max_retries=0, timeout=60)
+    sdk = openai.AsyncOpenAI(
+        api_key="sk-bench",
+        base_url=plan.targets[0],
+        max_retries=0,
+        timeout=60,
+        http_client=openai.DefaultAioHttpClient(),  # as the app reads the provider
+    )
     warm = DirectClient(sdk, plan, Tally(expected_tokens=1, latencies=[]))
     warm.send_prompt(prompt_content(0, 1))  # the SDK builds its types and its client on first use: not measured
     await warm.ended
