@@ -190,7 +190,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "BACKEND": "streaming.layers.LocalChannelLayer",
             "CONFIG": {"capacity": CHANNEL_CAPACITY},
         }
     }
