@@ -24,8 +24,9 @@ class PipelineBatcher:
     awaits each call before the next keeps its order.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, timeout: float | None = None) -> None:
         self._client = client
+        self._timeout = timeout
         self._queued: list[Queued] = []
         self._sender: asyncio.Task[None] | None = None
 
@@ -40,18 +41,21 @@ class PipelineBatcher:
             self._sender = asyncio.create_task(self._send(), name="redis-pipeline")
         await future
 
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
     async def _send(self) -> None:
         batch: list[Queued] = []
         try:
             while self._queued:
                 batch, self._queued = self._queued, []
                 try:
-                    async with self._client.pipeline(transaction=False) as pipe:
+                    async with asyncio.timeout(self._timeout), self._client.pipeline(transaction=False) as pipe:
                         for commands, _ in batch:
                             for command in commands:
                                 pipe.execute_command(*command)
                         results = await pipe.execute(raise_on_error=False)
-                except Exception as exc:  # the connection failed: every group in the batch did
+                except Exception as exc:  # the connection failed or timed out: every group in the batch did
                     _settle(batch, [exc] * len(batch))
                 else:
                     _settle(batch, _first_errors(batch, results))

@@ -27,13 +27,14 @@ async def publish_delta(
 ) -> None:
     if isinstance(shared, RedisState) and isinstance(layer, RedisPubSubChannelLayer):
         channel, message = group_channel(layer, group), layer.serialize(event)
-        await shared.append_and_publish(stream, text, channel=channel, message=message)
+        await shared.append_and_publish(stream, seq, text, channel=channel, message=message)
     else:
         await shared.append_delta(stream, seq, text)
         await layer.group_send(group, event)
 
 
 def group_channel(layer: RedisPubSubChannelLayer, group: str) -> str:
-    """The Redis channel the layer publishes a group's messages on. Settings give the layer one Redis host, so there
-    is one shard, and it is the Redis the shared state uses."""
-    return layer._get_group_channel_name(group)
+    """The Redis channel the layer publishes a group's messages on, as the layer names it (a test pins the two
+    together; asking the layer costs a lookup of its per-loop state on every delta). Settings give the layer one
+    Redis host, so there is one shard, and it is the Redis the shared state uses."""
+    return f"{layer._kwargs.get('prefix', 'asgi')}__group__{group}"

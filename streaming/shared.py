@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from streaming.batching import PipelineBatcher
+from streaming.batching import Command, PipelineBatcher
 
 
 class SharedState(Protocol):
@@ -87,21 +87,39 @@ class MemoryState:
 class RedisState:
     """The deployment's state in Redis: a list per stream, and keys with a TTL for presence and liveness."""
 
-    def __init__(self, url: str, *, replay_ttl: float, presence_ttl: float, worker_ttl: float) -> None:
-        self.redis = redis.Redis.from_url(url, **settings.REDIS_CONNECTION_OPTIONS)
-        self.batcher = PipelineBatcher(self.redis)
+    def __init__(
+        self, url: str, *, replay_ttl: float, presence_ttl: float, worker_ttl: float, stream_ttl: float = 0
+    ) -> None:
+        options = settings.REDIS_CONNECTION_OPTIONS
+        self.redis = redis.Redis.from_url(url, **options)
+        # The deltas' pipelines get a client of their own without a timeout per reply (a timer per reply costs more
+        # than the reply); the batcher puts one timeout on each whole pipeline instead.
+        self.batcher = PipelineBatcher(
+            redis.Redis.from_url(url, **{**options, "socket_timeout": None}), timeout=options.get("socket_timeout")
+        )
         self.replay_ttl, self.presence_ttl, self.worker_ttl = int(replay_ttl), int(presence_ttl), int(worker_ttl)
+        self.stream_ttl = int(stream_ttl)
 
     async def append_delta(self, stream: str, seq: int, text: str) -> None:
         key = f"chat:replay:{stream}"
         async with self.redis.pipeline(transaction=False) as pipe:
             await pipe.rpush(key, text).expire(key, self.replay_ttl).execute()
 
-    async def append_and_publish(self, stream: str, text: str, *, channel: str, message: bytes) -> None:
-        """Keep a delta for replay and publish `message` on `channel`, in that order, in the next pipeline."""
+    async def append_and_publish(self, stream: str, seq: int, text: str, *, channel: str, message: bytes) -> None:
+        """Keep a delta for replay and publish `message` on `channel`, in that order, in the next pipeline.
+
+        The buffer's expiry is set once, with the first delta, to outlast the longest stream by `replay_ttl`: one
+        command less for every other delta.
+        """
         key = f"chat:replay:{stream}"
-        keep = ("RPUSH", key, text), ("EXPIRE", key, self.replay_ttl)
+        keep: tuple[Command, ...] = (("RPUSH", key, text),)
+        if seq == 1:
+            keep += (("EXPIRE", key, self.stream_ttl + self.replay_ttl),)
         await self.batcher.execute(*keep, ("PUBLISH", channel, message))
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+        await self.batcher.aclose()
 
     async def deltas_after(self, stream: str, after: int) -> list[str]:
         texts = await self.redis.lrange(f"chat:replay:{stream}", after, -1)
@@ -139,7 +157,7 @@ def get_shared() -> SharedState:
         "worker_ttl": settings.STREAMING_WORKER_TIMEOUT,
     }
     if settings.REDIS_URL:
-        return RedisState(settings.REDIS_URL, **ttls)
+        return RedisState(settings.REDIS_URL, **ttls, stream_ttl=settings.STREAMING_MAX_SECONDS)
     return MemoryState(**ttls)
 
 

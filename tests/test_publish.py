@@ -7,11 +7,12 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+import redis.asyncio
 import redis.exceptions
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from streaming.batching import PipelineBatcher
-from streaming.publish import publish_delta
+from streaming.publish import group_channel, publish_delta
 from streaming.shared import RedisState
 
 pytestmark = pytest.mark.redis
@@ -19,9 +20,9 @@ pytestmark = pytest.mark.redis
 
 @pytest.fixture
 async def state(redis_url: str) -> AsyncIterator[RedisState]:
-    state = RedisState(redis_url, replay_ttl=60, presence_ttl=5, worker_ttl=5)
+    state = RedisState(redis_url, replay_ttl=60, presence_ttl=5, worker_ttl=5, stream_ttl=600)
     yield state
-    await state.redis.aclose()
+    await state.aclose()
 
 
 async def test_a_delta_is_kept_for_replay_and_reaches_every_socket_of_the_group(state, redis_url):
@@ -37,7 +38,8 @@ async def test_a_delta_is_kept_for_replay_and_reaches_every_socket_of_the_group(
     for socket in sockets:
         assert await asyncio.wait_for(layer.receive(socket), timeout=5) == event
     assert await state.deltas_after(stream, 0) == ["Hel"]
-    assert 0 < await state.redis.ttl(f"chat:replay:{stream}") <= 60
+    assert 600 < await state.redis.ttl(f"chat:replay:{stream}") <= 660  # the longest stream, then the replay time
+    assert group_channel(layer, "client.alice") == layer._get_group_channel_name("client.alice")
     await layer.flush()
 
 
@@ -84,7 +86,23 @@ async def test_a_failed_command_fails_its_caller_only(state):
 async def test_a_broken_connection_fails_every_caller_of_the_batch():
     state = RedisState("redis://127.0.0.1:1/0", replay_ttl=60, presence_ttl=5, worker_ttl=5)
     results = await asyncio.gather(
-        *(state.append_and_publish(str(uuid.uuid4()), "x", channel="c", message=b"m") for _ in range(3)),
+        *(state.append_and_publish(str(uuid.uuid4()), 1, "x", channel="c", message=b"m") for _ in range(3)),
         return_exceptions=True,
     )
     assert all(isinstance(result, redis.exceptions.ConnectionError) for result in results)
+
+
+async def test_a_redis_that_stops_answering_fails_the_batch_after_the_timeout():
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(-1)  # reads the commands, never answers
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = redis.asyncio.Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=None)
+    batcher = PipelineBatcher(client, timeout=0.2)
+
+    with pytest.raises(TimeoutError):
+        await batcher.execute(("PUBLISH", "c", "m"))
+
+    await batcher.aclose()
+    server.close()
