@@ -27,14 +27,15 @@ from bench import load, run, stack
 # Inclusive activities: a sample counts for an activity when one of its functions is on the stack (matched by
 # qualified name, or by its last dotted parts), and none of its `but not` functions is.
 ACTIVITIES: dict[str, tuple[list[str], list[str]]] = {
-    "read the upstream (SDK request, httpx2, SSE lines, json)": (["stream_pieces"], []),
+    "read the upstream (SDK request, aiohttp, SSE lines, orjson)": (["stream_pieces"], []),
     "send a delta (Generation._send_delta)": (["Generation._send_delta"], []),
-    "  keep it for replay (append_delta)": (["RedisState.append_delta", "MemoryState.append_delta"], []),
-    "  encode the frame (json.dumps)": (["frame_event", "delta_frame"], []),
-    "  channel layer group_send": (["group_send"], []),
+    "  keep it for replay (in memory)": (["MemoryState.append_delta"], []),
+    "  encode the frame and the layer's message": (["frame_event", "delta_frame", "serialize"], []),
+    "  channel layer group_send (in memory)": (["group_send"], []),
+    "Redis pipelines: keep for replay and publish, all streams": (["PipelineBatcher._send"], []),
     "channel layer: deliver to consumers (receive loop)": (
-        ["await_many_dispatch", "RedisPubSubLoopLayer._do_receiving"],
-        ["AsyncConsumer.dispatch"],
+        ["await_many_dispatch", "RedisSingleShardConnection._do_receiving"],
+        ["AsyncConsumer.dispatch", "ChatConsumer.dispatch"],
     ),
     "channels: aclose_old_connections before every message (a hop to the DB thread)": (["aclose_old_connections"], []),
     "consumer: stream_frame, incl. the socket send": (["ChatConsumer.stream_frame"], []),
@@ -53,6 +54,8 @@ LIBRARIES = [
     "httpcore2",
     "h11",
     "anyio",
+    "aiohttp",
+    "psycopg",
     "channels_redis",
     "channels",
     "redis",
