@@ -88,6 +88,7 @@ class Tally:
     reordered: int = 0
     texts: dict[int, str] = field(default_factory=dict)
     max_seq: int = 0
+    told_busy: bool = False  # the server sent `busy` for this answer: it said it was overloaded
 
     def delta(self, seq: int, text: str, received: int) -> None:
         if seq in self.texts:
@@ -124,6 +125,7 @@ class Tally:
             "lost": lost,
             "duplicates": self.duplicates,
             "reordered": self.reordered,
+            "told_busy": self.told_busy,
             "text_ok": self.end == "done" and text_is_answer(text, self.expected_tokens),
             "usage_ok": self.completion_tokens in (None, self.expected_tokens),
         }
@@ -251,6 +253,8 @@ class WsClient(asyncio.Protocol):
                 self.tally.delta(frame["seq"], frame["text"], received)
         elif kind == "start":
             self.stream = frame["stream"]
+        elif kind == "busy" and frame["stream"] == self.stream:
+            self.tally.told_busy = True
         elif kind == "done":
             usage = frame.get("usage") or {}
             self.tally.server_ttft_ms = frame.get("ttft_ms")
@@ -581,6 +585,7 @@ def summarize(plan: Plan, t0: float, results: list[dict[str, Any]]) -> dict[str,
         "lost": sum(c["lost"] for c in clients),
         "duplicates": sum(c["duplicates"] for c in clients),
         "reordered": sum(c["reordered"] for c in clients),
+        "told_busy": sum(1 for c in clients if c["told_busy"]),
         "bad_text": sum(1 for c in clients if c["end"] == "done" and not c["text_ok"]),
         "bad_usage": sum(1 for c in clients if not c["usage_ok"]),
         "tokens": tokens,

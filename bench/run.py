@@ -48,7 +48,7 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tokens", type=int, default=200, help="tokens per answer")
     parser.add_argument("--seconds", type=float, help="answer length in seconds (sets --tokens to rate x seconds)")
     parser.add_argument("--ramp", type=float, help="seconds over which prompts are spread (default: half an answer)")
-    parser.add_argument("--grace", type=float, default=10, help="seconds past the expected end before a run fails")
+    parser.add_argument("--grace", type=float, default=30, help="seconds past the expected end before a run fails")
     parser.add_argument("--fail-p99-ms", type=float, default=1000, help="p99 latency that ends the C sweep")
     parser.add_argument("--sustain-p99-ms", type=float, default=100, help="p99 latency a sustained C must meet")
     parser.add_argument("--load-procs", type=int, default=0, help="load generator processes (0: 1 below C=50, else 2)")

@@ -26,9 +26,10 @@ from openai.types.chat import ChatCompletionMessageParam
 from streaming import errors, protocol, services
 from streaming.answer import Answer
 from streaming.clients import Client
+from streaming.lag import loop_lag
 from streaming.models import Exchange
 from streaming.outbox import Outbox
-from streaming.publish import publish_delta
+from streaming.publish import publish_delta, publish_event
 from streaming.shared import SharedState
 from streaming.upstream import stream_pieces
 
@@ -77,6 +78,7 @@ class Generation:
         self.answer = Answer()
         self.shared = shared
         self.delta_ends: list[int] = []
+        self.told_busy = False
         self._reader: asyncio.Task[None] | None = None
         self._stopped = False
         self._stop_error: errors.StreamingError | None = None
@@ -159,6 +161,9 @@ class Generation:
                 return
 
     async def _send_delta(self, seq: int, text: str) -> None:
+        if loop_lag.busy and not self.told_busy:
+            self.told_busy = True
+            await self._tell_busy()
         event = frame_event(protocol.delta_frame(stream=self.stream, seq=seq, text=text), seq=seq)
         await publish_delta(
             shared=self.shared,
@@ -170,6 +175,10 @@ class Generation:
             event=event,
         )
         self.delta_ends.append((self.delta_ends[-1] if self.delta_ends else 0) + len(text))
+
+    async def _tell_busy(self) -> None:
+        frame = protocol.busy_frame(stream=self.stream, lag_ms=loop_lag.lag_ms)
+        await publish_event(shared=self.shared, layer=self.layer, group=self.client.group, event=frame_event(frame))
 
     async def _finish(self, *, last_seq: int, error: errors.StreamingError | None) -> None:
         duration_ms = self.timing.duration_ms()

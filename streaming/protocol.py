@@ -208,6 +208,13 @@ class DeltaFrame(TypedDict):
     text: str
 
 
+class BusyFrame(TypedDict):
+    type: Literal["busy"]
+    stream: str
+    lag_ms: int
+    message: str
+
+
 class DoneFrame(TypedDict):
     type: Literal["done"]
     stream: str
@@ -252,6 +259,15 @@ def start_frame(*, stream: uuid.UUID, prompt: Prompt, conversation: uuid.UUID, d
 
 def delta_frame(*, stream: uuid.UUID, seq: int, text: str) -> DeltaFrame:
     return {"type": "delta", "stream": str(stream), "seq": seq, "text": text}
+
+
+def busy_frame(*, stream: uuid.UUID, lag_ms: float) -> BusyFrame:
+    return {
+        "type": "busy",
+        "stream": str(stream),
+        "lag_ms": round(lag_ms),
+        "message": "The server is overloaded, so this answer may arrive late.",
+    }
 
 
 def done_frame(

@@ -33,6 +33,14 @@ async def publish_delta(
         await layer.group_send(group, event)
 
 
+async def publish_event(*, shared: SharedState, layer: BaseChannelLayer, group: str, event: dict[str, Any]) -> None:
+    """Send a stream's event that is not kept for replay, in order with the stream's deltas."""
+    if isinstance(shared, RedisState) and isinstance(layer, RedisPubSubChannelLayer):
+        await shared.publish(group_channel(layer, group), layer.serialize(event))
+    else:
+        await layer.group_send(group, event)
+
+
 def group_channel(layer: RedisPubSubChannelLayer, group: str) -> str:
     """The Redis channel the layer publishes a group's messages on, as the layer names it (a test pins the two
     together; asking the layer costs a lookup of its per-loop state on every delta). Settings give the layer one

@@ -38,7 +38,8 @@ def exchange_start(
         messages: list[ChatCompletionMessageParam] = []
         if prompt.system:
             messages.append({"role": "system", "content": prompt.system})
-        messages.extend(conversation_turns(conversation=conversation))
+        if prompt.conversation is not None:  # a new conversation has no earlier turns: no query for them
+            messages.extend(conversation_turns(conversation=conversation))
         messages.append({"role": "user", "content": prompt.content})
         exchange = Exchange.objects.create(
             conversation=conversation,

@@ -117,6 +117,10 @@ class RedisState:
             keep += (("EXPIRE", key, self.stream_ttl + self.replay_ttl),)
         await self.batcher.execute(*keep, ("PUBLISH", channel, message))
 
+    async def publish(self, channel: str, message: bytes) -> None:
+        """Publish `message` on `channel` with the next pipeline, in order with the deltas."""
+        await self.batcher.execute(("PUBLISH", channel, message))
+
     async def aclose(self) -> None:
         await self.redis.aclose()
         await self.batcher.aclose()

@@ -3,7 +3,8 @@
 Duties, started with the first socket:
 - heartbeat: tell the others this worker lives, and which clients have a socket open here;
 - sweep: log the streams of workers that stopped beating as interrupted, and tell their clients;
-- control: carry out a `cancel` that a socket on another worker received for a stream running here.
+- control: carry out a `cancel` that a socket on another worker received for a stream running here;
+- lag: measure how late the event loop runs, which tells when the worker is overloaded (see `lag`).
 
 On SIGTERM (daphne's shutdown) the worker takes no new prompts, lets its streams run for
 `STREAMING_SHUTDOWN_GRACE` seconds, then stops the rest and logs them as interrupted before the process exits.
@@ -28,6 +29,7 @@ from django.conf import settings
 from streaming import errors, protocol, selectors, services
 from streaming.clients import Client
 from streaming.generation import frame_event
+from streaming.lag import loop_lag
 from streaming.shared import get_shared
 from streaming.upstream import close_clients
 
@@ -51,6 +53,7 @@ class Worker:
             asyncio.create_task(self._beat(), name="worker-heartbeat"),
             asyncio.create_task(self._sweep(layer), name="worker-sweep"),
             asyncio.create_task(self._listen(layer), name="worker-control"),
+            asyncio.create_task(loop_lag.watch(), name="worker-lag"),
         ]
         _drain_on_daphne_shutdown(self)
 
@@ -84,6 +87,7 @@ class Worker:
         await asyncio.gather(*self._duties, return_exceptions=True)
         self._duties = []
         self.draining = False
+        loop_lag.reset()
         await close_clients()
 
     async def _beat(self) -> None:

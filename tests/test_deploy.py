@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,3 +51,13 @@ def test_the_compose_file_is_valid():
     )
     assert result.returncode == 0, result.stderr
     assert set(result.stdout.split()) == {"postgres", "redis", "migrate", "web1", "web2", "nginx"}
+
+
+def test_every_setting_read_from_the_environment_is_documented():
+    read = set(re.findall(r'env_\w+\("([A-Z0-9_]+)"', (ROOT / "chatproject" / "settings.py").read_text()))
+    readme, example = (ROOT / "README.md").read_text(), (ROOT / ".env.example").read_text()
+    assert read, "no settings found: the pattern no longer matches settings.py"
+    table_rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    undocumented = [name for name in read if not any(f"`{name}`" in row for row in table_rows)]
+    assert sorted(undocumented) == [], "missing from the README's table"
+    assert sorted(name for name in read if not re.search(rf"^#? ?{name}=", example, re.M)) == [], ".env.example"

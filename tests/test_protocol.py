@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import typing
 import uuid
 from pathlib import Path
 
@@ -75,6 +76,15 @@ def test_error_codes_are_stable_and_documented():
     documented = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
     for error in [errors.StreamingError, *errors.StreamingError.__subclasses__()]:
         assert f"| `{error.code}` |" in documented
+
+
+def test_every_frame_the_server_sends_is_documented():
+    documented = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
+    frames = [value for name, value in vars(protocol).items() if name.endswith("Frame") and typing.is_typeddict(value)]
+    types = {typing.get_args(typing.get_type_hints(frame)["type"])[0] for frame in frames}
+    assert {"ready", "start", "delta", "busy", "done", "error"} <= types
+    for frame_type in types:
+        assert f"### `{frame_type}`" in documented
 
 
 def chunk(**fields):

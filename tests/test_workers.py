@@ -41,6 +41,7 @@ def cluster_env(redis_url: str, tmp_path_factory: pytest.TempPathFactory, fake_o
         DJANGO_STATIC_ROOT=str(workdir / "static"),
         STREAMING_REQUIRE_LOGIN="0",
         STREAMING_WORKER_TIMEOUT="3",
+        STREAMING_BUSY_MS="60000",  # a busy machine must not add `busy` frames to the frames these tests count
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         OPENAI_API_KEY="sk-live-test",

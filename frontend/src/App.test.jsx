@@ -181,6 +181,24 @@ describe('the chat page', () => {
     expect(sent()[1]).toMatchObject({ content: 'And at sunset?', conversation: 'c-1' });
   });
 
+  it('says while an answer streams that the server is overloaded, and not once it has ended', async () => {
+    await connect();
+    type('Hello');
+    pressEnter();
+    const { request } = sent()[0];
+    const message = 'The server is overloaded, so this answer may arrive late.';
+    await serve(
+      { type: 'start', stream: 's-1', request, conversation: 'c-1', content: 'Hello' },
+      { type: 'busy', stream: 's-1', lag_ms: 420, message },
+      { type: 'delta', stream: 's-1', seq: 1, text: 'Hi' },
+    );
+    expect(one('busy-note').textContent).toBe(message);
+    expect(one('answer-text').textContent).toBe('Hi');
+
+    await serve({ type: 'done', stream: 's-1', seq: 1, finish_reason: 'stop', usage: null, ttft_ms: 5, duration_ms: 9 });
+    expect(byTestId(view.container, 'busy-note')).toHaveLength(0);
+  });
+
   it('Shift+Enter does not send', async () => {
     await connect();
     type('line one');

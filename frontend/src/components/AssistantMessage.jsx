@@ -5,7 +5,8 @@ import { AnswerStats } from './AnswerStats.jsx';
 import { ErrorNotice } from './ErrorNotice.jsx';
 
 /**
- * One answer: its markdown, a Stop button while it streams, then how it ended (note, stats or error).
+ * One answer: its markdown, a Stop button (and the server's word that it is overloaded) while it streams, then how it
+ * ended (note, stats or error).
  *
  * The answer text is a polite live region marked busy while it streams, so a screen reader waits for the finished
  * answer instead of reading every delta.
@@ -61,6 +62,11 @@ export const AssistantMessage = memo(function AssistantMessage({
             <span className="stop-icon" aria-hidden="true" />
             {exchange.cancelRequested ? 'Stopping…' : 'Stop'}
           </button>
+        )}
+        {streaming && exchange.busy && (
+          <span className="answer-note" data-testid="busy-note">
+            {exchange.busy}
+          </span>
         )}
         {note && (
           <span className="answer-note" data-testid="answer-note">

@@ -68,6 +68,8 @@ export function applyFrame(state, frame) {
       return streamStarted(state, frame);
     case 'delta':
       return deltaReceived(state, frame);
+    case 'busy':
+      return streamBusy(state, frame);
     case 'done':
       return streamDone(state, frame);
     case 'error':
@@ -194,6 +196,14 @@ function withGap(exchange) {
   if (exchange.gap) return exchange;
   const resumeOnItsWay = exchange.resumedAfter === exchange.lastSeq && !exchange.needsResume;
   return { ...exchange, gap: gapAt(exchange), needsResume: !resumeOnItsWay };
+}
+
+/** `busy`: the server running the stream is overloaded, so the rest may come late; said while the stream runs. */
+function streamBusy(state, frame) {
+  const message = typeof frame.message === 'string' ? frame.message : 'The server is busy.';
+  return updateByStream(state, frame.stream, (exchange) =>
+    exchange.status === 'streaming' ? { ...exchange, busy: message } : exchange,
+  );
 }
 
 /**
@@ -351,6 +361,7 @@ export function newExchange(fields) {
     ttftMs: null,
     durationMs: null,
     error: null,
+    busy: null,
     cancelRequested: false,
     needsResume: false,
     resumedAfter: null,

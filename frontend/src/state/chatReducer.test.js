@@ -130,6 +130,28 @@ describe('deltas', () => {
   });
 });
 
+describe('busy', () => {
+  const started = () => run(sent('r-1'), start('s-1', 'r-1'));
+  const busy = (stream) =>
+    frame({ type: 'busy', stream, lag_ms: 420, message: 'The server is overloaded, so this answer may arrive late.' });
+
+  it('marks a streaming answer with the server message, and deltas go on', () => {
+    const state = [delta('s-1', 1, 'The'), busy('s-1'), delta('s-1', 2, ' sky')].reduce(chatReducer, started());
+    expect(state.exchanges[0]).toMatchObject({
+      answer: 'The sky',
+      lastSeq: 2,
+      status: 'streaming',
+      busy: 'The server is overloaded, so this answer may arrive late.',
+    });
+  });
+
+  it('is ignored once the stream has ended, and for an unknown stream', () => {
+    const ended = chatReducer(started(), done('s-1', 0));
+    expect(chatReducer(ended, busy('s-1'))).toBe(ended);
+    expect(chatReducer(started(), busy('s-other'))).toEqual(started());
+  });
+});
+
 describe('done', () => {
   const answered = () => run(sent('r-1'), start('s-1', 'r-1'), delta('s-1', 1, 'Blue'), delta('s-1', 2, '.'));
 

@@ -43,6 +43,7 @@
  * @property {number|null} ttftMs time to first token
  * @property {number|null} durationMs time from accepting the prompt to the end
  * @property {ChatError|null} error the error that ended the stream, or that refused the prompt
+ * @property {string|null} busy set by a `busy` frame: the server is overloaded and says the answer may come late
  * @property {boolean} cancelRequested the person pressed Stop; keeps the button from being pressed twice
  * @property {boolean} needsResume a `resume` from `lastSeq` is due: the connection dropped, the exchange came from the
  *   API while streaming, or a gap appeared. Cleared when the frame was sent (`resumeSent`).
