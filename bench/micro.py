@@ -1,6 +1,6 @@
 """The single costs docs/performance.md quotes, each measured alone: reading one upstream chunk through the SDK
-(httpx2, and the SDK's aiohttp transport if aiohttp is installed), channels' per-message `aclose_old_connections`
-hop, and decoding one chunk with `json` (and `orjson` if installed).
+(httpx2; and the SDK's aiohttp transport if aiohttp is installed, with the SDK's line reader and with the app's),
+channels' per-message `aclose_old_connections` hop, and decoding one chunk with `json` (and `orjson` if installed).
 
     python -m bench.micro
 
@@ -29,8 +29,9 @@ CHUNK = (
 )
 
 
-async def read_answer(client: Any, rate: float, tokens: int) -> int:
-    """The app's way of reading an answer: the SDK's streaming response, SSE lines, `json.loads` per chunk."""
+async def read_answer(client: Any, rate: float, tokens: int, *, app_reader: bool = False) -> int:
+    """An answer read through the SDK's streaming response: SSE lines from the SDK and `json.loads` per chunk (how the
+    app read it before 2026-11-26), or, with `app_reader`, the app's own: `DataLines` on the bytes, `orjson`."""
     request = client.chat.completions.with_streaming_response.create(
         model="bench-model",
         messages=[{"role": "user", "content": f"rate={rate:g} tokens={tokens}"}],
@@ -39,6 +40,18 @@ async def read_answer(client: Any, rate: float, tokens: int) -> int:
     )
     chunks = 0
     async with request as response:
+        if app_reader:
+            import orjson
+
+            from streaming.sse import DataLines
+
+            lines = DataLines()
+            async for data in response.http_response.aiter_bytes():
+                for payload in lines.feed(data):
+                    if payload != b"[DONE]":
+                        orjson.loads(payload)
+                        chunks += 1
+            return chunks
         async for line in response.iter_lines():
             if line.startswith("data:") and line[5:].strip() != "[DONE]":
                 json.loads(line[5:])
@@ -46,7 +59,7 @@ async def read_answer(client: Any, rate: float, tokens: int) -> int:
     return chunks
 
 
-async def read_cost(base_url: str, transport: str) -> dict[str, float]:
+async def read_cost(base_url: str, transport: str, *, app_reader: bool = False) -> dict[str, float]:
     """CPU µs per chunk for 50 answers at 50 tokens/s (a chunk per TCP read) and at full speed (many per read)."""
     import openai
 
@@ -58,7 +71,8 @@ async def read_cost(base_url: str, transport: str) -> dict[str, float]:
     costs = {}
     for label, rate, tokens in (("50 streams at 50 tok/s", 50, 150), ("50 streams at full speed", 0, 1000)):
         started = time.process_time()
-        chunks = sum(await asyncio.gather(*(read_answer(client, rate, tokens) for _ in range(50))))
+        answers = (read_answer(client, rate, tokens, app_reader=app_reader) for _ in range(50))
+        chunks = sum(await asyncio.gather(*answers))
         costs[label] = (time.process_time() - started) / chunks * 1e6
     await client.close()
     return costs
@@ -111,6 +125,9 @@ async def measure(base_url: str) -> dict[str, dict[str, float]]:
         pass
     else:
         results["read a chunk, aiohttp transport (µs)"] = await read_cost(base_url, "aiohttp")
+        results["read a chunk, aiohttp transport, the app's reader (µs)"] = await read_cost(
+            base_url, "aiohttp", app_reader=True
+        )
     results["aclose_old_connections hop (µs)"] = await hop_cost()
     results["decode a chunk (µs)"] = json_cost()
     return results

@@ -13,6 +13,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict
 
+import orjson
+
 from streaming.errors import BadRequest, NotAllowed, StreamingError
 
 PROTOCOL_VERSION = 1
@@ -307,5 +309,5 @@ def error_frame(error: Exception, *, stream: uuid.UUID | None = None, request: s
 
 
 def encode(frame: dict[str, Any]) -> str:
-    """Frames go out as compact JSON; built once per frame, however many sockets receive it."""
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    """Frames go out as compact UTF-8 JSON; built once per frame, however many sockets receive it."""
+    return orjson.dumps(frame).decode()
