@@ -177,8 +177,10 @@ class Generation:
         self.delta_ends.append((self.delta_ends[-1] if self.delta_ends else 0) + len(text))
 
     async def _tell_busy(self) -> None:
-        frame = protocol.busy_frame(stream=self.stream, lag_ms=loop_lag.lag_ms)
-        await publish_event(shared=self.shared, layer=self.layer, group=self.client.group, event=frame_event(frame))
+        await self._publish(frame_event(protocol.busy_frame(stream=self.stream, lag_ms=loop_lag.lag_ms)))
+
+    async def _publish(self, event: dict[str, Any]) -> None:
+        await publish_event(shared=self.shared, layer=self.layer, group=self.client.group, event=event)
 
     async def _finish(self, *, last_seq: int, error: errors.StreamingError | None) -> None:
         duration_ms = self.timing.duration_ms()
@@ -209,7 +211,7 @@ class Generation:
             usage=self.answer.usage,
             error=error,
         )
-        await self.layer.group_send(self.client.group, frame_event(frame, end=True))
+        await self._publish(frame_event(frame, end=True))
 
 
 def frame_event(frame: dict[str, Any], *, seq: int | None = None, end: bool = False) -> dict[str, Any]:

@@ -1,8 +1,9 @@
-"""Sending a delta: keep it for replay, then send it to every socket of its client.
+"""Sending a stream's frames to every socket of its client, deltas kept for replay first.
 
-The order matters: a socket that sees a gap in `seq` fills it from the replay buffer, so a delta must be there before
-any socket can see the one after it. With Redis under the pub/sub layer both steps go in one pipeline, shared with
-every other stream's deltas of the moment (see `batching`); any other layer takes them one after the other.
+Every frame of a stream (`start`, `delta`, `busy`, `done`, `error`) takes this one path, so they arrive in the order
+they were sent. A delta is kept in the replay buffer before it is sent, because a socket that sees a gap in `seq`
+fills it from there. With Redis under the pub/sub layer, keeping and sending go in one pipeline shared with every
+other stream's frames of the moment (see `batching`); any other layer takes them one after the other.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ async def publish_delta(
 
 
 async def publish_event(*, shared: SharedState, layer: BaseChannelLayer, group: str, event: dict[str, Any]) -> None:
-    """Send a stream's event that is not kept for replay, in order with the stream's deltas."""
+    """Send a stream's frame that is not kept for replay (all but deltas), in order with its deltas."""
     if isinstance(shared, RedisState) and isinstance(layer, RedisPubSubChannelLayer):
         await shared.publish(group_channel(layer, group), layer.serialize(event))
     else:

@@ -22,6 +22,7 @@ from streaming import errors, protocol, selectors, services
 from streaming.clients import Client
 from streaming.generation import Generation, frame_event
 from streaming.models import Exchange
+from streaming.publish import publish_event
 from streaming.shared import get_shared
 from streaming.upstream import available_models, demo_enabled
 from streaming.worker import WORKERS_GROUP, worker
@@ -54,8 +55,7 @@ async def stream_start(*, client: Client, prompt: protocol.Prompt, layer: BaseCh
     exchange, messages = await database_sync_to_async(services.exchange_start)(
         client=client, prompt=prompt, demo=demo, worker=worker.id
     )
-    start = protocol.start_frame(stream=exchange.id, prompt=prompt, conversation=exchange.conversation_id, demo=demo)
-    await layer.group_send(client.group, frame_event(start))
+    shared = get_shared()
     generation = Generation(
         stream=exchange.id,
         client=client,
@@ -65,11 +65,15 @@ async def stream_start(*, client: Client, prompt: protocol.Prompt, layer: BaseCh
         max_tokens=prompt.max_tokens,
         layer=layer,
         started=started,
-        shared=get_shared(),
+        shared=shared,
     )
     task = asyncio.create_task(generation.run(), name=f"stream-{exchange.id}")
     _running[exchange.id] = (generation, task)
     task.add_done_callback(lambda done: _forget(exchange.id, done))
+    # The request to the model is on its way while `start` goes out; `start` still comes first, as the stream's
+    # frames share one ordered path (see `publish`).
+    start = protocol.start_frame(stream=exchange.id, prompt=prompt, conversation=exchange.conversation_id, demo=demo)
+    await publish_event(shared=shared, layer=layer, group=client.group, event=frame_event(start))
     return exchange.id
 
 

@@ -30,6 +30,7 @@ from streaming import errors, protocol, selectors, services
 from streaming.clients import Client
 from streaming.generation import frame_event
 from streaming.lag import loop_lag
+from streaming.publish import publish_event
 from streaming.shared import get_shared
 from streaming.upstream import close_clients
 
@@ -143,7 +144,8 @@ async def sweep_dead_workers(*, layer: BaseChannelLayer, worker: str) -> int:
         if interrupted:
             logger.warning("stream %s of dead worker %s logged as interrupted", stream, owner)
             frame = protocol.error_frame(error, stream=stream)
-            await layer.group_send(Client(key=client_key).group, frame_event(frame, end=True))
+            event = frame_event(frame, end=True)
+            await publish_event(shared=shared, layer=layer, group=Client(key=client_key).group, event=event)
             swept += 1
     return swept
 
