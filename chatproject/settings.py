@@ -219,7 +219,8 @@ STREAMING_MAX_FRAME_BYTES = env_int("STREAMING_MAX_FRAME_BYTES", 256 * 1024)
 STREAMING_MAX_SECONDS = env_int("STREAMING_MAX_SECONDS", 600)
 # How many deltas may wait to be sent before reading from the model pauses (backpressure, bounded memory).
 STREAMING_BUFFER_DELTAS = env_int("STREAMING_BUFFER_DELTAS", 1024)
-# A worker whose event loop runs this many milliseconds late is overloaded; its streams then send a `busy` frame.
+# Deltas this many milliseconds late (on the way to a socket, or read by an event loop this late) make a stream say
+# `busy`: the server is overloaded.
 STREAMING_BUSY_MS = env_int("STREAMING_BUSY_MS", 250)
 # How long the deltas of a stream stay available for `resume` after the last one (then the log serves them).
 STREAMING_REPLAY_SECONDS = env_int("STREAMING_REPLAY_SECONDS", 600)

@@ -4,6 +4,7 @@ a socket; see `protocol` (parsing and building frames) and `streams` (starting, 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -33,6 +34,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # client could not place them, and learns of such a stream from the conversation API and resumes it.
         self.delivered: dict[str, int] = {}
         self.ended: set[str] = set()
+        # Streams this socket was told are late (`busy`): at most once each.
+        self.told_busy: set[str] = set()
+        self.busy_ms = settings.STREAMING_BUSY_MS
         await self.accept()
         if settings.STREAMING_REQUIRE_LOGIN and not self.client.user_id:
             await self._send_error(NotAllowed("Log in to chat."))
@@ -79,24 +83,37 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def stream_frame(self, event: dict[str, Any]) -> None:
         """A frame of one of this client's streams, encoded once for all its sockets."""
-        stream, seq = event["stream"], event["seq"]
+        stream, seq, kind = event["stream"], event["seq"], event["kind"]
         if stream in self.ended:
             return
-        if event["kind"] == "start":
+        if kind == "start":
             self.delivered[stream] = 0
         elif stream not in self.delivered:
             return
+        elif kind == "busy":
+            if stream in self.told_busy:
+                return
+            self.told_busy.add(stream)
         elif seq is not None:
             last = self.delivered[stream]
             if seq <= last:
                 return
+            await self._tell_if_late(stream, event)
             if seq > last + 1:
                 await self._send_missing(stream, after=last, until=seq - 1)
             self.delivered[stream] = seq
         if event["end"]:
             self.ended.add(stream)
             self.delivered.pop(stream, None)
+            self.told_busy.discard(stream)
         await self.send(text_data=event["frame"])
+
+    async def _tell_if_late(self, stream: str, event: dict[str, Any]) -> None:
+        """Past `STREAMING_BUSY_MS` on the way here, a delta tells of an overloaded server: say so once per stream."""
+        late_ms = (time.time() - event["sent"]) * 1000
+        if late_ms >= self.busy_ms and stream not in self.told_busy:
+            self.told_busy.add(stream)
+            await self._send_frame(protocol.busy_frame(stream=stream, lag_ms=late_ms))
 
     async def _resume(self, stream: uuid.UUID, after: int) -> None:
         replay = await streams.stream_replay(client=self.client, stream=stream, after=after)

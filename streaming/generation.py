@@ -218,7 +218,8 @@ def frame_event(frame: dict[str, Any], *, seq: int | None = None, end: bool = Fa
     """The channel-layer message that carries a stream's frame to its client's sockets.
 
     The frame is encoded once for all sockets; its kind, `stream`, `seq` and `end` ride alongside so that a socket
-    can track the stream, drop a duplicate and fill a gap without decoding it.
+    can track the stream, drop a duplicate and fill a gap without decoding it. `sent` (wall clock, as every worker
+    reads the same one) tells a socket how long the frame waited on the way to it.
     """
     return {
         "type": "stream.frame",
@@ -226,5 +227,6 @@ def frame_event(frame: dict[str, Any], *, seq: int | None = None, end: bool = Fa
         "stream": frame["stream"],
         "seq": seq,
         "end": end,
+        "sent": time.time(),
         "frame": protocol.encode(frame),
     }

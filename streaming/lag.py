@@ -1,9 +1,10 @@
-"""How late this process's event loop runs: the measure of a worker's overload.
+"""How late this process's event loop runs: one measure of a worker's overload.
 
-Every delta of every stream this worker relays passes through its one event loop. When the loop cannot keep up, work
-waits in its queue, and a timer set for now fires late by about as long as a delta now waits. Past
-`STREAMING_BUSY_MS` of that, the worker is overloaded: nothing is dropped (deltas merge and arrive late), and each
-stream it runs tells its client so, once, with a `busy` frame. Below half the threshold it is well again.
+Every delta this worker generates is read from the model in its one event loop. When the loop cannot keep up, the
+model's chunks wait in the socket's buffer, where no timestamp can see them, and a timer set for now fires late by
+about as long as a loop turn takes. Past `STREAMING_BUSY_MS` of that, the streams this worker generates tell their
+clients with a `busy` frame (nothing is dropped: deltas merge and arrive late). Below half the threshold the worker
+is well again. The other measure is the consumer's: how long a delta took from its generation to the socket.
 """
 
 from __future__ import annotations

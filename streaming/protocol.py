@@ -263,7 +263,7 @@ def delta_frame(*, stream: uuid.UUID, seq: int, text: str) -> DeltaFrame:
     return {"type": "delta", "stream": str(stream), "seq": seq, "text": text}
 
 
-def busy_frame(*, stream: uuid.UUID, lag_ms: float) -> BusyFrame:
+def busy_frame(*, stream: uuid.UUID | str, lag_ms: float) -> BusyFrame:
     return {
         "type": "busy",
         "stream": str(stream),

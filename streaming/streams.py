@@ -73,7 +73,11 @@ async def stream_start(*, client: Client, prompt: protocol.Prompt, layer: BaseCh
     # The request to the model is on its way while `start` goes out; `start` still comes first, as the stream's
     # frames share one ordered path (see `publish`).
     start = protocol.start_frame(stream=exchange.id, prompt=prompt, conversation=exchange.conversation_id, demo=demo)
-    await publish_event(shared=shared, layer=layer, group=client.group, event=frame_event(start))
+    try:
+        await publish_event(shared=shared, layer=layer, group=client.group, event=frame_event(start))
+    except Exception:
+        generation.stop(errors.StreamingError())  # no socket knows of the stream: end it, logged as failed
+        raise
     return exchange.id
 
 

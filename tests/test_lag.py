@@ -1,10 +1,16 @@
-"""Overload: how a worker knows it is behind, and how its streams tell their clients."""
+"""Overload: how the server knows a stream runs late, and how it tells the client."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 
+from streaming import protocol
+from streaming.clients import Client
+from streaming.generation import frame_event
 from streaming.lag import LoopLag, loop_lag
 from tests.conftest import new_session, open_socket, prompt, texts
 from tests.fake_openai import Script
@@ -35,4 +41,29 @@ async def test_a_stream_on_an_overloaded_worker_says_so_once_and_loses_nothing(u
     assert busy[0]["stream"] == start["stream"] and isinstance(busy[0]["lag_ms"], int) and busy[0]["message"]
     deltas, done = frames[1:-1], frames[-1]
     assert texts(deltas) == "Slow but whole." and done["type"] == "done" and done["seq"] == len(deltas)
+    await socket.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_socket_whose_deltas_arrive_late_is_told_once_per_stream(settings):
+    settings.STREAMING_BUSY_MS = 250
+    session = await database_sync_to_async(new_session)()
+    socket = await open_socket(session_key=session)
+    group, layer, stream = Client(key=f"session:{session}").group, get_channel_layer(), str(uuid.uuid4())
+
+    def delta(seq: int, *, late_by: float = 0) -> dict:
+        event = frame_event({"type": "delta", "stream": stream, "seq": seq, "text": str(seq)}, seq=seq)
+        return {**event, "sent": event["sent"] - late_by}
+
+    await layer.group_send(group, frame_event({"type": "start", "stream": stream}))
+    await layer.group_send(group, delta(1))
+    await layer.group_send(group, delta(2, late_by=1))
+    await layer.group_send(group, delta(3, late_by=1))
+    await layer.group_send(group, frame_event(protocol.busy_frame(stream=stream, lag_ms=300)))  # told already
+
+    frames = [await socket.receive() for _ in range(5)]
+    assert [frame["type"] for frame in frames] == ["start", "delta", "busy", "delta", "delta"]
+    assert frames[2]["stream"] == stream and frames[2]["lag_ms"] >= 1000
+    assert [frame["seq"] for frame in frames if frame["type"] == "delta"] == [1, 2, 3]
+    assert await socket.nothing_received()
     await socket.close()

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 
+from streaming import streams
 from streaming.models import Conversation, Exchange
 from tests.conftest import new_session, open_socket, prompt, texts
 from tests.fake_openai import Script
@@ -276,4 +277,25 @@ async def test_a_stream_past_the_time_limit_is_stopped_and_logged_as_interrupted
     await asyncio.wait_for(upstream.requests[0].closed.wait(), timeout=1)
     row = await exchange(frames[0]["stream"])
     assert (row.status, row.error_code, row.answer) == ("interrupted", "time_limit", "slow")
+    await socket.close()
+
+
+async def test_a_start_that_cannot_be_sent_ends_the_stream_and_the_log_says_so(upstream, monkeypatch):
+    upstream.then(Script(tokens=["never", " seen"], hang_after=1))
+    sent = streams.publish_event
+
+    async def refuse_start(*, event, **kwargs):
+        if event["kind"] == "start":
+            raise ConnectionError("the channel layer is down")
+        await sent(event=event, **kwargs)
+
+    monkeypatch.setattr(streams, "publish_event", refuse_start)
+    socket = await open_socket()
+    await socket.send(prompt("Hi", request="q-lost"))
+
+    refused = await socket.receive()
+    assert refused["type"] == "error" and refused["code"] == "internal_error" and refused["request"] == "q-lost"
+    await streams.streams_finished()
+    row = await Exchange.objects.aget(request="q-lost")
+    assert row.status == Exchange.Status.FAILED and row.error_code == "internal_error"
     await socket.close()
