@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from openai.types.chat import ChatCompletionMessageParam
@@ -70,12 +71,12 @@ def _exchange_as_dict(exchange: Exchange) -> dict[str, Any]:
     }
 
 
-def streaming_exchanges(*, not_of_worker: str) -> list[tuple[uuid.UUID, str, str]]:
-    """(id, client, worker) of every stream logged as running on another worker."""
+def streaming_exchanges(*, not_of_worker: str) -> list[tuple[uuid.UUID, str, str, datetime]]:
+    """(id, client, worker, created) of every stream logged as running on another worker."""
     return list(
         Exchange.objects.filter(status=Exchange.Status.STREAMING)
         .exclude(worker=not_of_worker)
-        .values_list("id", "client", "worker")
+        .values_list("id", "client", "worker", "created")
     )
 
 

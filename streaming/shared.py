@@ -21,6 +21,9 @@ from streaming.batching import Command, PipelineBatcher
 
 
 class SharedState(Protocol):
+    # Whether other processes see this state: without it, no worker can tell whether another one is alive.
+    crosses_processes: bool
+
     async def append_delta(self, stream: str, seq: int, text: str) -> None:
         """Keep a delta for replay; `seq` is always one more than the last one kept for `stream`."""
 
@@ -43,6 +46,8 @@ class SharedState(Protocol):
 
 class MemoryState:
     """One process's state, for deployments without Redis (where there is only one process)."""
+
+    crosses_processes = False
 
     def __init__(self, *, replay_ttl: float, presence_ttl: float, worker_ttl: float) -> None:
         self.replay_ttl, self.presence_ttl, self.worker_ttl = replay_ttl, presence_ttl, worker_ttl
@@ -87,8 +92,10 @@ class MemoryState:
 class RedisState:
     """The deployment's state in Redis: a list per stream, and keys with a TTL for presence and liveness."""
 
+    crosses_processes = True
+
     def __init__(
-        self, url: str, *, replay_ttl: float, presence_ttl: float, worker_ttl: float, stream_ttl: float = 0
+        self, url: str, *, replay_ttl: float, presence_ttl: float, worker_ttl: float, stream_ttl: float
     ) -> None:
         options = settings.REDIS_CONNECTION_OPTIONS
         self.redis = redis.Redis.from_url(url, **options)

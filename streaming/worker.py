@@ -20,6 +20,7 @@ import os
 import socket
 import sys
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -42,6 +43,7 @@ WORKERS_GROUP = "chat.workers"
 class Worker:
     def __init__(self) -> None:
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.started = datetime.now(UTC)
         self.draining = False
         self.sockets: collections.Counter[str] = collections.Counter()
         self._duties: list[asyncio.Task[None]] = []
@@ -105,7 +107,7 @@ class Worker:
     async def _sweep(self, layer: BaseChannelLayer) -> None:
         while True:
             try:
-                await sweep_dead_workers(layer=layer, worker=self.id)
+                await sweep_dead_workers(layer=layer, worker=self.id, started=self.started)
             except Exception:
                 logger.exception("sweep for dead workers failed")
             await asyncio.sleep(settings.STREAMING_WORKER_TIMEOUT / 3)
@@ -126,14 +128,22 @@ class Worker:
                 await asyncio.sleep(1)
 
 
-async def sweep_dead_workers(*, layer: BaseChannelLayer, worker: str) -> int:
-    """Log every stream of a dead worker as interrupted, keeping what the replay buffer has of its answer."""
+async def sweep_dead_workers(*, layer: BaseChannelLayer, worker: str, started: datetime) -> int:
+    """Log every stream of a dead worker as interrupted, keeping what the replay buffer has of its answer.
+
+    Without Redis a worker sees no other worker's heartbeat, so any other worker's stream looks orphaned. One that
+    was started before this process is a predecessor's; one started since can only be a live worker's that shares the
+    database (several workers without Redis): it is left alone, and the error logged.
+    """
     shared = get_shared()
     running = await database_sync_to_async(selectors.streaming_exchanges)(not_of_worker=worker)
-    alive = await shared.live_workers({owner for _, _, owner in running})
+    alive = await shared.live_workers({owner for _, _, owner, _ in running})
     swept = 0
-    for stream, client_key, owner in running:
+    for stream, client_key, owner, created in running:
         if owner in alive:
+            continue
+        if not shared.crosses_processes and created >= started:
+            _report_unshared_worker(owner)
             continue
         texts = await shared.deltas_after(str(stream), 0)
         ends = list(itertools.accumulate(len(text) for text in texts))
@@ -148,6 +158,19 @@ async def sweep_dead_workers(*, layer: BaseChannelLayer, worker: str) -> int:
             await publish_event(shared=shared, layer=layer, group=Client(key=client_key).group, event=event)
             swept += 1
     return swept
+
+
+_reported_workers: set[str] = set()
+
+
+def _report_unshared_worker(owner: str) -> None:
+    if owner not in _reported_workers:
+        _reported_workers.add(owner)
+        logger.error(
+            "worker %s shares this database but not this worker's state: several workers need REDIS_URL. "
+            "Its streams are not swept here.",
+            owner,
+        )
 
 
 def _drain_on_daphne_shutdown(worker: Worker) -> None:

@@ -84,7 +84,7 @@ async def test_a_failed_command_fails_its_caller_only(state):
 
 
 async def test_a_broken_connection_fails_every_caller_of_the_batch():
-    state = RedisState("redis://127.0.0.1:1/0", replay_ttl=60, presence_ttl=5, worker_ttl=5)
+    state = RedisState("redis://127.0.0.1:1/0", replay_ttl=60, presence_ttl=5, worker_ttl=5, stream_ttl=600)
     results = await asyncio.gather(
         *(state.append_and_publish(str(uuid.uuid4()), 1, "x", channel="c", message=b"m") for _ in range(3)),
         return_exceptions=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 from channels.db import database_sync_to_async
@@ -134,6 +135,10 @@ async def test_a_stream_nobody_watches_is_stopped_after_the_grace_period(upstrea
     await asyncio.wait_for(upstream.requests[0].closed.wait(), timeout=1)
 
 
+async def sweep(started: datetime) -> int:
+    return await sweep_dead_workers(layer=get_channel_layer(), worker=worker.id, started=started)
+
+
 async def test_the_streams_of_a_dead_worker_end_interrupted_and_their_client_is_told():
     session = await database_sync_to_async(new_session)()
     socket = await open_socket(session_key=session)
@@ -142,18 +147,35 @@ async def test_the_streams_of_a_dead_worker_end_interrupted_and_their_client_is_
     row = await Exchange.objects.acreate(
         conversation=conversation, client=client_key, request="r", model="m", prompt="p", worker="dead-worker-1"
     )
+    # Started before this process: without Redis, only then is it known to be a dead predecessor's stream.
+    await Exchange.objects.filter(id=row.id).aupdate(created=worker.started - timedelta(minutes=1))
     for seq, text in enumerate(["half ", "an answer"], start=1):
         await get_shared().append_delta(str(row.id), seq, text)
     await socket.send({"type": "resume", "stream": str(row.id), "after": 2})  # the socket follows the stream
 
-    assert await sweep_dead_workers(layer=get_channel_layer(), worker=worker.id) == 1
+    assert await sweep(worker.started) == 1
 
     error = await socket.receive()
     assert error["type"] == "error" and error["code"] == "interrupted" and error["stream"] == str(row.id)
     await row.arefresh_from_db()
     assert (row.status, row.answer, row.last_seq, row.delta_ends) == ("interrupted", "half an answer", 2, [5, 14])
-    assert await sweep_dead_workers(layer=get_channel_layer(), worker=worker.id) == 0
+    assert await sweep(worker.started) == 0
     await socket.close()
+
+
+async def test_without_redis_a_stream_another_live_worker_started_is_left_alone_and_the_error_logged(caplog):
+    conversation = await Conversation.objects.acreate(client="session:x", title="t")
+    row = await Exchange.objects.acreate(
+        conversation=conversation, client="session:x", request="r", model="m", prompt="p", worker="other-live-worker"
+    )
+
+    assert await sweep(worker.started) == 0
+    assert await sweep(worker.started) == 0
+
+    await row.arefresh_from_db()
+    assert row.status == Exchange.Status.STREAMING
+    reports = [record for record in caplog.records if "other-live-worker" in record.getMessage()]
+    assert len(reports) == 1 and reports[0].levelname == "ERROR" and "REDIS_URL" in reports[0].getMessage()
 
 
 async def test_draining_refuses_new_prompts_and_interrupts_what_outlives_the_grace(upstream, settings):
