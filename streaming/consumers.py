@@ -42,7 +42,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_error(NotAllowed("Log in to chat."))
             await self.close(code=CLOSE_LOGIN_REQUIRED)
             return
-        worker.start(self.channel_layer)
         self.limits = streams.current_limits()
         await self.channel_layer.group_add(self.client.group, self.channel_name)
         self.joined = True

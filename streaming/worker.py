@@ -1,6 +1,6 @@
 """This process as one worker of a deployment: its name, its background duties, and how it stops.
 
-Duties, started with the first socket:
+Duties, started with the first request of any kind (`start_duties`; a load balancer's health check is enough):
 - heartbeat: tell the others this worker lives, and which clients have a socket open here;
 - sweep: log the streams of workers that stopped beating as interrupted, and tell their clients;
 - control: carry out a `cancel` that a socket on another worker received for a stream running here;
@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.layers import BaseChannelLayer
+from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
 from streaming import errors, protocol, selectors, services
@@ -59,6 +59,10 @@ class Worker:
             asyncio.create_task(loop_lag.watch(), name="worker-lag"),
         ]
         _drain_on_daphne_shutdown(self)
+
+    @property
+    def on_duty(self) -> bool:
+        return bool(self._duties)
 
     async def socket_opened(self, client: Client) -> None:
         self.sockets[client.key] += 1
@@ -158,6 +162,18 @@ async def sweep_dead_workers(*, layer: BaseChannelLayer, worker: str, started: d
             await publish_event(shared=shared, layer=layer, group=Client(key=client_key).group, event=event)
             swept += 1
     return swept
+
+
+def start_duties(application: Any) -> Any:
+    """ASGI middleware: the worker's duties start with its first request, so that a restarted worker sweeps what its
+    predecessor left as soon as anything (a health check, a page, a socket) reaches it."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not worker.on_duty and scope["type"] in ("http", "websocket"):
+            worker.start(get_channel_layer())
+        await application(scope, receive, send)
+
+    return app
 
 
 _reported_workers: set[str] = set()

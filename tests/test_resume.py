@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from channels.testing import HttpCommunicator
 
+from chatproject.asgi import application
 from streaming import streams
 from streaming.clients import Client
 from streaming.generation import frame_event
@@ -176,6 +178,16 @@ async def test_without_redis_a_stream_another_live_worker_started_is_left_alone_
     assert row.status == Exchange.Status.STREAMING
     reports = [record for record in caplog.records if "other-live-worker" in record.getMessage()]
     assert len(reports) == 1 and reports[0].levelname == "ERROR" and "REDIS_URL" in reports[0].getMessage()
+
+
+async def test_the_first_request_of_any_kind_puts_the_worker_on_duty():
+    await worker.stop_duties()
+    assert not worker.on_duty
+
+    health = HttpCommunicator(application, "GET", "/healthz", headers=[(b"host", b"localhost")])
+    response = await health.get_response()
+
+    assert response["status"] == 200 and worker.on_duty
 
 
 async def test_draining_refuses_new_prompts_and_interrupts_what_outlives_the_grace(upstream, settings):
