@@ -108,9 +108,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=event["frame"])
 
     async def _tell_if_late(self, stream: str, event: dict[str, Any]) -> None:
-        """Past `STREAMING_BUSY_MS` on the way here, a delta tells of an overloaded server: say so once per stream."""
-        late_ms = (time.time() - event["sent"]) * 1000
-        if late_ms >= self.busy_ms and stream not in self.told_busy:
+        """Past `STREAMING_BUSY_MS` on the way here, a delta tells of an overloaded server: say so once per stream.
+
+        A worker of an older release, during a rolling upgrade, sends no `sent`.
+        """
+        sent = event.get("sent")
+        if sent is None or stream in self.told_busy:
+            return
+        late_ms = (time.time() - sent) * 1000
+        if late_ms >= self.busy_ms:
             self.told_busy.add(stream)
             await self._send_frame(protocol.busy_frame(stream=stream, lag_ms=late_ms))
 

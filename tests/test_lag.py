@@ -57,13 +57,14 @@ async def test_a_socket_whose_deltas_arrive_late_is_told_once_per_stream(setting
 
     await layer.group_send(group, frame_event({"type": "start", "stream": stream}))
     await layer.group_send(group, delta(1))
-    await layer.group_send(group, delta(2, late_by=1))
+    await layer.group_send(group, {key: value for key, value in delta(2).items() if key != "sent"})  # older worker
     await layer.group_send(group, delta(3, late_by=1))
+    await layer.group_send(group, delta(4, late_by=1))
     await layer.group_send(group, frame_event(protocol.busy_frame(stream=stream, lag_ms=300)))  # told already
 
-    frames = [await socket.receive() for _ in range(5)]
-    assert [frame["type"] for frame in frames] == ["start", "delta", "busy", "delta", "delta"]
-    assert frames[2]["stream"] == stream and frames[2]["lag_ms"] >= 1000
-    assert [frame["seq"] for frame in frames if frame["type"] == "delta"] == [1, 2, 3]
+    frames = [await socket.receive() for _ in range(6)]
+    assert [frame["type"] for frame in frames] == ["start", "delta", "delta", "busy", "delta", "delta"]
+    assert frames[3]["stream"] == stream and frames[3]["lag_ms"] >= 1000
+    assert [frame["seq"] for frame in frames if frame["type"] == "delta"] == [1, 2, 3, 4]
     assert await socket.nothing_received()
     await socket.close()
