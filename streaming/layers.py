@@ -47,10 +47,6 @@ class LocalChannelLayer(InMemoryChannelLayer):
         await super().group_discard(group, channel)
         self._tell_emptied(channel)  # a socket that left will take nothing more: no one waits for it
 
-    def unread(self, group: str) -> bool:
-        """Whether a member of `group` has not yet taken everything it was sent."""
-        return any(self._holds_messages(channel) for channel in self.groups.get(group, ()))
-
     async def taken(self, group: str) -> None:
         """Wait until every member of `group` has taken all it was sent (callers bound the wait with a timeout).
 

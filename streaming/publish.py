@@ -43,7 +43,7 @@ async def publish_delta(
     else:
         await shared.append_delta(stream, seq, text)
         await layer.group_send(group, event)
-        if isinstance(layer, LocalChannelLayer) and layer.unread(group):
+        if isinstance(layer, LocalChannelLayer):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(PACING_TIMEOUT):
                     await layer.taken(group)
