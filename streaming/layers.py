@@ -4,13 +4,13 @@ Channels' `InMemoryChannelLayer` scans every channel and group for expired entri
 deep-copies every message, and starts a task per member for a group send. With hundreds of sockets that is most of
 what a delta costs (docs/performance.md). This layer looks for expired entries at most once a second, copies a message
 shallowly (the app's messages hold only strings, numbers, booleans and None), and sends to a group's members in a
-plain loop. What it keeps, for how long, and when it drops a message (a full channel) are unchanged. It adds `taken`,
-with which a stream paces its deltas to its client's sockets.
+plain loop. What it keeps, for how long, and when it drops a message (a full channel) are unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -24,7 +24,6 @@ class LocalChannelLayer(InMemoryChannelLayer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._next_cleaning = 0.0
-        self._emptied: dict[str, asyncio.Event] = {}  # set when the channel's queue runs empty (see `taken`)
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         assert isinstance(message, dict), "message is not a dict"
@@ -40,23 +39,16 @@ class LocalChannelLayer(InMemoryChannelLayer):
         finally:
             if queue.empty():
                 self.channels.pop(channel, None)
-                self._tell_emptied(channel)
         return message
 
-    async def group_discard(self, group: str, channel: str) -> None:
-        await super().group_discard(group, channel)
-        self._tell_emptied(channel)  # a socket that left will take nothing more: no one waits for it
-
-    async def taken(self, group: str) -> None:
-        """Wait until every member of `group` has taken all it was sent (callers bound the wait with a timeout).
-
-        A sender that waits for this paces itself to its slowest reader, as a round trip to Redis paces it: what it
-        would have sent meanwhile leaves later as one larger message (see `outbox`) instead of queueing up message by
-        message when the process is overloaded.
-        """
-        waiting = [channel for channel in self.groups.get(group, ()) if self._holds_messages(channel)]
-        for event in [self._emptied.setdefault(channel, asyncio.Event()) for channel in waiting]:
-            await event.wait()
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        assert isinstance(message, dict), "message is not a dict"
+        self.require_valid_group_name(group)
+        self._clean_expired()
+        for channel in list(self.groups.get(group, ())):
+            # As in Channels' layer, a full member misses the message and the others get it.
+            with contextlib.suppress(ChannelFull):
+                self._put(channel, message)
 
     def _put(self, channel: str, message: dict[str, Any]) -> None:
         try:
@@ -69,15 +61,6 @@ class LocalChannelLayer(InMemoryChannelLayer):
         if queue is None:
             queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
         return queue
-
-    def _holds_messages(self, channel: str) -> bool:
-        queue = self.channels.get(channel)
-        return queue is not None and not queue.empty()
-
-    def _tell_emptied(self, channel: str) -> None:
-        event = self._emptied.pop(channel, None)
-        if event is not None:
-            event.set()
 
     def _clean_expired(self) -> None:
         now = time.monotonic()

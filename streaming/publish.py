@@ -4,27 +4,16 @@ Every frame of a stream (`start`, `delta`, `busy`, `done`, `error`) takes this o
 they were sent. A delta is kept in the replay buffer before it is sent, because a socket that sees a gap in `seq`
 fills it from there. With Redis under the pub/sub layer, keeping and sending go in one pipeline shared with every
 other stream's frames of the moment (see `batching`); any other layer takes them one after the other.
-
-Each delta waits until it is on its way before the next is sent, and what the model writes meanwhile merges into
-the next one (see `outbox`). With Redis, "on its way" is the pipeline's round trip. In one process it is the sockets
-having taken the delta (`LocalChannelLayer.taken`): otherwise an overloaded process would queue deltas one by one in
-the sockets' channels, where they cannot merge.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
 
 from channels.layers import BaseChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
-from streaming.layers import LocalChannelLayer
 from streaming.shared import RedisState, SharedState
-
-# In one process, the longest a stream waits for its client's sockets to take its last delta before sending the next.
-PACING_TIMEOUT = 1.0
 
 
 async def publish_delta(
@@ -43,10 +32,6 @@ async def publish_delta(
     else:
         await shared.append_delta(stream, seq, text)
         await layer.group_send(group, event)
-        if isinstance(layer, LocalChannelLayer):
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(PACING_TIMEOUT):
-                    await layer.taken(group)
 
 
 async def publish_event(*, shared: SharedState, layer: BaseChannelLayer, group: str, event: dict[str, Any]) -> None:

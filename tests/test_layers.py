@@ -63,29 +63,3 @@ async def test_expired_messages_and_their_channels_are_dropped(monkeypatch):
 
     assert "specific.gone" not in layer.channels
     assert "specific.gone" not in layer.groups.get("client.alice", {})
-
-
-async def test_taken_waits_for_every_member_to_take_what_it_was_sent():
-    layer = LocalChannelLayer()
-    members = [await layer.new_channel() for _ in range(2)]
-    for channel in members:
-        await layer.group_add("client.alice", channel)
-    await asyncio.wait_for(layer.taken("client.alice"), timeout=5)  # nothing sent: nothing to wait for
-
-    await layer.group_send("client.alice", {"type": "frame"})
-    waiting = asyncio.create_task(layer.taken("client.alice"))
-    await layer.receive(members[0])
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(waiting), timeout=0.05)  # the second member has not taken it
-    await layer.receive(members[1])
-    await asyncio.wait_for(waiting, timeout=5)
-
-
-async def test_taken_stops_waiting_for_a_member_that_leaves():
-    layer = LocalChannelLayer()
-    await layer.group_add("client.alice", "specific.leaving")
-    await layer.group_send("client.alice", {"type": "frame"})
-    waiting = asyncio.create_task(layer.taken("client.alice"))
-    await asyncio.sleep(0)  # let it start waiting
-    await layer.group_discard("client.alice", "specific.leaving")
-    await asyncio.wait_for(waiting, timeout=5)
