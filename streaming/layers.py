@@ -4,13 +4,13 @@ Channels' `InMemoryChannelLayer` scans every channel and group for expired entri
 deep-copies every message, and starts a task per member for a group send. With hundreds of sockets that is most of
 what a delta costs (docs/performance.md). This layer looks for expired entries at most once a second, copies a message
 shallowly (the app's messages hold only strings, numbers, booleans and None), and sends to a group's members in a
-plain loop. What it keeps, for how long, and when it drops a message (a full channel) are unchanged.
+plain loop. What it keeps, for how long, and when it drops a message (a full channel) are unchanged. It adds
+`behind` and `caught_up`, with which a stream holds back its next delta while a socket falls behind (see `publish`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -18,12 +18,15 @@ from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 
 CLEANING_INTERVAL = 1.0
+# Messages a channel may hold, not yet taken, before its member counts as behind.
+BACKLOG = 4
 
 
 class LocalChannelLayer(InMemoryChannelLayer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._next_cleaning = 0.0
+        self._caught_up: dict[str, asyncio.Event] = {}  # set when a channel holds fewer than BACKLOG messages
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         assert isinstance(message, dict), "message is not a dict"
@@ -39,16 +42,23 @@ class LocalChannelLayer(InMemoryChannelLayer):
         finally:
             if queue.empty():
                 self.channels.pop(channel, None)
+            if queue.qsize() < BACKLOG:
+                self._tell_caught_up(channel)
         return message
 
-    async def group_send(self, group: str, message: dict[str, Any]) -> None:
-        assert isinstance(message, dict), "message is not a dict"
-        self.require_valid_group_name(group)
-        self._clean_expired()
+    async def group_discard(self, group: str, channel: str) -> None:
+        await super().group_discard(group, channel)
+        self._tell_caught_up(channel)  # a socket that left takes nothing more: no one waits for it
+
+    def behind(self, group: str) -> bool:
+        """Whether a member of `group` holds `BACKLOG` or more messages it has not taken yet."""
+        return any(self._held(channel) >= BACKLOG for channel in self.groups.get(group, ()))
+
+    async def caught_up(self, group: str) -> None:
+        """Wait until no member of `group` is behind (callers bound the wait with a timeout)."""
         for channel in list(self.groups.get(group, ())):
-            # As in Channels' layer, a full member misses the message and the others get it.
-            with contextlib.suppress(ChannelFull):
-                self._put(channel, message)
+            while channel in self.groups.get(group, ()) and self._held(channel) >= BACKLOG:
+                await self._caught_up.setdefault(channel, asyncio.Event()).wait()
 
     def _put(self, channel: str, message: dict[str, Any]) -> None:
         try:
@@ -61,6 +71,15 @@ class LocalChannelLayer(InMemoryChannelLayer):
         if queue is None:
             queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
         return queue
+
+    def _held(self, channel: str) -> int:
+        queue = self.channels.get(channel)
+        return 0 if queue is None else queue.qsize()
+
+    def _tell_caught_up(self, channel: str) -> None:
+        event = self._caught_up.pop(channel, None)
+        if event is not None:
+            event.set()
 
     def _clean_expired(self) -> None:
         now = time.monotonic()

@@ -63,3 +63,35 @@ async def test_expired_messages_and_their_channels_are_dropped(monkeypatch):
 
     assert "specific.gone" not in layer.channels
     assert "specific.gone" not in layer.groups.get("client.alice", {})
+
+
+async def test_a_member_with_a_backlog_is_behind_until_it_has_taken_enough():
+    layer = LocalChannelLayer()
+    members = [await layer.new_channel() for _ in range(2)]
+    for channel in members:
+        await layer.group_add("client.alice", channel)
+    for seq in range(layers.BACKLOG - 1):
+        await layer.group_send("client.alice", {"type": "frame", "seq": seq})
+    assert not layer.behind("client.alice")
+    await asyncio.wait_for(layer.caught_up("client.alice"), timeout=5)  # nothing to wait for
+
+    await layer.group_send("client.alice", {"type": "frame", "seq": layers.BACKLOG - 1})
+    assert layer.behind("client.alice")
+    waiting = asyncio.create_task(layer.caught_up("client.alice"))
+    await layer.receive(members[0])
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(waiting), timeout=0.05)  # the second member is still behind
+    await layer.receive(members[1])
+    await asyncio.wait_for(waiting, timeout=5)
+    assert not layer.behind("client.alice")
+
+
+async def test_a_member_that_leaves_is_not_waited_for():
+    layer = LocalChannelLayer()
+    await layer.group_add("client.alice", "specific.leaving")
+    for seq in range(layers.BACKLOG):
+        await layer.group_send("client.alice", {"type": "frame", "seq": seq})
+    waiting = asyncio.create_task(layer.caught_up("client.alice"))
+    await asyncio.sleep(0)  # let it start waiting
+    await layer.group_discard("client.alice", "specific.leaving")
+    await asyncio.wait_for(waiting, timeout=5)
