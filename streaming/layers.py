@@ -4,13 +4,22 @@ Channels' `InMemoryChannelLayer` scans every channel and group for expired entri
 deep-copies every message, and starts a task per member for a group send. With hundreds of sockets that is most of
 what a delta costs (docs/performance.md). This layer looks for expired entries at most once a second, copies a message
 shallowly (the app's messages hold only strings, numbers, booleans and None), and sends to a group's members in a
-plain loop. What it keeps, for how long, and when it drops a message (a full channel) are unchanged. It adds
+plain loop. How long it keeps a message (`expiry`) and when it drops one (a full channel) are unchanged. It adds
 `behind` and `caught_up`, with which a stream holds back its next delta while a socket falls behind (see `publish`).
+
+Group membership lasts until `group_discard`, where Channels' layer ends it in two more ways, both of which left a
+socket open for good but deaf to its client's group (issue item 12):
+
+- after `group_expiry` (a day by default) counted from the join. Channels has it for a process that crashes without
+  discarding its channels; in memory, a process's channels die with it, and consumers always discard at disconnect.
+- when a message to the channel expires. Here the expired message is dropped (memory stays bounded) and the channel
+  keeps its groups; its queue, if that empties, is made anew by the next message sent to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -45,6 +54,15 @@ class LocalChannelLayer(InMemoryChannelLayer):
             if queue.qsize() < BACKLOG:
                 self._tell_caught_up(channel)
         return message
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        assert isinstance(message, dict), "message is not a dict"
+        self.require_valid_group_name(group)
+        self._clean_expired()
+        for channel in list(self.groups.get(group, ())):
+            # As in Channels' layer, a full member misses the message and the others get it.
+            with contextlib.suppress(ChannelFull):
+                self._put(channel, message)
 
     async def group_discard(self, group: str, channel: str) -> None:
         await super().group_discard(group, channel)
@@ -82,7 +100,21 @@ class LocalChannelLayer(InMemoryChannelLayer):
             event.set()
 
     def _clean_expired(self) -> None:
+        """Drop the messages that have outlived `expiry`, leaving every channel in its groups (see the module)."""
         now = time.monotonic()
-        if now >= self._next_cleaning:
-            self._next_cleaning = now + CLEANING_INTERVAL
-            super()._clean_expired()
+        if now < self._next_cleaning:
+            return
+        self._next_cleaning = now + CLEANING_INTERVAL
+        expired_before = time.time()
+        for channel, queue in list(self.channels.items()):
+            if queue.empty():
+                continue  # a receiver waits on it: it must stay the channel's queue
+            held = [queue.get_nowait() for _ in range(queue.qsize())]
+            kept = [entry for entry in held if entry[0] >= expired_before]  # an entry is (expires at, message)
+            for entry in kept:
+                queue.put_nowait(entry)
+            if len(kept) < len(held):
+                if not kept:
+                    del self.channels[channel]
+                if len(kept) < BACKLOG:
+                    self._tell_caught_up(channel)
