@@ -1,4 +1,8 @@
-"""The exchange log in the admin: read-only, for staff, searchable over prompts and answers."""
+"""The exchange log in the admin: read-only, for staff, searchable over prompts and answers.
+
+An anonymous visitor shows as the hash of their session key (see `streaming.clients`): staff can tell visitors apart
+without seeing the key, which would let them take over the visitor's chat.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,15 @@ from streaming.models import Conversation, Exchange
 @admin.display(description="prompt")
 def short_prompt(exchange: Exchange) -> str:
     return truncatechars(exchange.prompt, 80)
+
+
+@admin.display(description="user or session")
+def who(row: Conversation | Exchange) -> str:
+    """The user, or the client with its hash cut short: a dozen hex digits tell visitors apart in a list."""
+    if row.user_id is not None:
+        return str(row.user)
+    kind, _, name = row.client.partition(":")
+    return f"{kind}:{name[:12]}…" if len(name) > 12 else row.client
 
 
 class ReadOnly:
@@ -44,7 +57,7 @@ class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
     list_display = [
         "created",
         short_prompt,
-        "who",
+        who,
         "model",
         "status",
         "finish_reason",
@@ -65,10 +78,6 @@ class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
     ]
     readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
 
-    @admin.display(description="user or session")
-    def who(self, exchange: Exchange) -> str:
-        return str(exchange.user) if exchange.user else exchange.client
-
     @admin.display(description="prompt")
     def prompt_text(self, exchange: Exchange) -> str:
         return format_html('<pre style="white-space: pre-wrap">{}</pre>', exchange.prompt)
@@ -80,6 +89,7 @@ class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
 
 @admin.register(Conversation)
 class ConversationAdmin(ReadOnly, admin.ModelAdmin):
-    list_display = ["title", "client", "user", "created", "updated"]
+    list_display = ["title", who, "created", "updated"]
+    list_select_related = ["user"]
     search_fields = ["title"]
     inlines = [ExchangeInline]

@@ -2,10 +2,16 @@
 
 A logged-in user is one client across browsers; an anonymous visitor is one client per browser session (the chat
 page makes sure a session exists); a socket that brings no session cookie is a client of its own.
+
+A session key is the visitor's credential: whoever holds it can send it as a cookie and take over the chat. So it
+never leaves `client_of`; the client is named by its SHA-256 instead, which is what the log, the admin and Redis
+see. A plain hash and not an HMAC on `SECRET_KEY`: a key has 32 random characters of [a-z0-9] (about 165 bits), too
+many to guess from the hash, and rotating `SECRET_KEY` must not cut every visitor off from their conversations.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +21,8 @@ from typing import Any
 class Client:
     key: str
     user_id: int | None = None
-    session_key: str = ""
+    # The SHA-256 hex of an anonymous visitor's session key; empty for anyone else.
+    session_hash: str = ""
 
     @property
     def group(self) -> str:
@@ -30,5 +37,11 @@ def client_of(scope: dict[str, Any]) -> Client:
     session = scope.get("session")
     session_key = session.session_key if session is not None else None
     if session_key:
-        return Client(key=f"session:{session_key}", session_key=session_key)
+        return client_of_session(session_key)
     return Client(key=f"socket:{uuid.uuid4().hex}")
+
+
+def client_of_session(session_key: str) -> Client:
+    """The client of the anonymous visitor with this session key (migration 0002 hashes older rows the same way)."""
+    session_hash = hashlib.sha256(session_key.encode()).hexdigest()
+    return Client(key=f"session:{session_hash}", session_hash=session_hash)

@@ -44,7 +44,12 @@ class Exchange(models.Model):
     conversation = models.ForeignKey(Conversation, related_name="exchanges", on_delete=models.CASCADE)
     client = models.CharField(max_length=100, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    session_key = models.CharField(max_length=40, blank=True)
+    session_key = models.CharField(
+        max_length=64,
+        blank=True,
+        verbose_name="session hash",
+        help_text="The SHA-256 of an anonymous visitor's session key; the key itself is never stored.",
+    )
     request = models.CharField(max_length=64, help_text="The id the client gave its prompt.")
     model = models.CharField(max_length=100, db_index=True)
     demo = models.BooleanField(default=False, help_text="Answered by the built-in demo model.")

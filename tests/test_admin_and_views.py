@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
+from streaming.clients import client_of_session
 from streaming.models import Conversation, Exchange
 
 pytestmark = pytest.mark.django_db
@@ -57,7 +58,7 @@ def test_conversations_are_listed_for_their_own_client_only(client, logged_excha
     session = client.session
     session["chat"] = True
     session.save()
-    mine = Conversation.objects.create(client=f"session:{session.session_key}", title="Mine")
+    mine = Conversation.objects.create(client=client_of_session(session.session_key).key, title="Mine")
 
     listing = client.get(reverse("conversation-list")).json()
     assert [c["id"] for c in listing["conversations"]] == [str(mine.id)]
