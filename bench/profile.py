@@ -29,7 +29,7 @@ from bench import load, run, stack
 ACTIVITIES: dict[str, tuple[list[str], list[str]]] = {
     "read the upstream (SDK request, aiohttp, SSE lines, orjson)": (["stream_pieces"], []),
     "send a delta (Generation._send_delta)": (["Generation._send_delta"], []),
-    "  keep it for replay (in memory)": (["MemoryState.append_delta"], []),
+    "  keep it for replay (in memory)": (["MemoryState.keep"], []),
     "  encode the frame and the layer's message": (["frame_event", "delta_frame", "serialize"], []),
     "  channel layer group_send (in memory)": (["group_send"], []),
     "Redis pipelines: keep for replay and publish, all streams": (["PipelineBatcher._send"], []),

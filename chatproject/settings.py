@@ -212,6 +212,8 @@ DEMO_TOKENS_PER_SECOND = env_int("DEMO_TOKENS_PER_SECOND", 40)
 
 STREAMING_REQUIRE_LOGIN = env_bool("STREAMING_REQUIRE_LOGIN", not DEBUG)
 STREAMING_MAX_PROMPT_CHARS = env_int("STREAMING_MAX_PROMPT_CHARS", 32_000)
+# Characters of a conversation the model is sent (about 4 per token): the oldest whole turns beyond it are left out.
+STREAMING_HISTORY_CHARS = env_int("STREAMING_HISTORY_CHARS", 48_000)
 STREAMING_MAX_TOKENS = env_int("STREAMING_MAX_TOKENS", 4096)
 STREAMING_MAX_STREAMS = env_int("STREAMING_MAX_STREAMS", 3)
 STREAMING_MAX_FRAME_BYTES = env_int("STREAMING_MAX_FRAME_BYTES", 256 * 1024)
@@ -232,6 +234,9 @@ STREAMING_PRESENCE_SECONDS = env_int("STREAMING_PRESENCE_SECONDS", 15)
 STREAMING_WORKER_TIMEOUT = env_int("STREAMING_WORKER_TIMEOUT", 10)
 # On SIGTERM, how long running streams may go on before they are stopped and logged as interrupted.
 STREAMING_SHUTDOWN_GRACE = env_int("STREAMING_SHUTDOWN_GRACE", 30)
+# A socket that has heard nothing of a stream it follows for this long looks it up in the stream's record and the log,
+# so that an end lost on the way (a Redis restart) still reaches it.
+STREAMING_RECHECK_SECONDS = env_int("STREAMING_RECHECK_SECONDS", 5)
 
 LOGGING = {
     "version": 1,

@@ -14,7 +14,7 @@ from typing import Any
 import redis.asyncio as redis
 
 Command = tuple[Any, ...]
-Queued = tuple[tuple[Command, ...], asyncio.Future[None]]
+Queued = tuple[tuple[Command, ...], asyncio.Future[list[Any]]]
 
 
 class PipelineBatcher:
@@ -30,8 +30,9 @@ class PipelineBatcher:
         self._queued: list[Queued] = []
         self._sender: asyncio.Task[None] | None = None
 
-    async def execute(self, *commands: Command) -> None:
-        """Run `commands` (each a tuple such as `("PUBLISH", channel, message)`) with the next pipeline.
+    async def execute(self, *commands: Command) -> list[Any]:
+        """Run `commands` (each a tuple such as `("PUBLISH", channel, message)`) with the next pipeline; returns their
+        replies.
 
         Raises the error of the first of them that failed, or the connection's error.
         """
@@ -39,7 +40,7 @@ class PipelineBatcher:
         self._queued.append((commands, future))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send(), name="redis-pipeline")
-        await future
+        return await future
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -58,29 +59,29 @@ class PipelineBatcher:
                 except Exception as exc:  # the connection failed or timed out: every group in the batch did
                     _settle(batch, [exc] * len(batch))
                 else:
-                    _settle(batch, _first_errors(batch, results))
+                    _settle(batch, _replies(batch, results))
         finally:
             # Only when cancelled (the loop is closing) is anything left unsettled here; no caller may hang on it.
             left, self._queued = batch + self._queued, []
             _settle(left, [ConnectionError("The Redis pipeline was stopped.")] * len(left))
 
 
-def _first_errors(batch: list[Queued], results: list[Any]) -> list[Exception | None]:
-    """Per group, the first of its commands that failed, if any: one group's failure is not another's."""
-    errors: list[Exception | None] = []
+def _replies(batch: list[Queued], results: list[Any]) -> list[list[Any] | Exception]:
+    """Per group, its replies, or the first of its commands that failed: one group's failure is not another's."""
+    outcomes: list[list[Any] | Exception] = []
     position = 0
     for commands, _ in batch:
         own = results[position : position + len(commands)]
         position += len(commands)
-        errors.append(next((result for result in own if isinstance(result, Exception)), None))
-    return errors
+        outcomes.append(next((result for result in own if isinstance(result, Exception)), own))
+    return outcomes
 
 
-def _settle(batch: list[Queued], errors: list[Exception | None]) -> None:
-    for (_, future), error in zip(batch, errors, strict=True):
+def _settle(batch: list[Queued], outcomes: list[list[Any] | Exception]) -> None:
+    for (_, future), outcome in zip(batch, outcomes, strict=True):
         if future.done():
             continue  # its caller was cancelled
-        if error is None:
-            future.set_result(None)
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
         else:
-            future.set_exception(error)
+            future.set_result(outcome)

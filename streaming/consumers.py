@@ -1,26 +1,38 @@
 """The chat socket: frames in, service calls, frames out. No logic lives here that a test could not reach without
-a socket; see `protocol` (parsing and building frames) and `streams` (starting, cancelling, resuming)."""
+a socket; see `protocol` (parsing and building frames) and `streams` (starting, cancelling, replaying)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from streaming import protocol, streams
+from streaming import errors, protocol, streams
 from streaming.clients import Client, client_of
 from streaming.errors import BadRequest, NotAllowed, StreamingError
 from streaming.shared import get_shared
 from streaming.upstream import demo_enabled
-from streaming.worker import worker
+from streaming.worker import CLOSE_RESTARTING, worker
 
 logger = logging.getLogger(__name__)
 
 CLOSE_LOGIN_REQUIRED = 4401
+
+
+@dataclass
+class Following:
+    """Where a socket is in a stream it follows: the last place in the stream's record it was sent (None while the
+    record is being written again), the last delta `seq`, and when it last heard of the stream (monotonic)."""
+
+    pos: int | None = 0
+    seq: int = 0
+    heard: float = field(default_factory=time.monotonic)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -29,15 +41,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.client = client_of(self.scope)
         self.joined = False
-        # Per stream this socket follows (it saw the `start`, or the client resumed it): the last seq it was sent,
-        # so that a duplicate is dropped and a gap filled. Frames of streams it does not follow are not sent: the
-        # client could not place them, and learns of such a stream from the conversation API and resumes it.
-        self.delivered: dict[str, int] = {}
+        # The streams this socket follows (it saw the `start`, or the client resumed it), so that a duplicate is
+        # dropped and a gap filled. Frames of streams it does not follow are not sent: the client could not place
+        # them, and learns of such a stream from the conversation API and resumes it.
+        self.following: dict[str, Following] = {}
         self.ended: set[str] = set()
         # Streams this socket was told are late (`busy`): at most once each.
         self.told_busy: set[str] = set()
         self.busy_ms = settings.STREAMING_BUSY_MS
+        self._rechecking: asyncio.Task[None] | None = None
+        self._catching_up = asyncio.Lock()  # a recheck and the frames arriving meanwhile take turns
         await self.accept()
+        if worker.draining:  # this worker is restarting: the client reconnects to another one at once
+            await self.close(code=CLOSE_RESTARTING)
+            return
         if settings.STREAMING_REQUIRE_LOGIN and not self.client.user_id:
             await self._send_error(NotAllowed("Log in to chat."))
             await self.close(code=CLOSE_LOGIN_REQUIRED)
@@ -45,17 +62,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.limits = streams.current_limits()
         await self.channel_layer.group_add(self.client.group, self.channel_name)
         self.joined = True
-        await worker.socket_opened(self.client)
+        await worker.socket_opened(self.client, self.channel_name)
         await self._send_frame(protocol.ready_frame(limits=self.limits, demo=demo_enabled()))
 
     async def disconnect(self, code: int) -> None:
+        if self._rechecking is not None:
+            self._rechecking.cancel()
         if self.joined:
-            worker.socket_closed(self.client)
+            worker.socket_closed(self.client, self.channel_name)
             await self.channel_layer.group_discard(self.client.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not self.joined:
-            return  # refused at connect (login required) and closing: nothing it sends is read
+            return  # refused at connect (login required, or restarting) and closing: nothing it sends is read
         if text_data is None:
             await self._send_error(BadRequest("Send JSON in text frames; binary frames are not accepted."))
             return
@@ -69,7 +88,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self._resume(frame.stream, frame.after)
         except Exception as exc:  # a bad frame is answered, never allowed to close the socket
             if not isinstance(exc, StreamingError):
-                logger.exception("could not handle a frame")
+                logger.error("could not handle a frame: %s at:\n%s", errors.describe(exc), errors.where(exc))
             await self._send_error(exc, request=protocol.request_id_of(text_data))
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -80,31 +99,43 @@ class ChatConsumer(AsyncWebsocketConsumer):
         else:
             await super().dispatch(message)
 
+    async def worker_restarting(self, event: dict[str, Any]) -> None:
+        """This worker is about to exit: its streams have ended and their ends were sent before this."""
+        await self.close(code=CLOSE_RESTARTING)
+
     async def stream_frame(self, event: dict[str, Any]) -> None:
         """A frame of one of this client's streams, encoded once for all its sockets."""
-        stream, seq, kind = event["stream"], event["seq"], event["kind"]
+        async with self._catching_up:
+            await self._relay(event)
+
+    async def _relay(self, event: dict[str, Any]) -> None:
+        stream, kind, pos = event["stream"], event["kind"], event.get("pos")
         if stream in self.ended:
             return
         if kind == "start":
-            self.delivered[stream] = 0
-        elif stream not in self.delivered:
+            self._follow(stream, Following())
+        elif (following := self.following.get(stream)) is None:
             return
         elif kind == "busy":
             if stream in self.told_busy:
                 return
             self.told_busy.add(stream)
-        elif seq is not None:
-            last = self.delivered[stream]
-            if seq <= last:
+        elif pos is not None:
+            following.heard = time.monotonic()
+            if following.pos is not None and pos <= following.pos:
                 return
-            await self._tell_if_late(stream, event)
-            if seq > last + 1:
-                await self._send_missing(stream, after=last, until=seq - 1)
-            self.delivered[stream] = seq
+            if kind == "delta":
+                await self._tell_if_late(stream, event)
+            if following.pos is None or pos > following.pos + 1:
+                if not await self._fill(stream, following, until=pos):
+                    return  # the store is down: the recheck sends what was missed once it is back
+                if stream in self.ended or (following.pos is not None and pos <= following.pos):
+                    return  # the catch-up sent it, or the end
+                if following.pos is None or pos > following.pos + 1:
+                    return  # the record has a hole until the stream writes it again: the next frame fills it
+            following.pos, following.seq = pos, event.get("seq") or following.seq
         if event["end"]:
-            self.ended.add(stream)
-            self.delivered.pop(stream, None)
-            self.told_busy.discard(stream)
+            self._end(stream)
         await self.send(text_data=event["frame"])
 
     async def _tell_if_late(self, stream: str, event: dict[str, Any]) -> None:
@@ -123,23 +154,73 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _resume(self, stream: uuid.UUID, after: int) -> None:
         replay = await streams.stream_replay(client=self.client, stream=stream, after=after)
         key = str(stream)
-        self.ended.discard(key)
-        self.delivered[key] = after
-        await self._send_deltas(key, after, replay.texts)
-        if replay.end is not None:
-            self.ended.add(key)
-            self.delivered.pop(key, None)
-            await self._send_frame(replay.end)
+        async with self._catching_up:
+            self.ended.discard(key)
+            self._follow(key, Following(pos=None, seq=after))
+            await self._deliver(key, self.following[key], replay)
 
-    async def _send_missing(self, stream: str, *, after: int, until: int) -> None:
-        """Fill a gap from the replay buffer: deltas are kept there before they are sent."""
-        texts = await get_shared().deltas_after(stream, after)
-        await self._send_deltas(stream, after, texts[: until - after])
+    async def _fill(self, stream: str, following: Following, *, until: int) -> bool:
+        """Send the frames before place `until` that the socket missed, from the stream's record: they were kept
+        there before they were sent. False when the store could not be read."""
+        if following.pos is None:
+            return await self._catch_up(stream, following)
+        try:
+            record = await get_shared().entries_after(stream, following.pos)
+        except Exception as exc:
+            logger.warning("stream %s: could not fill a gap: %s", stream, errors.describe(exc.__cause__ or exc))
+            return False
+        for entry in record.entries:
+            if entry.pos >= until:
+                break
+            await self.send(text_data=entry.frame)
+            following.pos, following.seq = entry.pos, entry.seq or following.seq
+            if entry.end:
+                self._end(stream)
+                break
+        return True
 
-    async def _send_deltas(self, stream: str, after: int, texts: list[str]) -> None:
-        for seq, text in enumerate(texts, start=after + 1):
-            await self._send_frame({"type": "delta", "stream": stream, "seq": seq, "text": text})
-            self.delivered[stream] = seq
+    async def _catch_up(self, stream: str, following: Following) -> bool:
+        """Send what the socket missed of a stream: a gap, or the end that never came (see `recheck`); False when
+        neither the stream's record nor the log could be read."""
+        try:
+            replay = await streams.stream_replay(client=self.client, stream=uuid.UUID(stream), after=following.seq)
+        except Exception as exc:
+            logger.warning("stream %s: could not catch a socket up: %s", stream, errors.describe(exc.__cause__ or exc))
+            return False
+        await self._deliver(stream, following, replay)
+        return True
+
+    async def _deliver(self, stream: str, following: Following, replay: streams.Replay) -> None:
+        for frame in replay.frames:
+            await self.send(text_data=frame)
+        following.pos, following.seq = replay.pos, replay.seq
+        if replay.ended:
+            self._end(stream)
+
+    def _follow(self, stream: str, following: Following) -> None:
+        self.following[stream] = following
+        if self._rechecking is None or self._rechecking.done():
+            self._rechecking = asyncio.create_task(self.recheck(), name=f"recheck-{self.channel_name}")
+
+    def _end(self, stream: str) -> None:
+        self.ended.add(stream)
+        self.following.pop(stream, None)
+        self.told_busy.discard(stream)
+
+    async def recheck(self) -> None:
+        """While the socket follows streams, look again at each one it has not heard of for
+        `STREAMING_RECHECK_SECONDS`: a frame lost on the way (Redis restarted, a message expired) is found in the
+        stream's record, and an end that was never sent in the log. Without this a client would wait forever."""
+        interval = settings.STREAMING_RECHECK_SECONDS
+        while self.following:
+            await asyncio.sleep(interval)
+            for stream, following in list(self.following.items()):
+                if time.monotonic() - following.heard < interval or stream in self.ended:
+                    continue
+                following.heard = time.monotonic()
+                async with self._catching_up:
+                    if stream in self.following:
+                        await self._catch_up(stream, following)
 
     async def _send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=protocol.encode(frame))

@@ -7,6 +7,8 @@ reaches a client as `internal_error` with a fixed message: tracebacks and secret
 
 from __future__ import annotations
 
+import traceback
+
 import httpx2  # the openai SDK's HTTP library: a response cut off mid-stream surfaces as its TransportError
 import openai
 
@@ -79,6 +81,14 @@ class UpstreamError(StreamingError):
     default_message = "The model provider refused the request."
 
 
+class PromptTooLong(StreamingError):
+    """The prompt with its system instruction is longer than the history budget (`STREAMING_HISTORY_CHARS`)."""
+
+    code = "prompt_too_long"
+    retryable = False
+    default_message = "This message is too long for the model. Shorten it and send it again."
+
+
 class TimeLimit(StreamingError):
     """The stream ran longer than `STREAMING_MAX_SECONDS`."""
 
@@ -103,11 +113,31 @@ class ShuttingDown(StreamingError):
     default_message = "This server is restarting. Try again in a moment."
 
 
+class StoreUnavailable(StreamingError):
+    """Redis, which carries every frame between workers, failed or timed out: not the provider's fault."""
+
+    default_message = "The server lost its connection to its message store. Try again in a moment."
+
+
+class Truncated(UpstreamUnavailable):
+    """The provider's answer ended without saying it was finished (no finish reason, no `[DONE]`): a proxy cut it."""
+
+    default_message = "The model provider's answer was cut off before it was finished. The answer so far is kept."
+
+
 class UpstreamStreamError(Exception):
-    """The provider sent an error event in the middle of an answer (internal: reaches clients as `upstream_error`)."""
+    """The provider sent an error event in the middle of an answer; `from_upstream` says what a client hears."""
+
+    def __init__(self, error: object) -> None:
+        self.error = error if isinstance(error, dict) else {"message": str(error)}
+        super().__init__("error event in the answer's stream")  # the provider's text may hold secrets: not kept here
 
 
-CODES = {error.code: error for error in [StreamingError, *StreamingError.__subclasses__()]}
+# One class per code: the subclasses that only refine a message share their parent's code and are not listed.
+CODES = {
+    error.code: error for error in [StreamingError, *StreamingError.__subclasses__()] if error.code != "internal_error"
+}
+CODES["internal_error"] = StreamingError
 
 
 def from_upstream(exc: Exception) -> StreamingError:
@@ -118,6 +148,8 @@ def from_upstream(exc: Exception) -> StreamingError:
     if isinstance(exc, StreamingError):
         return exc
     if isinstance(exc, UpstreamStreamError):
+        if _is_server_side(exc.error):
+            return UpstreamUnavailable("The model provider failed in the middle of the answer. Try again in a moment.")
         return UpstreamError("The model provider reported an error in the middle of the answer.")
     if isinstance(exc, openai.RateLimitError):
         return RateLimited()
@@ -135,3 +167,28 @@ def from_upstream(exc: Exception) -> StreamingError:
         # APIError without a status is what the SDK raises for a stream cut off mid-answer.
         return UpstreamUnavailable("The connection to the model provider was lost. Try again in a moment.")
     return StreamingError()
+
+
+def _is_server_side(error: dict) -> bool:
+    """Whether a mid-stream error event is the provider's own failure (retryable): a 5xx `code` or a `server_error`
+    type, as OpenAI, vLLM and OpenRouter send them (the code may be a number or a numeric string)."""
+    code = error.get("code")
+    if isinstance(code, str) and code.isdigit():
+        code = int(code)
+    return (isinstance(code, int) and 500 <= code <= 599) or error.get("type") == "server_error"
+
+
+def where(exc: BaseException) -> str:
+    """The frames an unexpected exception passed through, without its message (see `describe`), for the log."""
+    return "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+
+
+def describe(exc: BaseException) -> str:
+    """What the server log says of a failure: its type and HTTP status, never its text.
+
+    The SDK's exception text holds the provider's error body, which OpenAI-compatible gateways fill with the request's
+    key; a Redis or database error's text can name hosts and credentials. The type and status are enough to act on.
+    """
+    status = getattr(exc, "status_code", None)
+    name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    return f"{name} (HTTP {status})" if status is not None else name

@@ -274,7 +274,7 @@ def busy_frame(*, stream: uuid.UUID | str, lag_ms: float) -> BusyFrame:
 
 def done_frame(
     *,
-    stream: uuid.UUID,
+    stream: uuid.UUID | str,
     seq: int,
     finish_reason: str,
     usage: Usage | None,
@@ -292,7 +292,7 @@ def done_frame(
     }
 
 
-def error_frame(error: Exception, *, stream: uuid.UUID | None = None, request: str | None = None) -> ErrorFrame:
+def error_frame(error: Exception, *, stream: uuid.UUID | str | None = None, request: str | None = None) -> ErrorFrame:
     """The one place an exception becomes what a client reads; anything unexpected becomes `internal_error`."""
     known = error if isinstance(error, StreamingError) else StreamingError()
     frame: ErrorFrame = {

@@ -1,9 +1,10 @@
-"""Sending a stream's frames to every socket of its client, deltas kept for replay first.
+"""Sending a stream's frames to every socket of its client, each kept in the stream's record first.
 
 Every frame of a stream (`start`, `delta`, `busy`, `done`, `error`) takes this one path, so they arrive in the order
-they were sent. A delta is kept in the replay buffer before it is sent, because a socket that sees a gap in `seq`
-fills it from there. With Redis under the pub/sub layer, keeping and sending go in one pipeline shared with every
-other stream's frames of the moment (see `batching`); any other layer takes them one after the other.
+they were sent. Deltas and the end are kept in the stream's record (see `shared`) before they are sent, because a
+socket that sees a gap fills it from there, and one that missed the end finds it there. With Redis under the pub/sub
+layer, keeping and sending go in one pipeline shared with every other stream's frames of the moment (see `batching`);
+any other layer takes them one after the other.
 
 A stream does not get far ahead of its client's sockets: what the model writes while the last delta is on its way
 merges into the next one (see `outbox`). With Redis, "on its way" is the pipeline's round trip. In one process a
@@ -16,46 +17,81 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+import uuid
 from typing import Any
 
 from channels.layers import BaseChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
+from streaming.errors import StoreUnavailable, StreamingError
 from streaming.layers import LocalChannelLayer
-from streaming.shared import RedisState, SharedState
+from streaming.shared import Entry, RedisState, SharedState
 
 # In one process, the longest a stream holds back for a socket that is behind before it sends anyway.
 PACING_TIMEOUT = 1.0
 
 
-async def publish_delta(
-    *,
-    shared: SharedState,
-    layer: BaseChannelLayer,
-    group: str,
-    stream: str,
-    seq: int,
-    text: str,
-    event: dict[str, Any],
-) -> None:
+async def publish_kept(
+    *, shared: SharedState, layer: BaseChannelLayer, group: str, stream: str, entry: Entry, event: dict[str, Any]
+) -> bool:
+    """Add a frame to its stream's record, then send it; False when the record had lost earlier frames (the caller
+    rewrites it)."""
     if isinstance(shared, RedisState) and isinstance(layer, RedisPubSubChannelLayer):
         channel, message = group_channel(layer, group), layer.serialize(event)
-        await shared.append_and_publish(stream, seq, text, channel=channel, message=message)
-    else:
-        await shared.append_delta(stream, seq, text)
-        await layer.group_send(group, event)
-        if isinstance(layer, LocalChannelLayer) and layer.behind(group):
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(PACING_TIMEOUT):
-                    await layer.caught_up(group)
+        return await shared.keep_and_publish(stream, entry, channel=channel, message=message)
+    whole = await shared.keep(stream, entry)
+    await _group_send(layer, group, event)
+    if isinstance(layer, LocalChannelLayer) and layer.behind(group):
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(PACING_TIMEOUT):
+                await layer.caught_up(group)
+    return whole
 
 
 async def publish_event(*, shared: SharedState, layer: BaseChannelLayer, group: str, event: dict[str, Any]) -> None:
-    """Send a stream's frame that is not kept for replay (all but deltas), in order with its deltas."""
+    """Send a stream's frame that is not kept in its record (`start`, `busy`), in order with the kept ones."""
     if isinstance(shared, RedisState) and isinstance(layer, RedisPubSubChannelLayer):
         await shared.publish(group_channel(layer, group), layer.serialize(event))
     else:
+        await _group_send(layer, group, event)
+
+
+async def _group_send(layer: BaseChannelLayer, group: str, event: dict[str, Any]) -> None:
+    try:
         await layer.group_send(group, event)
+    except StreamingError:
+        raise
+    except Exception as exc:  # the layer's own connection failed
+        raise StoreUnavailable() from exc
+
+
+def frame_event(
+    kind: str,
+    stream: uuid.UUID | str,
+    frame: str,
+    *,
+    pos: int | None = None,
+    seq: int | None = None,
+    end: bool = False,
+) -> dict[str, Any]:
+    """The channel-layer message that carries a stream's frame to its client's sockets.
+
+    The frame is encoded once for all sockets; its kind, `stream`, place in the record (`pos`, for kept frames),
+    delta `seq` and `end` ride alongside so that a socket can track the stream, drop a duplicate and fill a gap
+    without decoding it. `sent` (wall clock, as every worker reads the same one) tells a socket how long the frame
+    waited on the way to it.
+    """
+    return {
+        "type": "stream.frame",
+        "kind": kind,
+        "stream": str(stream),
+        "pos": pos,
+        "seq": seq,
+        "end": end,
+        "sent": time.time(),
+        "frame": frame,
+    }
 
 
 def group_channel(layer: RedisPubSubChannelLayer, group: str) -> str:

@@ -5,6 +5,7 @@ Each stream costs two writes: `exchange_start` when the prompt is accepted and `
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import timedelta
 
@@ -14,9 +15,11 @@ from django.utils import timezone
 from openai.types.chat import ChatCompletionMessageParam
 
 from streaming.clients import Client
+from streaming.ending import Ending
 from streaming.errors import NotFound, StreamingError, TooManyStreams
+from streaming.history import fit_history
 from streaming.models import Conversation, Exchange
-from streaming.protocol import Prompt, Usage
+from streaming.protocol import Prompt
 from streaming.selectors import conversation_turns
 
 TITLE_CHARS = 80
@@ -30,22 +33,23 @@ def exchange_start(
     Raises:
         TooManyStreams: the client already runs `STREAMING_MAX_STREAMS` streams.
         NotFound: `prompt.conversation` is not one of the client's conversations.
+        PromptTooLong: the prompt with its system instruction is longer than `STREAMING_HISTORY_CHARS`; nothing
+            is saved.
     """
     with transaction.atomic():
         if _running_streams(client) >= settings.STREAMING_MAX_STREAMS:
             raise TooManyStreams()
         conversation = _conversation_for(client=client, prompt=prompt)
-        messages: list[ChatCompletionMessageParam] = []
-        if prompt.system:
-            messages.append({"role": "system", "content": prompt.system})
-        if prompt.conversation is not None:  # a new conversation has no earlier turns: no query for them
-            messages.extend(conversation_turns(conversation=conversation))
-        messages.append({"role": "user", "content": prompt.content})
+        # A new conversation has no earlier turns: no query for them.
+        turns = conversation_turns(conversation=conversation) if prompt.conversation is not None else []
+        messages = fit_history(  # raises PromptTooLong before the exchange exists: the new conversation is rolled back
+            system=prompt.system, turns=turns, prompt=prompt.content, budget_chars=settings.STREAMING_HISTORY_CHARS
+        )
         exchange = Exchange.objects.create(
             conversation=conversation,
             client=client.key,
             user_id=client.user_id,
-            session_key=client.session_key,
+            session_key=client.session_hash,
             request=prompt.request,
             model=prompt.model,
             demo=demo,
@@ -56,34 +60,28 @@ def exchange_start(
     return exchange, messages
 
 
-def exchange_finish(
-    *,
-    exchange_id: uuid.UUID,
-    status: Exchange.Status,
-    answer: str,
-    last_seq: int,
-    delta_ends: list[int],
-    duration_ms: int,
-    finish_reason: str | None = None,
-    ttft_ms: int | None = None,
-    usage: Usage | None = None,
-    error: StreamingError | None = None,
-) -> None:
-    """Record how a stream ended, with the answer exactly as it was streamed."""
-    Exchange.objects.filter(id=exchange_id).update(
-        status=status,
+def exchange_finish(*, exchange_id: uuid.UUID, ending: Ending, answer: str, delta_texts: list[str]) -> bool:
+    """Record how a stream ended, with the answer exactly as it was streamed.
+
+    Returns whether this call did it: a row that already ended (a sweep took its worker for dead and told its
+    clients so) keeps the end its clients were told.
+    """
+    usage = ending.usage
+    updated = Exchange.objects.filter(id=exchange_id, status=Exchange.Status.STREAMING).update(
+        status=ending.status,
         answer=answer,
-        last_seq=last_seq,
-        delta_ends=delta_ends,
-        finish_reason=finish_reason or "",
-        ttft_ms=ttft_ms,
-        duration_ms=duration_ms,
+        last_seq=ending.last_seq,
+        delta_ends=list(itertools.accumulate(len(text) for text in delta_texts)),
+        finish_reason=ending.finish_reason,
+        ttft_ms=ending.ttft_ms,
+        duration_ms=ending.duration_ms,
         prompt_tokens=usage["prompt_tokens"] if usage else None,
         completion_tokens=usage["completion_tokens"] if usage else None,
-        error_code=error.code if error else "",
-        error_message=error.message if error else "",
+        error_code=ending.error.code if ending.error else "",
+        error_message=ending.error.message if ending.error else "",
         finished=timezone.now(),
     )
+    return updated == 1
 
 
 def _running_streams(client: Client) -> int:

@@ -1,15 +1,20 @@
-"""State the processes of one deployment share: replay buffers, which clients have a socket open, which workers live.
+"""State the processes of one deployment share: each stream's record, which clients have a socket open, which workers
+live.
 
-With `REDIS_URL` it lives in Redis, so any worker can replay a stream another one generates and notice a worker that
+A stream's record holds every frame it sent that a socket may need again (deltas and the end), in order, each with
+its place: a socket that missed frames, a resume and the repair of a lost end all read it. With `REDIS_URL` it lives
+in Redis, so any worker can replay a stream another one generates and notice a worker that
 died; without it, one process serves everything and the same interface keeps it in memory. Every entry expires, so
 nothing here grows without bound and nothing needs cleaning up after a crash.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis.asyncio as redis
@@ -18,20 +23,64 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from streaming.batching import Command, PipelineBatcher
+from streaming.errors import StoreUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One frame of a stream's record: its place in the stream (`pos`, from 1), the delta `seq` it carries (0 for
+    frames that are not deltas), whether it ends the stream, and the frame as sent."""
+
+    pos: int
+    seq: int
+    end: bool
+    frame: str
+
+    def encode(self) -> str:
+        return f"{self.pos} {self.seq} {int(self.end)} {self.frame}"
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Entry:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        pos, seq, end, frame = text.split(" ", 3)
+        return cls(int(pos), int(seq), end == "1", frame)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """The entries of a stream's record after some place, as far as they follow on without a hole; `whole` says
+    whether that is all the record holds."""
+
+    entries: list[Entry]
+    whole: bool = True
+
+    @classmethod
+    def read(cls, entries: list[Entry], after: int) -> Record:
+        """Entries `after + 1`, `after + 2`, ... up to the first one missing.
+
+        A record that a Redis restart emptied mid-stream starts again at a later place; reading only what follows on
+        without a hole never gives a socket the wrong frame (the stream writes its record again at its next frame).
+        """
+        run = [entry for entry in entries if entry.pos > after]
+        for index, entry in enumerate(run):
+            if entry.pos != after + index + 1:
+                return cls(run[:index], whole=False)
+        return cls(run)
 
 
 class SharedState(Protocol):
     # Whether other processes see this state: without it, no worker can tell whether another one is alive.
     crosses_processes: bool
 
-    async def append_delta(self, stream: str, seq: int, text: str) -> None:
-        """Keep a delta for replay; `seq` is always one more than the last one kept for `stream`."""
+    async def keep(self, stream: str, entry: Entry) -> bool:
+        """Add a frame to the stream's record; False when the record had lost earlier frames (Redis restarted):
+        the caller then rewrites it whole."""
 
-    async def deltas_after(self, stream: str, after: int) -> list[str]:
-        """Texts of the deltas numbered `after + 1` onwards, as far as they are kept."""
+    async def rewrite(self, stream: str, entries: list[Entry]) -> None:
+        """Replace the stream's record with `entries`, all of its frames so far."""
 
-    async def delta_count(self, stream: str) -> int:
-        """How many deltas of `stream` are kept: the last seq, while the stream runs."""
+    async def entries_after(self, stream: str, after: int) -> Record:
+        """The record's entries after place `after`."""
 
     async def mark_present(self, clients: Iterable[str]) -> None:
         """These clients have a socket open here, for the next `presence_ttl` seconds."""
@@ -49,30 +98,33 @@ class MemoryState:
 
     crosses_processes = False
 
-    def __init__(self, *, replay_ttl: float, presence_ttl: float, worker_ttl: float) -> None:
+    def __init__(self, *, replay_ttl: float, presence_ttl: float, worker_ttl: float, stream_ttl: float) -> None:
         self.replay_ttl, self.presence_ttl, self.worker_ttl = replay_ttl, presence_ttl, worker_ttl
-        self._deltas: dict[str, tuple[list[str], float]] = {}
+        self.stream_ttl = stream_ttl
+        self._records: dict[str, tuple[list[Entry], float]] = {}
         self._present: dict[str, float] = {}
         self._workers: dict[str, float] = {}
+        self._next_cleaning = 0.0
 
-    async def append_delta(self, stream: str, seq: int, text: str) -> None:
+    async def keep(self, stream: str, entry: Entry) -> bool:
         now = time.monotonic()
-        if seq == 1:
-            self._forget_expired(now)
-        texts, _ = self._deltas.get(stream, ([], 0.0))
-        texts.append(text)
-        self._deltas[stream] = (texts, now + self.replay_ttl)
+        self._forget_expired(now)
+        entries, expires = self._records.get(stream, ([], now + self.stream_ttl + self.replay_ttl))
+        entries.append(entry)
+        self._records[stream] = (entries, expires)
+        return True
 
-    async def deltas_after(self, stream: str, after: int) -> list[str]:
-        texts, expires = self._deltas.get(stream, ([], 0.0))
-        return texts[after:] if expires > time.monotonic() else []
+    async def rewrite(self, stream: str, entries: list[Entry]) -> None:
+        self._records[stream] = (list(entries), time.monotonic() + self.stream_ttl + self.replay_ttl)
 
-    async def delta_count(self, stream: str) -> int:
-        return len(await self.deltas_after(stream, 0))
+    async def entries_after(self, stream: str, after: int) -> Record:
+        entries, expires = self._records.get(stream, ([], 0.0))
+        return Record(entries[after:] if expires > time.monotonic() else [])
 
     async def mark_present(self, clients: Iterable[str]) -> None:
-        until = time.monotonic() + self.presence_ttl
-        self._present.update(dict.fromkeys(clients, until))
+        now = time.monotonic()
+        self._forget_expired(now)
+        self._present.update(dict.fromkeys(clients, now + self.presence_ttl))
 
     async def is_present(self, client: str) -> bool:
         return self._present.get(client, 0.0) > time.monotonic()
@@ -85,12 +137,20 @@ class MemoryState:
         return {worker for worker in workers if self._workers.get(worker, 0.0) > now}
 
     def _forget_expired(self, now: float) -> None:
-        for stream in [s for s, (_, expires) in self._deltas.items() if expires <= now]:
-            del self._deltas[stream]
+        """Drop what has expired, at most once a second: as Redis would, so that no client or stream stays for good."""
+        if now < self._next_cleaning:
+            return
+        self._next_cleaning = now + 1.0
+        for entries in (self._present, self._workers):
+            for key in [key for key, expires in entries.items() if expires <= now]:
+                del entries[key]
+        for stream in [stream for stream, (_, expires) in self._records.items() if expires <= now]:
+            del self._records[stream]
 
 
 class RedisState:
-    """The deployment's state in Redis: a list per stream, and keys with a TTL for presence and liveness."""
+    """The deployment's state in Redis: a list per stream (its record), and keys with a TTL for presence and
+    liveness. Redis's own failures surface as `StoreUnavailable`."""
 
     crosses_processes = True
 
@@ -99,7 +159,7 @@ class RedisState:
     ) -> None:
         options = settings.REDIS_CONNECTION_OPTIONS
         self.redis = redis.Redis.from_url(url, **options)
-        # The deltas' pipelines get a client of their own without a timeout per reply (a timer per reply costs more
+        # The records' pipelines get a client of their own without a timeout per reply (a timer per reply costs more
         # than the reply); the batcher puts one timeout on each whole pipeline instead.
         self.batcher = PipelineBatcher(
             redis.Redis.from_url(url, **{**options, "socket_timeout": None}), timeout=options.get("socket_timeout")
@@ -107,56 +167,86 @@ class RedisState:
         self.replay_ttl, self.presence_ttl, self.worker_ttl = int(replay_ttl), int(presence_ttl), int(worker_ttl)
         self.stream_ttl = int(stream_ttl)
 
-    async def append_delta(self, stream: str, seq: int, text: str) -> None:
-        key = f"chat:replay:{stream}"
-        async with self.redis.pipeline(transaction=False) as pipe:
-            await pipe.rpush(key, text).expire(key, self.replay_ttl).execute()
+    async def keep(self, stream: str, entry: Entry) -> bool:
+        return await self.keep_and_publish(stream, entry)
 
-    async def append_and_publish(self, stream: str, seq: int, text: str, *, channel: str, message: bytes) -> None:
-        """Keep a delta for replay and publish `message` on `channel`, in that order, in the next pipeline.
+    async def keep_and_publish(self, stream: str, entry: Entry, *, channel: str = "", message: bytes = b"") -> bool:
+        """Add a frame to the stream's record and publish `message` on `channel` (if given), in that order, in the
+        next pipeline; False when the record had lost earlier frames.
 
-        The buffer's expiry is set once, with the first delta, to outlast the longest stream by `replay_ttl`: one
-        command less for every other delta.
+        The record's expiry is set with its first frame, to outlast the longest stream by `replay_ttl`: one command
+        less for every other frame.
         """
-        key = f"chat:replay:{stream}"
-        keep: tuple[Command, ...] = (("RPUSH", key, text),)
-        if seq == 1:
-            keep += (("EXPIRE", key, self.stream_ttl + self.replay_ttl),)
-        await self.batcher.execute(*keep, ("PUBLISH", channel, message))
+        key = record_key(stream)
+        commands: tuple[Command, ...] = (("RPUSH", key, entry.encode()),)
+        if entry.pos == 1:
+            commands += (("EXPIRE", key, self.stream_ttl + self.replay_ttl),)
+        if channel:
+            commands += (("PUBLISH", channel, message),)
+        with _store_errors():
+            replies = await self.batcher.execute(*commands)
+        return replies[0] == entry.pos
+
+    async def rewrite(self, stream: str, entries: list[Entry]) -> None:
+        key = record_key(stream)
+        commands: tuple[Command, ...] = (("DEL", key),)
+        if entries:
+            commands += (("RPUSH", key, *(entry.encode() for entry in entries)),)
+            commands += (("EXPIRE", key, self.stream_ttl + self.replay_ttl),)
+        with _store_errors():
+            await self.batcher.execute(*commands)
 
     async def publish(self, channel: str, message: bytes) -> None:
-        """Publish `message` on `channel` with the next pipeline, in order with the deltas."""
-        await self.batcher.execute(("PUBLISH", channel, message))
+        """Publish `message` on `channel` with the next pipeline, in order with the records' frames."""
+        with _store_errors():
+            await self.batcher.execute(("PUBLISH", channel, message))
 
     async def aclose(self) -> None:
         await self.redis.aclose()
         await self.batcher.aclose()
 
-    async def deltas_after(self, stream: str, after: int) -> list[str]:
-        texts = await self.redis.lrange(f"chat:replay:{stream}", after, -1)
-        return [text.decode() for text in texts]
-
-    async def delta_count(self, stream: str) -> int:
-        return await self.redis.llen(f"chat:replay:{stream}")
+    async def entries_after(self, stream: str, after: int) -> Record:
+        with _store_errors():
+            entries = [Entry.decode(item) for item in await self.redis.lrange(record_key(stream), after, -1)]
+            if entries and entries[0].pos != after + 1:  # started again, so not indexed by place: read it all
+                entries = [Entry.decode(item) for item in await self.redis.lrange(record_key(stream), 0, -1)]
+        return Record.read(entries, after)
 
     async def mark_present(self, clients: Iterable[str]) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for client in clients:
-                pipe.set(f"chat:present:{client}", 1, ex=self.presence_ttl)
-            await pipe.execute()
+        with _store_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for client in clients:
+                    pipe.set(f"chat:present:{client}", 1, ex=self.presence_ttl)
+                await pipe.execute()
 
     async def is_present(self, client: str) -> bool:
-        return bool(await self.redis.exists(f"chat:present:{client}"))
+        with _store_errors():
+            return bool(await self.redis.exists(f"chat:present:{client}"))
 
     async def heartbeat(self, worker: str) -> None:
-        await self.redis.set(f"chat:worker:{worker}", 1, ex=self.worker_ttl)
+        with _store_errors():
+            await self.redis.set(f"chat:worker:{worker}", 1, ex=self.worker_ttl)
 
     async def live_workers(self, workers: Iterable[str]) -> set[str]:
         workers = list(workers)
         if not workers:
             return set()
-        found = await self.redis.mget([f"chat:worker:{worker}" for worker in workers])
+        with _store_errors():
+            found = await self.redis.mget([f"chat:worker:{worker}" for worker in workers])
         return {worker for worker, value in zip(workers, found, strict=True) if value is not None}
+
+
+def record_key(stream: str) -> str:
+    return f"chat:record:{stream}"
+
+
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """Redis failing or timing out becomes `StoreUnavailable`, never the time limit a `TimeoutError` would suggest."""
+    try:
+        yield
+    except (redis.RedisError, TimeoutError, OSError) as exc:
+        raise StoreUnavailable() from exc
 
 
 @functools.cache
@@ -167,8 +257,9 @@ def get_shared() -> SharedState:
         "presence_ttl": settings.STREAMING_PRESENCE_SECONDS,
         "worker_ttl": settings.STREAMING_WORKER_TIMEOUT,
     }
+    ttls["stream_ttl"] = settings.STREAMING_MAX_SECONDS
     if settings.REDIS_URL:
-        return RedisState(settings.REDIS_URL, **ttls, stream_ttl=settings.STREAMING_MAX_SECONDS)
+        return RedisState(settings.REDIS_URL, **ttls)
     return MemoryState(**ttls)
 
 

@@ -1,15 +1,12 @@
-"""Starting, cancelling and resuming streams: the services the consumer calls, and this process's running streams.
+"""Starting, cancelling and replaying streams: the services the consumer calls.
 
-A generation belongs to the process that started it (the one holding its upstream HTTP response), not to any
-socket: `_running` keeps it alive after its sockets close. A `cancel` or `resume` may reach any worker; the log
-says whose stream it is, the control group carries a cancel to the worker running it, and the replay buffer
-serves a resume wherever it lands.
+A generation belongs to the process that started it (see `running`). A `cancel` or `resume` may reach any worker; the
+log says whose stream it is, the control group carries a cancel to the worker running it, and the stream's record
+(see `shared`) serves a replay wherever it lands, the log once the record has expired.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,18 +15,15 @@ from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
 from django.conf import settings
 
-from streaming import errors, protocol, selectors, services
+from streaming import errors, protocol, running, selectors, services
 from streaming.clients import Client
-from streaming.generation import Generation, frame_event
+from streaming.ending import Ending, end_frame
+from streaming.generation import Generation
 from streaming.models import Exchange
-from streaming.publish import publish_event
-from streaming.shared import get_shared
+from streaming.publish import frame_event, publish_event
+from streaming.shared import Entry, Record, get_shared
 from streaming.upstream import available_models, demo_enabled
 from streaming.worker import WORKERS_GROUP, worker
-
-logger = logging.getLogger(__name__)
-
-_running: dict[uuid.UUID, tuple[Generation, asyncio.Task[None]]] = {}
 
 
 def current_limits() -> protocol.Limits:
@@ -67,14 +61,17 @@ async def stream_start(*, client: Client, prompt: protocol.Prompt, layer: BaseCh
         started=started,
         shared=shared,
     )
-    task = asyncio.create_task(generation.run(), name=f"stream-{exchange.id}")
-    _running[exchange.id] = (generation, task)
-    task.add_done_callback(lambda done: _forget(exchange.id, done))
+    running.add(generation)
     # The request to the model is on its way while `start` goes out; `start` still comes first, as the stream's
     # frames share one ordered path (see `publish`).
     start = protocol.start_frame(stream=exchange.id, prompt=prompt, conversation=exchange.conversation_id, demo=demo)
     try:
-        await publish_event(shared=shared, layer=layer, group=client.group, event=frame_event(start))
+        await publish_event(
+            shared=shared,
+            layer=layer,
+            group=client.group,
+            event=frame_event("start", exchange.id, protocol.encode(start)),
+        )
     except Exception:
         generation.stop(errors.StreamingError())  # no socket knows of the stream: end it, logged as failed
         raise
@@ -86,9 +83,9 @@ async def stream_cancel(*, client: Client, stream: uuid.UUID, layer: BaseChannel
 
     Someone else's stream is reported as not found, not as forbidden, so that ids cannot be probed.
     """
-    running = _running.get(stream)
-    if running is not None and running[0].client.key == client.key:
-        running[0].stop()
+    generation = running.get(stream)
+    if generation is not None and generation.client.key == client.key:
+        generation.stop()
         return
     exchange = await database_sync_to_async(selectors.exchange_of_client)(client=client, stream=stream)
     if exchange.status != Exchange.Status.STREAMING:
@@ -98,71 +95,63 @@ async def stream_cancel(*, client: Client, stream: uuid.UUID, layer: BaseChannel
 
 @dataclass(frozen=True)
 class Replay:
-    """What a socket that resumes a stream is owed: the deltas after its last, and the end if there was one."""
+    """What a socket that follows a stream from delta `seq` on is owed: the frames it has not had, as sent, in order;
+    the place in the stream's record that leaves it at (None while the record has a hole: the generation writes it
+    again with its next frame); the last delta's `seq`; and whether the stream has ended."""
 
-    texts: list[str]
-    end: protocol.DoneFrame | protocol.ErrorFrame | None
-
-
-async def stream_replay(*, client: Client, stream: uuid.UUID, after: int) -> Replay:
-    """The deltas of one of the client's streams after `after`: from the replay buffer while the stream runs,
-    from the log once it has ended and the buffer has expired."""
-    exchange = await database_sync_to_async(selectors.exchange_of_client)(client=client, stream=stream)
-    shared = get_shared()
-    running = exchange.status == Exchange.Status.STREAMING
-    last_seq = await shared.delta_count(str(stream)) if running else exchange.last_seq
-    if after > last_seq:
-        raise errors.BadRequest(f"'after' is beyond the last delta of that stream ({last_seq}).")
-    texts = await shared.deltas_after(str(stream), after)
-    if running:
-        return Replay(texts=texts, end=None)
-    if len(texts) != exchange.last_seq - after:
-        texts = _texts_from_log(exchange, after)
-    return Replay(texts=texts, end=_end_frame(exchange))
+    frames: list[str]
+    pos: int | None
+    seq: int
+    ended: bool
 
 
-def stop_local(stream: uuid.UUID) -> None:
-    """Stop a stream if this worker runs it (a cancel relayed from another worker)."""
-    running = _running.get(stream)
-    if running is not None:
-        running[0].stop()
-
-
-def stop_all(error: errors.StreamingError) -> None:
-    for generation, _ in list(_running.values()):
-        generation.stop(error)
-
-
-def running_count() -> int:
-    return len(_running)
-
-
-async def streams_finished() -> None:
-    """Wait until every stream this process runs has ended and been saved (tests and shutdown)."""
-    while _running:
-        await asyncio.gather(*(task for _, task in list(_running.values())), return_exceptions=True)
-
-
-def _texts_from_log(exchange: Exchange, after: int) -> list[str]:
-    starts = [0, *exchange.delta_ends]
-    return [exchange.answer[starts[i] : starts[i + 1]] for i in range(after, len(exchange.delta_ends))]
-
-
-def _end_frame(exchange: Exchange) -> protocol.DoneFrame | protocol.ErrorFrame:
-    if exchange.error_code:
-        error = errors.CODES.get(exchange.error_code, errors.StreamingError)(exchange.error_message)
-        return protocol.error_frame(error, stream=exchange.id)
-    return protocol.done_frame(
-        stream=exchange.id,
-        seq=exchange.last_seq,
-        finish_reason=exchange.finish_reason,
-        usage=exchange.usage(),
-        ttft_ms=exchange.ttft_ms,
-        duration_ms=exchange.duration_ms or 0,
+def replay_from_record(entries: list[Entry], after: int) -> Replay | None:
+    """The frames of a whole record (from its first place) after delta `after`, or None if it holds no such delta."""
+    start = 0
+    if after:
+        start = next((index + 1 for index, entry in enumerate(entries) if entry.seq == after), -1)
+        if start < 0:
+            return None
+    rest = entries[start:]
+    seqs = [entry.seq for entry in rest if entry.seq]
+    return Replay(
+        frames=[entry.frame for entry in rest],
+        pos=entries[-1].pos if entries else 0,
+        seq=seqs[-1] if seqs else after,
+        ended=any(entry.end for entry in rest),
     )
 
 
-def _forget(stream: uuid.UUID, task: asyncio.Task[None]) -> None:
-    _running.pop(stream, None)
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("stream %s ended with an unhandled error", stream, exc_info=task.exception())
+def replay_from_log(exchange: Exchange, after: int) -> Replay:
+    """The deltas after `after` and the end, from the row of a stream that has ended."""
+    if after > exchange.last_seq:
+        raise errors.BadRequest(f"'after' is beyond the last delta of that stream ({exchange.last_seq}).")
+    starts = [0, *exchange.delta_ends]
+    frames = [
+        protocol.encode(protocol.delta_frame(stream=exchange.id, seq=seq, text=exchange.answer[starts[seq - 1] : end]))
+        for seq, end in enumerate(exchange.delta_ends, start=1)
+        if seq > after
+    ]
+    frames.append(protocol.encode(end_frame(exchange.id, Ending.of_exchange(exchange))))
+    return Replay(frames=frames, pos=None, seq=exchange.last_seq, ended=True)
+
+
+async def stream_replay(*, client: Client, stream: uuid.UUID, after: int) -> Replay:
+    """What a socket that has the deltas of one of the client's streams up to `after` is owed: from the stream's
+    record while it runs and just after, from the log once the record has expired or lost its end."""
+    exchange = await database_sync_to_async(selectors.exchange_of_client)(client=client, stream=stream)
+    try:
+        record = await get_shared().entries_after(str(stream), 0)
+    except errors.StoreUnavailable:
+        if exchange.status == Exchange.Status.STREAMING:
+            raise
+        record = Record([], whole=False)  # an ended stream is in the log
+    replay = replay_from_record(record.entries, after) if record.whole else None
+    if replay is not None and (replay.ended or exchange.status == Exchange.Status.STREAMING):
+        return replay
+    if exchange.status != Exchange.Status.STREAMING:
+        return replay_from_log(exchange, after)
+    if record.whole:
+        last = max((entry.seq for entry in record.entries), default=0)
+        raise errors.BadRequest(f"'after' is beyond the last delta of that stream ({last}).")
+    return Replay(frames=[], pos=None, seq=after, ended=False)  # the record is being written again: frames follow

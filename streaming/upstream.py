@@ -21,7 +21,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from openai.types.chat import ChatCompletionMessageParam
 
-from streaming.errors import UpstreamStreamError
+from streaming.errors import Truncated, UpstreamStreamError
 from streaming.protocol import Usage
 from streaming.sse import DataLines
 
@@ -151,8 +151,13 @@ async def stream_pieces(
     )
     async with request as response:
         lines = DataLines()
+        finished = False
         async for data in response.http_response.aiter_bytes():
             for payload in lines.feed(data):
                 if payload == b"[DONE]":
                     return
-                yield read_chunk(orjson.loads(payload))
+                piece = read_chunk(orjson.loads(payload))
+                finished = finished or piece.finish_reason is not None
+                yield piece
+        if not finished:  # the body ended cleanly but the answer did not: a proxy or the provider cut it
+            raise Truncated()

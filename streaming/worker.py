@@ -7,7 +7,9 @@ Duties, started with the first request of any kind (`start_duties`; a load balan
 - lag: measure how late the event loop runs, which tells when the worker is overloaded (see `lag`).
 
 On SIGTERM (daphne's shutdown) the worker takes no new prompts, lets its streams run for
-`STREAMING_SHUTDOWN_GRACE` seconds, then stops the rest and logs them as interrupted before the process exits.
+`STREAMING_SHUTDOWN_GRACE` seconds, then stops the rest and logs them as interrupted, and closes its sockets with
+close code 4012 ("restarting"), so that their clients reconnect to another worker at once and resume; only then does
+the process exit.
 """
 
 from __future__ import annotations
@@ -19,25 +21,30 @@ import logging
 import os
 import socket
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
-from streaming import errors, protocol, selectors, services
+from streaming import errors, protocol, running, selectors, services
 from streaming.clients import Client
-from streaming.generation import frame_event
+from streaming.ending import Ending, end_frame
 from streaming.lag import loop_lag
-from streaming.publish import publish_event
+from streaming.publish import frame_event, publish_event
 from streaming.shared import get_shared
 from streaming.upstream import close_clients
 
 logger = logging.getLogger(__name__)
 
 WORKERS_GROUP = "chat.workers"
+CLOSE_RESTARTING = 4012  # the 1012 of RFC 6455 as an application code: autobahn refuses to send 1012 itself
+# How long a draining worker waits for its sockets to take their close before the process exits anyway.
+CLOSE_SECONDS = 5
 
 
 class Worker:
@@ -46,7 +53,11 @@ class Worker:
         self.started = datetime.now(UTC)
         self.draining = False
         self.sockets: collections.Counter[str] = collections.Counter()
+        self.channels: set[str] = set()  # the channel-layer channel of each socket open here
+        self._all_closed = asyncio.Event()
         self._duties: list[asyncio.Task[None]] = []
+        # Workers seen without a heartbeat, and since when (monotonic): one is dead only once it stays missing.
+        self.missing: dict[str, float] = {}
 
     def start(self, layer: BaseChannelLayer) -> None:
         """Start the duties once, on the running event loop."""
@@ -64,27 +75,46 @@ class Worker:
     def on_duty(self) -> bool:
         return bool(self._duties)
 
-    async def socket_opened(self, client: Client) -> None:
+    async def socket_opened(self, client: Client, channel: str) -> None:
         self.sockets[client.key] += 1
-        await get_shared().mark_present([client.key])
+        self.channels.add(channel)
+        self._all_closed.clear()
+        try:
+            await get_shared().mark_present([client.key])
+        except errors.StoreUnavailable as exc:  # the next heartbeat says so again; the socket works without it
+            logger.warning("could not mark a client present: %s", errors.describe(exc.__cause__ or exc))
 
-    def socket_closed(self, client: Client) -> None:
+    def socket_closed(self, client: Client, channel: str) -> None:
         self.sockets[client.key] -= 1
         if self.sockets[client.key] <= 0:
             del self.sockets[client.key]
+        self.channels.discard(channel)
+        if not self.channels:
+            self._all_closed.set()
 
-    async def drain(self) -> None:
-        """Take no new prompts; give running streams the grace period, then stop and log them as interrupted."""
-        from streaming import streams
-
+    async def drain(self, layer: BaseChannelLayer | None = None) -> None:
+        """Take no new prompts; give running streams the grace period, then stop and log them as interrupted; then
+        close every socket with `CLOSE_RESTARTING`."""
         self.draining = True
-        logger.info("worker %s draining: %d streams running", self.id, streams.running_count())
-        try:
-            await asyncio.wait_for(streams.streams_finished(), settings.STREAMING_SHUTDOWN_GRACE)
-        except TimeoutError:
-            streams.stop_all(errors.Interrupted("The server restarted before this answer was finished."))
-            await streams.streams_finished()
+        logger.info("worker %s draining: %d streams running", self.id, running.count())
+        error = errors.Interrupted("The server restarted before this answer was finished.")
+        await running.finish_within(settings.STREAMING_SHUTDOWN_GRACE, error)
+        await self._close_sockets(layer or get_channel_layer())
         await close_clients()
+
+    async def _close_sockets(self, layer: BaseChannelLayer) -> None:
+        """Ask each socket to close with `CLOSE_RESTARTING`, through the layer, so that it does so after the end
+        frames sent before; wait a little for them to go."""
+        for channel in list(self.channels):
+            try:
+                await layer.send(channel, {"type": "worker.restarting"})
+            except Exception as exc:
+                logger.warning("could not ask a socket to close: %s", errors.describe(exc))
+        if self.channels:
+            try:
+                await asyncio.wait_for(self._all_closed.wait(), CLOSE_SECONDS)
+            except TimeoutError:
+                logger.warning("worker %s: %d sockets had not closed; exiting anyway", self.id, len(self.channels))
 
     async def stop_duties(self) -> None:
         """Stop the background duties, close the upstream client and take prompts again (for tests, which swap the
@@ -104,21 +134,19 @@ class Worker:
                 shared = get_shared()
                 await shared.heartbeat(self.id)
                 await shared.mark_present(list(self.sockets))
-            except Exception:
-                logger.exception("worker heartbeat failed")
+            except Exception as exc:
+                logger.warning("worker heartbeat failed: %s", errors.describe(exc.__cause__ or exc))
             await asyncio.sleep(interval)
 
     async def _sweep(self, layer: BaseChannelLayer) -> None:
         while True:
             try:
-                await sweep_dead_workers(layer=layer, worker=self.id, started=self.started)
-            except Exception:
-                logger.exception("sweep for dead workers failed")
+                await sweep_dead_workers(layer=layer, worker=self.id, started=self.started, missing=self.missing)
+            except Exception as exc:
+                logger.warning("sweep for dead workers failed: %s", errors.describe(exc.__cause__ or exc))
             await asyncio.sleep(settings.STREAMING_WORKER_TIMEOUT / 3)
 
     async def _listen(self, layer: BaseChannelLayer) -> None:
-        from streaming import streams
-
         while True:
             try:
                 channel = await layer.new_channel("worker.")
@@ -126,42 +154,68 @@ class Worker:
                 while True:
                     message = await layer.receive(channel)
                     if message.get("type") == "worker.cancel":
-                        streams.stop_local(uuid.UUID(message["stream"]))
-            except Exception:
-                logger.exception("worker control channel failed; listening again shortly")
+                        running.stop_local(uuid.UUID(message["stream"]))
+            except Exception as exc:
+                logger.warning("worker control channel failed; listening again shortly: %s", errors.describe(exc))
                 await asyncio.sleep(1)
 
 
-async def sweep_dead_workers(*, layer: BaseChannelLayer, worker: str, started: datetime) -> int:
-    """Log every stream of a dead worker as interrupted, keeping what the replay buffer has of its answer.
+async def sweep_dead_workers(
+    *, layer: BaseChannelLayer, worker: str, started: datetime, missing: dict[str, float] | None = None
+) -> int:
+    """Log every stream of a dead worker as interrupted, keeping what its record has of its answer.
+
+    With Redis, a worker is dead once its heartbeat has been missing for `STREAMING_WORKER_TIMEOUT` as this sweeper
+    saw it (`missing`, kept across sweeps): a heartbeat that just expired may be a Redis restart, which wipes every
+    heartbeat, and a live worker beats again well within that time.
 
     Without Redis a worker sees no other worker's heartbeat, so any other worker's stream looks orphaned. One that
     was started before this process is a predecessor's; one started since can only be a live worker's that shares the
     database (several workers without Redis): it is left alone, and the error logged.
     """
     shared = get_shared()
-    running = await database_sync_to_async(selectors.streaming_exchanges)(not_of_worker=worker)
-    alive = await shared.live_workers({owner for _, _, owner, _ in running})
+    running_elsewhere = await database_sync_to_async(selectors.streaming_exchanges)(not_of_worker=worker)
+    owners = {owner for _, _, owner, _ in running_elsewhere}
+    dead = owners - await shared.live_workers(owners)
+    if shared.crosses_processes and missing is not None:
+        dead = _missing_for_long(dead, owners, missing)
     swept = 0
-    for stream, client_key, owner, created in running:
-        if owner in alive:
+    for stream, client_key, owner, created in running_elsewhere:
+        if owner not in dead:
             continue
         if not shared.crosses_processes and created >= started:
             _report_unshared_worker(owner)
             continue
-        texts = await shared.deltas_after(str(stream), 0)
-        ends = list(itertools.accumulate(len(text) for text in texts))
-        error = errors.Interrupted("The server answering this stopped before it finished. The answer so far is kept.")
-        interrupted = await database_sync_to_async(services.exchange_interrupt)(
-            exchange_id=stream, answer="".join(texts), delta_ends=ends, error=error
-        )
-        if interrupted:
+        if await _interrupt(layer=layer, stream=stream, client_key=client_key):
             logger.warning("stream %s of dead worker %s logged as interrupted", stream, owner)
-            frame = protocol.error_frame(error, stream=stream)
-            event = frame_event(frame, end=True)
-            await publish_event(shared=shared, layer=layer, group=Client(key=client_key).group, event=event)
             swept += 1
     return swept
+
+
+def _missing_for_long(dead: set[str], owners: set[str], missing: dict[str, float]) -> set[str]:
+    now = time.monotonic()
+    for owner in [owner for owner in missing if owner not in dead or owner not in owners]:
+        del missing[owner]  # beating again, or no stream left to sweep
+    for owner in dead:
+        missing.setdefault(owner, now)
+    return {owner for owner in dead if now - missing[owner] >= settings.STREAMING_WORKER_TIMEOUT}
+
+
+async def _interrupt(*, layer: BaseChannelLayer, stream: uuid.UUID, client_key: str) -> bool:
+    """End a dead worker's stream: the row keeps the answer its record holds, the sockets get the end."""
+    shared = get_shared()
+    record = await shared.entries_after(str(stream), 0)
+    texts = [orjson.loads(entry.frame)["text"] for entry in record.entries if entry.seq]
+    error = errors.Interrupted("The server answering this stopped before it finished. The answer so far is kept.")
+    ends = list(itertools.accumulate(len(text) for text in texts))
+    interrupted = await database_sync_to_async(services.exchange_interrupt)(
+        exchange_id=stream, answer="".join(texts), delta_ends=ends, error=error
+    )
+    if interrupted:
+        frame = end_frame(stream, Ending(status="interrupted", last_seq=len(texts), error=error))
+        event = frame_event("error", stream, protocol.encode(frame), end=True)
+        await publish_event(shared=shared, layer=layer, group=Client(key=client_key).group, event=event)
+    return interrupted
 
 
 def start_duties(application: Any) -> Any:

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,7 +19,9 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.backends.db import SessionStore
 
 from chatproject.asgi import application
-from streaming import streams
+from streaming import running
+from streaming.clients import client_of
+from streaming.publish import frame_event
 from streaming.worker import worker
 from tests.fake_openai import FakeOpenAI
 from tests.live import free_port, reachable
@@ -78,9 +81,9 @@ async def fresh_layer() -> AsyncIterator[None]:
     channel_layers.backends.clear()
     yield
     try:
-        await asyncio.wait_for(streams.streams_finished(), timeout=10)
+        await asyncio.wait_for(running.streams_finished(), timeout=10)
     except TimeoutError:
-        for _generation, task in streams._running.values():
+        for task in running.tasks():
             task.print_stack()
         raise
     finally:
@@ -159,3 +162,15 @@ def texts(frames: Iterable[dict[str, Any]]) -> str:
 
 def dumps(frame: Any) -> str:
     return json.dumps(frame)
+
+
+def layer_event(frame: dict[str, Any], *, pos: int | None = None) -> dict[str, Any]:
+    """The channel-layer message a worker sends for `frame`; a delta's place in its record is its `seq`, as when a
+    stream keeps only deltas before its end."""
+    seq = frame.get("seq") if frame["type"] == "delta" else None
+    return frame_event(frame["type"], frame["stream"], dumps(frame), pos=pos or seq, seq=seq)
+
+
+def group_of_session(session_key: str) -> str:
+    """The channel-layer group of the client a browser with this session is."""
+    return client_of({"session": SimpleNamespace(session_key=session_key)}).group

@@ -32,6 +32,9 @@ class Script:
     drop_after: int | None = None  # cut the connection after this many tokens
     hang_after: int | None = None  # after this many tokens, send nothing more until the client closes
     usage: bool = True  # send the usage chunk that include_usage asks for
+    end_after: int | None = None  # after this many tokens, end the body cleanly with no finish chunk and no [DONE]
+    error_event: dict[str, Any] | None = None  # after the tokens, send this as a mid-stream `{"error": ...}` event
+    error_body: dict[str, Any] | None = None  # the JSON body of a non-200 answer (OpenAI's error shape by default)
 
 
 @dataclass
@@ -96,7 +99,8 @@ class FakeOpenAI:
         self, script: Script, request: Received, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
         if script.status != 200:
-            body = json.dumps({"error": {"message": f"fake error {script.status}", "type": "fake", "code": None}})
+            error = {"error": {"message": f"fake error {script.status}", "type": "fake", "code": None}}
+            body = json.dumps(script.error_body or error)
             writer.write(_head(script.status, "application/json", f"Content-Length: {len(body)}") + body.encode())
             await writer.drain()
             request.closed.set()
@@ -111,10 +115,21 @@ class FakeOpenAI:
             if script.hang_after is not None and index == script.hang_after:
                 await reader.read()  # returns once the client closes the connection
                 return False
+            if script.end_after is not None and index == script.end_after:
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+                request.closed.set()
+                return True
             if script.interval:
                 await asyncio.sleep(script.interval)
             await _send(writer, chunks.delta({"content": token}))
             request.tokens_sent += 1
+        if script.error_event is not None:
+            await _send(writer, f"data: {json.dumps({'error': script.error_event})}\n\n")
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            request.closed.set()
+            return True
         await _send(writer, chunks.delta({}, finish_reason=script.finish_reason))
         if script.usage:
             prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in request.body.get("messages", []))

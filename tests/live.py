@@ -124,3 +124,34 @@ def wait_for_http(url: str, process: Process) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{process.name} did not answer {url} within {STARTUP_SECONDS}s:\n{process.output()}")
+
+
+class RedisServer:
+    """A `redis-server` of the test's own, on a port of its own, that a test can kill and start again (the
+    machine's Redis is shared, so no test stops it). It keeps nothing on disk: a restart loses everything, as a
+    Redis without persistence does."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.port = free_port()
+        self.logdir = logdir
+        self.process: Process | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.starts += 1
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.process = Process(f"redis-{self.port}-{self.starts}", args, dict(os.environ), self.logdir)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not reachable("127.0.0.1", self.port):
+            if self.process.popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start:\n{self.process.output()}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.stop(signal.SIGKILL)
+            self.process = None

@@ -9,10 +9,8 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from streaming import protocol
-from streaming.clients import Client
-from streaming.generation import frame_event
 from streaming.lag import LoopLag, loop_lag
-from tests.conftest import new_session, open_socket, prompt, texts
+from tests.conftest import group_of_session, layer_event, new_session, open_socket, prompt, texts
 from tests.fake_openai import Script
 
 
@@ -49,18 +47,18 @@ async def test_a_socket_whose_deltas_arrive_late_is_told_once_per_stream(setting
     settings.STREAMING_BUSY_MS = 250
     session = await database_sync_to_async(new_session)()
     socket = await open_socket(session_key=session)
-    group, layer, stream = Client(key=f"session:{session}").group, get_channel_layer(), str(uuid.uuid4())
+    group, layer, stream = group_of_session(session), get_channel_layer(), str(uuid.uuid4())
 
     def delta(seq: int, *, late_by: float = 0) -> dict:
-        event = frame_event({"type": "delta", "stream": stream, "seq": seq, "text": str(seq)}, seq=seq)
+        event = layer_event({"type": "delta", "stream": stream, "seq": seq, "text": str(seq)})
         return {**event, "sent": event["sent"] - late_by}
 
-    await layer.group_send(group, frame_event({"type": "start", "stream": stream}))
+    await layer.group_send(group, layer_event({"type": "start", "stream": stream}))
     await layer.group_send(group, delta(1))
     await layer.group_send(group, {key: value for key, value in delta(2).items() if key != "sent"})  # older worker
     await layer.group_send(group, delta(3, late_by=1))
     await layer.group_send(group, delta(4, late_by=1))
-    await layer.group_send(group, frame_event(protocol.busy_frame(stream=stream, lag_ms=300)))  # told already
+    await layer.group_send(group, layer_event(protocol.busy_frame(stream=stream, lag_ms=300)))  # told already
 
     frames = [await socket.receive() for _ in range(6)]
     assert [frame["type"] for frame in frames] == ["start", "delta", "delta", "busy", "delta", "delta"]

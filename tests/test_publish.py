@@ -12,8 +12,9 @@ import redis.exceptions
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from streaming.batching import PipelineBatcher
-from streaming.publish import group_channel, publish_delta
-from streaming.shared import RedisState
+from streaming.errors import StoreUnavailable
+from streaming.publish import frame_event, group_channel, publish_kept
+from streaming.shared import Entry, RedisState, record_key
 
 pytestmark = pytest.mark.redis
 
@@ -25,20 +26,22 @@ async def state(redis_url: str) -> AsyncIterator[RedisState]:
     await state.aclose()
 
 
-async def test_a_delta_is_kept_for_replay_and_reaches_every_socket_of_the_group(state, redis_url):
+async def test_a_frame_is_kept_in_its_record_and_reaches_every_socket_of_the_group(state, redis_url):
     layer = RedisPubSubChannelLayer(hosts=[redis_url])
     sockets = [await layer.new_channel() for _ in range(2)]
     for socket in sockets:
         await layer.group_add("client.alice", socket)
     stream = str(uuid.uuid4())
-    event = {"type": "stream.frame", "kind": "delta", "stream": stream, "seq": 1, "end": False, "frame": "{}"}
+    entry = Entry(pos=1, seq=1, end=False, frame='{"text":"Hel"}')
+    event = frame_event("delta", stream, entry.frame, pos=1, seq=1)
 
-    await publish_delta(shared=state, layer=layer, group="client.alice", stream=stream, seq=1, text="Hel", event=event)
+    whole = await publish_kept(shared=state, layer=layer, group="client.alice", stream=stream, entry=entry, event=event)
 
+    assert whole is True
     for socket in sockets:
         assert await asyncio.wait_for(layer.receive(socket), timeout=5) == event
-    assert await state.deltas_after(stream, 0) == ["Hel"]
-    assert 600 < await state.redis.ttl(f"chat:replay:{stream}") <= 660  # the longest stream, then the replay time
+    assert (await state.entries_after(stream, 0)).entries == [entry]
+    assert 600 < await state.redis.ttl(record_key(stream)) <= 660  # the longest stream, then the replay time
     assert group_channel(layer, "client.alice") == layer._get_group_channel_name("client.alice")
     await layer.flush()
 
@@ -77,19 +80,21 @@ async def test_a_failed_command_fails_its_caller_only(state):
     results = await asyncio.gather(failing, fine, return_exceptions=True)
 
     assert isinstance(results[0], redis.exceptions.ResponseError)
-    assert results[1] is None
+    assert results[1] == [1]  # each caller gets its own replies
     assert await state.redis.lrange(list_key, 0, -1) == [b"x"]
     await batcher.execute(("RPUSH", list_key, "y"))  # and the batcher goes on
     assert await state.redis.llen(list_key) == 2
 
 
-async def test_a_broken_connection_fails_every_caller_of_the_batch():
+async def test_a_broken_connection_fails_every_caller_of_the_batch_as_the_store_unavailable():
     state = RedisState("redis://127.0.0.1:1/0", replay_ttl=60, presence_ttl=5, worker_ttl=5, stream_ttl=600)
+    entry = Entry(pos=1, seq=1, end=False, frame="{}")
     results = await asyncio.gather(
-        *(state.append_and_publish(str(uuid.uuid4()), 1, "x", channel="c", message=b"m") for _ in range(3)),
+        *(state.keep_and_publish(str(uuid.uuid4()), entry, channel="c", message=b"m") for _ in range(3)),
         return_exceptions=True,
     )
-    assert all(isinstance(result, redis.exceptions.ConnectionError) for result in results)
+    assert all(isinstance(result, StoreUnavailable) for result in results)
+    assert all(isinstance(result.__cause__, redis.exceptions.ConnectionError) for result in results)
 
 
 async def test_a_redis_that_stops_answering_fails_the_batch_after_the_timeout():

@@ -5,20 +5,20 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from channels.testing import HttpCommunicator
+from channels.testing import HttpCommunicator, WebsocketCommunicator
 
 from chatproject.asgi import application
-from streaming import streams
-from streaming.clients import Client
-from streaming.generation import frame_event
+from streaming import running
+from streaming.clients import client_of
 from streaming.models import Conversation, Exchange
-from streaming.shared import get_shared
+from streaming.shared import Entry, get_shared
 from streaming.worker import sweep_dead_workers, worker
-from tests.conftest import new_session, open_socket, prompt, texts
+from tests.conftest import ORIGIN, dumps, group_of_session, layer_event, new_session, open_socket, prompt, texts
 from tests.fake_openai import Script
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -96,21 +96,21 @@ async def test_resume_of_a_stream_that_is_not_the_clients_is_not_found(upstream)
     await other.close()
 
 
-async def test_a_gap_is_filled_from_the_replay_buffer_and_a_duplicate_dropped():
+async def test_a_gap_is_filled_from_the_record_and_a_duplicate_dropped():
     session = await database_sync_to_async(new_session)()
     socket = await open_socket(session_key=session)
-    group = Client(key=f"session:{session}").group
+    group = group_of_session(session)
     layer, shared, stream = get_channel_layer(), get_shared(), str(uuid.uuid4())
-    for seq, text in enumerate(["a", "b", "c"], start=1):
-        await shared.append_delta(stream, seq, text)
-    delta = {"type": "delta", "stream": stream}
+    deltas = [{"type": "delta", "stream": stream, "seq": seq, "text": text} for seq, text in enumerate("abc", start=1)]
+    for delta in deltas:
+        await shared.keep(stream, Entry(pos=delta["seq"], seq=delta["seq"], end=False, frame=dumps(delta)))
     unfollowed = {"type": "delta", "stream": str(uuid.uuid4()), "seq": 1, "text": "not for this socket"}
 
-    await layer.group_send(group, frame_event(unfollowed, seq=1))  # no start seen, not resumed: not sent
-    await layer.group_send(group, frame_event({"type": "start", "stream": stream}))
-    await layer.group_send(group, frame_event({**delta, "seq": 1, "text": "a"}, seq=1))
-    await layer.group_send(group, frame_event({**delta, "seq": 3, "text": "c"}, seq=3))  # 2 was lost
-    await layer.group_send(group, frame_event({**delta, "seq": 3, "text": "c"}, seq=3))  # a duplicate
+    await layer.group_send(group, layer_event(unfollowed))  # no start seen, not resumed: not sent
+    await layer.group_send(group, layer_event({"type": "start", "stream": stream}))
+    await layer.group_send(group, layer_event(deltas[0]))
+    await layer.group_send(group, layer_event(deltas[2]))  # 2 was lost
+    await layer.group_send(group, layer_event(deltas[2]))  # a duplicate
 
     frames = [await socket.receive() for _ in range(4)]
     assert frames[0] == {"type": "start", "stream": stream}
@@ -129,7 +129,7 @@ async def test_a_stream_nobody_watches_is_stopped_after_the_grace_period(upstrea
     await socket.receive()
     await socket.close()
 
-    await streams.streams_finished()
+    await running.streams_finished()
 
     row = await Exchange.objects.aget(id=start["stream"])
     assert (row.status, row.error_code) == ("interrupted", "interrupted")
@@ -144,7 +144,7 @@ async def sweep(started: datetime) -> int:
 async def test_the_streams_of_a_dead_worker_end_interrupted_and_their_client_is_told():
     session = await database_sync_to_async(new_session)()
     socket = await open_socket(session_key=session)
-    client_key = f"session:{session}"
+    client_key = client_of({"session": SimpleNamespace(session_key=session)}).key
     conversation = await Conversation.objects.acreate(client=client_key, title="t")
     row = await Exchange.objects.acreate(
         conversation=conversation, client=client_key, request="r", model="m", prompt="p", worker="dead-worker-1"
@@ -152,7 +152,8 @@ async def test_the_streams_of_a_dead_worker_end_interrupted_and_their_client_is_
     # Started before this process: without Redis, only then is it known to be a dead predecessor's stream.
     await Exchange.objects.filter(id=row.id).aupdate(created=worker.started - timedelta(minutes=1))
     for seq, text in enumerate(["half ", "an answer"], start=1):
-        await get_shared().append_delta(str(row.id), seq, text)
+        frame = dumps({"type": "delta", "stream": str(row.id), "seq": seq, "text": text})
+        await get_shared().keep(str(row.id), Entry(pos=seq, seq=seq, end=False, frame=frame))
     await socket.send({"type": "resume", "stream": str(row.id), "after": 2})  # the socket follows the stream
 
     assert await sweep(worker.started) == 1
@@ -190,24 +191,47 @@ async def test_the_first_request_of_any_kind_puts_the_worker_on_duty():
     assert response["status"] == 200 and worker.on_duty
 
 
-async def test_draining_refuses_new_prompts_and_interrupts_what_outlives_the_grace(upstream, settings):
-    settings.STREAMING_SHUTDOWN_GRACE = 0
+async def test_draining_refuses_new_prompts_while_streams_have_their_grace(upstream, settings):
+    settings.STREAMING_SHUTDOWN_GRACE = 30
     upstream.then(Script(tokens=TOKENS, hang_after=1))
     socket = await open_socket()
     await socket.send(prompt(request="long"))
     start = await socket.receive()
     await socket.receive()
 
-    await worker.drain()
-
-    error = await socket.receive()
-    assert error["code"] == "interrupted" and error["stream"] == start["stream"]
-    row = await Exchange.objects.aget(id=start["stream"])
-    assert (row.status, row.answer) == ("interrupted", TOKENS[0])
+    draining = asyncio.create_task(worker.drain())
     await socket.send(prompt(request="late"))
+
     refused = await socket.receive()
     assert refused["code"] == "shutting_down" and refused["retryable"] is True and refused["request"] == "late"
+    await socket.send({"type": "cancel", "stream": start["stream"]})
+    assert (await socket.receive())["finish_reason"] == "cancelled"
+    assert await socket.communicator.receive_output() == {"type": "websocket.close", "code": 4012}
     await socket.close()
+    await draining
+
+
+async def test_a_stream_that_outlives_the_grace_is_saved_with_what_was_relayed_and_its_sockets_told(upstream, settings):
+    settings.STREAMING_SHUTDOWN_GRACE = 0.5
+    upstream.then(Script(tokens=TOKENS, interval=0.05))  # longer than the grace: the stream is stopped mid-answer
+    socket = await open_socket()
+    await socket.send(prompt())
+    start = await socket.receive()
+    relayed = texts([await socket.receive()])
+
+    draining = asyncio.create_task(worker.drain())
+    frames = await socket.stream_to_end()
+
+    assert frames[-1]["code"] == "interrupted" and frames[-1]["stream"] == start["stream"]
+    relayed += texts(frames)
+    row = await Exchange.objects.aget(id=start["stream"])
+    assert (row.status, row.answer) == ("interrupted", relayed) and relayed
+    assert await socket.communicator.receive_output() == {"type": "websocket.close", "code": 4012}
+    await socket.close()
+    await draining
+    late = WebsocketCommunicator(application, "/ws/chat/", headers=[ORIGIN])
+    assert (await late.connect())[0]  # a socket that reaches a draining worker is sent elsewhere at once:
+    assert await late.receive_output() == {"type": "websocket.close", "code": 4012}
 
 
 async def test_draining_lets_a_stream_that_finishes_in_time_complete(upstream, settings):

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 
-from streaming import streams
+from streaming import running, streams
 from streaming.models import Conversation, Exchange
 from tests.conftest import new_session, open_socket, prompt, texts
 from tests.fake_openai import Script
@@ -177,9 +177,7 @@ async def test_the_answer_is_saved_in_full_when_every_socket_closes_mid_stream(u
     await socket.receive()  # the first delta: the stream is under way
     await socket.close()
 
-    from streaming.streams import streams_finished
-
-    await streams_finished()
+    await running.streams_finished()
 
     row = await exchange(start["stream"])
     assert row.status == "completed" and row.answer == "".join(f" w{i}" for i in range(20))
@@ -192,9 +190,7 @@ async def test_a_fast_stream_reaches_a_slow_socket_whole_and_in_order(upstream, 
     await socket.send(prompt())
     start = await socket.receive()
 
-    from streaming.streams import streams_finished
-
-    await streams_finished()  # the socket reads nothing more while the whole answer is relayed
+    await running.streams_finished()  # the socket reads nothing more while the whole answer is relayed
     frames = [start, *await socket.stream_to_end()]
 
     deltas = [f for f in frames if f["type"] == "delta"]
@@ -295,7 +291,7 @@ async def test_a_start_that_cannot_be_sent_ends_the_stream_and_the_log_says_so(u
 
     refused = await socket.receive()
     assert refused["type"] == "error" and refused["code"] == "internal_error" and refused["request"] == "q-lost"
-    await streams.streams_finished()
+    await running.streams_finished()
     row = await Exchange.objects.aget(request="q-lost")
     assert row.status == Exchange.Status.FAILED and row.error_code == "internal_error"
     await socket.close()

@@ -1,0 +1,180 @@
+"""Faults in one process, against real parts: a provider that cuts, fails or leaks its key, a Redis that stops
+answering or loses its lists, a database that refuses the end of a stream. After each, the row says what happened,
+its answer is what was relayed, and every socket that followed the stream receives its end."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis
+from channels.db import database_sync_to_async
+from django.db import OperationalError, connection
+
+from streaming import running
+from streaming.models import Exchange
+from streaming.shared import MemoryState, record_key
+from tests.conftest import new_session, open_socket, prompt, texts
+from tests.fake_openai import Script
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TOKENS = [f" w{i}" for i in range(12)]
+KEY = "sk-test-secret-key"  # the key the `upstream` fixture configures
+
+
+async def row_of(stream: str) -> Exchange:
+    return await Exchange.objects.aget(id=stream)
+
+
+async def test_the_api_key_in_a_providers_401_body_reaches_no_log_record(upstream, caplog):
+    caplog.set_level(logging.DEBUG)
+    body = {"error": {"message": f"Incorrect API key provided: {KEY}.", "type": "invalid_request_error"}}
+    upstream.then(Script(status=401, error_body=body))
+    socket = await open_socket()
+    await socket.send(prompt())
+
+    frames = await socket.stream_to_end()
+    await running.streams_finished()
+
+    assert frames[-1]["code"] == "upstream_error" and KEY not in str(frames)
+    formatter = logging.Formatter()
+    logged = [formatter.format(record) for record in caplog.records]
+    assert any("AuthenticationError" in line for line in logged)  # the failure is logged, by its type
+    assert not [line for line in logged if KEY in line]
+    await socket.close()
+
+
+async def test_a_body_that_ends_without_finish_or_done_is_a_truncated_answer(upstream):
+    upstream.then(Script(tokens=TOKENS, end_after=5))
+    socket = await open_socket()
+    await socket.send(prompt())
+
+    frames = await socket.stream_to_end()
+
+    assert frames[-1]["type"] == "error" and frames[-1]["code"] == "upstream_unavailable"
+    assert frames[-1]["retryable"] is True and "cut off" in frames[-1]["message"]
+    row = await row_of(frames[0]["stream"])
+    assert (row.status, row.error_code, row.answer) == ("failed", "upstream_unavailable", "".join(TOKENS[:5]))
+    await socket.close()
+
+
+@pytest.mark.parametrize(
+    ("event", "code", "retryable"),
+    [
+        ({"message": "Bad gateway", "code": 502}, "upstream_unavailable", True),
+        ({"message": "Overloaded", "code": "503"}, "upstream_unavailable", True),
+        ({"message": "Internal", "type": "server_error", "code": None}, "upstream_unavailable", True),
+        ({"message": "Refused", "type": "invalid_request_error", "code": "invalid_value"}, "upstream_error", False),
+    ],
+)
+async def test_a_mid_stream_error_event_is_told_by_whose_fault_it_is(upstream, event, code, retryable):
+    upstream.then(Script(tokens=TOKENS[:3], error_event=event))
+    socket = await open_socket()
+    await socket.send(prompt())
+
+    frames = await socket.stream_to_end()
+
+    assert (frames[-1]["code"], frames[-1]["retryable"]) == (code, retryable)
+    assert texts(frames) == "".join(TOKENS[:3]) == (await row_of(frames[0]["stream"])).answer
+    await socket.close()
+
+
+@pytest.fixture
+async def silent_redis() -> AsyncIterator[str]:
+    """A server that takes Redis commands and never answers: a Redis that hangs."""
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(-1)
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    yield f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+    server.close()
+
+
+async def test_a_redis_that_stops_answering_ends_the_stream_as_internal_error_not_time_limit(
+    upstream, settings, silent_redis, caplog
+):
+    settings.REDIS_CONNECTION_OPTIONS = {"socket_timeout": 0.3, "socket_connect_timeout": 0.3}
+    settings.REDIS_URL = silent_redis
+    upstream.then(Script(tokens=TOKENS))
+    socket = await open_socket()
+    await socket.send(prompt())
+
+    frames = await socket.stream_to_end()
+
+    assert frames[-1]["code"] == "internal_error" and frames[-1]["retryable"] is True
+    await running.streams_finished()
+    row = await row_of(frames[0]["stream"])
+    assert (row.status, row.error_code) == ("failed", "internal_error")
+    assert any("Redis failed" in record.getMessage() for record in caplog.records)
+    await socket.close()
+
+
+async def test_a_record_that_redis_lost_mid_stream_is_written_again_and_replays_the_right_text(
+    upstream, settings, redis_url
+):
+    settings.REDIS_URL = redis_url
+    store = redis.Redis.from_url(redis_url)
+    upstream.then(Script(tokens=TOKENS, hang_after=8, interval=0.02))
+    session = await database_sync_to_async(new_session)()
+    socket = await open_socket(session_key=session)
+    await socket.send(prompt())
+    start = await socket.receive()
+    deltas = [await socket.receive()]
+
+    store.flushdb()  # what a Redis restart without persistence does to every list
+    while texts(deltas) != "".join(TOKENS[:8]):
+        deltas.append(await socket.receive())
+
+    other = await open_socket(session_key=session)  # while the stream runs, its record serves the replay
+    await other.send({"type": "resume", "stream": start["stream"], "after": 1})
+    replayed = [await other.receive() for _ in deltas[1:]]
+    assert replayed == deltas[1:] and store.ttl(record_key(start["stream"])) > 0
+    await socket.send({"type": "cancel", "stream": start["stream"]})
+    assert (await other.receive())["type"] == "done"
+    await socket.close()
+    await other.close()
+
+
+async def test_a_database_that_refuses_the_end_of_a_stream_still_ends_it_and_saves_it_later(upstream, caplog):
+    refusals = 2
+
+    def refuse_exchange_updates(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        nonlocal refusals
+        if sql.startswith('UPDATE "streaming_exchange"') and refusals:
+            refusals -= 1
+            raise OperationalError("the database went away")
+        return execute(sql, params, many, context)
+
+    upstream.then(Script(tokens=TOKENS))
+    socket = await open_socket()
+    await database_sync_to_async(lambda: connection.execute_wrappers.append(refuse_exchange_updates))()
+    try:
+        await socket.send(prompt())
+        frames = await socket.stream_to_end()
+        await running.streams_finished()
+    finally:
+        await database_sync_to_async(lambda: connection.execute_wrappers.remove(refuse_exchange_updates))()
+
+    assert frames[-1]["type"] == "done" and texts(frames) == "".join(TOKENS)
+    row = await row_of(frames[0]["stream"])
+    assert (row.status, row.answer) == ("completed", "".join(TOKENS)) and refusals == 0
+    assert any("could not be saved" in record.getMessage() for record in caplog.records)
+    await socket.close()
+
+
+async def test_the_in_memory_state_forgets_clients_and_workers_once_they_expire(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr("streaming.shared.time.monotonic", lambda: now[0])
+    state = MemoryState(replay_ttl=1, presence_ttl=5, worker_ttl=5, stream_ttl=1)
+    await state.mark_present([f"socket:{n}" for n in range(100)])
+    await state.heartbeat("gone")
+
+    now[0] += 60
+    await state.mark_present(["session:still-here"])
+
+    assert state._present.keys() == {"session:still-here"} and not state._workers
