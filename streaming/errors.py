@@ -153,6 +153,8 @@ def from_upstream(exc: Exception) -> StreamingError:
         return UpstreamError("The model provider reported an error in the middle of the answer.")
     if isinstance(exc, openai.RateLimitError):
         return RateLimited()
+    if is_context_overflow(exc):
+        return PromptTooLong()
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
         return UpstreamError(
             "The model provider rejected the server's credentials. An operator needs to check OPENAI_API_KEY."
@@ -167,6 +169,14 @@ def from_upstream(exc: Exception) -> StreamingError:
         # APIError without a status is what the SDK raises for a stream cut off mid-answer.
         return UpstreamUnavailable("The connection to the model provider was lost. Try again in a moment.")
     return StreamingError()
+
+
+def is_context_overflow(exc: Exception) -> bool:
+    """Whether the provider refused the request as longer than the model's context: OpenAI and DeepSeek say so with
+    the code `context_length_exceeded`, vLLM and others only in the message."""
+    if not isinstance(exc, openai.BadRequestError):
+        return False
+    return exc.code == "context_length_exceeded" or "maximum context length" in str(exc.message).lower()
 
 
 def _is_server_side(error: dict) -> bool:

@@ -17,12 +17,13 @@ import uuid
 from contextlib import aclosing
 from dataclasses import dataclass
 
+import openai
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
 from django.conf import settings
 from openai.types.chat import ChatCompletionMessageParam
 
-from streaming import errors, protocol, services
+from streaming import errors, history, protocol, services
 from streaming.answer import Answer
 from streaming.clients import Client
 from streaming.ending import CANCELLED, Ending, end_frame
@@ -141,8 +142,20 @@ class Generation:
         return error
 
     async def _read(self, outbox: Outbox) -> None:
+        async with asyncio.timeout(settings.STREAMING_MAX_SECONDS) as self._deadline:
+            try:
+                await self._relay(outbox)
+            except openai.BadRequestError as exc:
+                turns = history.turn_count(self.messages)
+                if not errors.is_context_overflow(exc) or not turns or self.answer.parts:
+                    raise
+                # The history fitted the budget but not this model's context: ask once more with half the turns.
+                self.messages = history.fewer_turns(self.messages, drop=max(1, turns // 2))
+                logger.info("stream %s: the model's context was exceeded; asking with fewer turns", self.stream)
+                await self._relay(outbox)
+
+    async def _relay(self, outbox: Outbox) -> None:
         async with (
-            asyncio.timeout(settings.STREAMING_MAX_SECONDS) as self._deadline,
             aclosing(
                 stream_pieces(
                     model=self.model,

@@ -6,19 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 import redis
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.db import OperationalError, connection
 
-from streaming import running
-from streaming.models import Exchange
-from streaming.shared import MemoryState, record_key
+from streaming import running, services
+from streaming.ending import Ending
+from streaming.errors import Interrupted, StoreUnavailable
+from streaming.models import Conversation, Exchange
+from streaming.shared import MemoryState, get_shared, record_key
+from streaming.worker import sweep_dead_workers, worker
 from tests.conftest import new_session, open_socket, prompt, texts
 from tests.fake_openai import Script
+from tests.live import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -178,3 +184,70 @@ async def test_the_in_memory_state_forgets_clients_and_workers_once_they_expire(
     await state.mark_present(["session:still-here"])
 
     assert state._present.keys() == {"session:still-here"} and not state._workers
+
+
+@pytest.fixture
+def own_redis(tmp_path, settings) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    settings.REDIS_URL = server.url
+    yield server
+    server.kill()
+
+
+@pytest.mark.redis
+async def test_after_a_redis_restart_a_live_worker_is_not_taken_for_dead_but_a_dead_one_still_is(
+    own_redis, settings, monkeypatch
+):
+    settings.STREAMING_WORKER_TIMEOUT = 3
+    conversation = await Conversation.objects.acreate(client="session:x", title="t")
+    row = await Exchange.objects.acreate(
+        conversation=conversation, client="session:x", request="r", model="m", prompt="p", worker="live-worker"
+    )
+    shared, missing = get_shared(), {}
+
+    async def sweep() -> int:
+        return await sweep_dead_workers(
+            layer=get_channel_layer(), worker=worker.id, started=worker.started, missing=missing
+        )
+
+    await shared.heartbeat("live-worker")
+    own_redis.kill()
+    own_redis.start()  # every heartbeat is gone, the live worker's too
+
+    try:
+        swept = await sweep()
+    except StoreUnavailable:  # the pooled connection was closed by the restart: the next command reconnects
+        swept = await sweep()
+    assert swept == 0  # taken for dead here before the fix: its clients were told `interrupted`
+    await shared.heartbeat("live-worker")  # its next beat, well within the timeout
+    assert await sweep() == 0
+    await row.arefresh_from_db()
+    assert row.status == Exchange.Status.STREAMING
+
+    await Exchange.objects.filter(id=row.id).aupdate(worker="dead-worker")
+    assert await sweep() == 0  # missing since now
+    later = time.monotonic() + settings.STREAMING_WORKER_TIMEOUT
+    monkeypatch.setattr("streaming.worker.time.monotonic", lambda: later)
+    assert await sweep() == 1
+    await row.arefresh_from_db()
+    assert row.status == Exchange.Status.INTERRUPTED
+
+
+async def test_a_stream_that_was_swept_keeps_the_end_its_clients_were_told():
+    conversation = await Conversation.objects.acreate(client="session:x", title="t")
+    row = await Exchange.objects.acreate(
+        conversation=conversation, client="session:x", request="r", model="m", prompt="p"
+    )
+    error = Interrupted()
+    assert await database_sync_to_async(services.exchange_interrupt)(
+        exchange_id=row.id, answer="half", delta_ends=[4], error=error
+    )
+
+    completed = Ending.of(error=None, finish_reason="stop", last_seq=2, duration_ms=10)
+    saved = await database_sync_to_async(services.exchange_finish)(
+        exchange_id=row.id, ending=completed, answer="half and more", delta_texts=["half", " and more"]
+    )
+
+    await row.arefresh_from_db()
+    assert saved is False and (row.status, row.answer) == ("interrupted", "half")

@@ -185,3 +185,42 @@ async def test_a_too_long_first_prompt_starts_no_conversation(upstream, settings
     assert upstream.requests == []
     assert await Exchange.objects.acount() == 0 and await Conversation.objects.acount() == 0
     await socket.close()
+
+
+CONTEXT_EXCEEDED = {
+    "error": {
+        "message": "This model's maximum context length is 64 tokens. However, you requested 90 tokens.",
+        "type": "invalid_request_error",
+        "code": "context_length_exceeded",
+    }
+}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_model_whose_context_is_exceeded_is_asked_once_more_with_fewer_turns(upstream):
+    upstream.then(*[Script(tokens=["Answer", f" {i}", "."]) for i in range(1, 5)])
+    socket = await open_socket(session_key=await database_sync_to_async(new_session)())
+    conversation = await converse(socket, 4)
+    upstream.then(Script(status=400, error_body=CONTEXT_EXCEEDED), Script(tokens=["Fine", "."]))
+
+    await socket.send(prompt("Question 5?", request="q5", conversation=conversation))
+    frames = await socket.stream_to_end()
+
+    assert frames[-1]["type"] == "done" and frames[-1]["finish_reason"] == "stop"
+    refused, retried = upstream.requests[-2].body["messages"], upstream.requests[-1].body["messages"]
+    assert len(refused) == 9 and retried == refused[4:]  # the two oldest of the four turns dropped
+    assert (await Exchange.objects.aget(id=frames[0]["stream"])).answer == "Fine."
+    await socket.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_first_prompt_longer_than_the_models_context_is_prompt_too_long(upstream):
+    upstream.then(Script(status=400, error_body=CONTEXT_EXCEEDED))
+    socket = await open_socket()
+    await socket.send(prompt("A very long question?"))
+
+    frames = await socket.stream_to_end()
+
+    assert frames[-1]["code"] == "prompt_too_long" and frames[-1]["retryable"] is False
+    assert len(upstream.requests) == 1  # nothing to drop: no second request
+    await socket.close()
