@@ -183,7 +183,7 @@ if REDIS_URL:
     # for a socket that is not connected, the replay buffer (streaming.shared) keeps.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "streaming.redis_layer.RedisLayer",
             "CONFIG": {"hosts": [{"address": REDIS_URL, **REDIS_CONNECTION_OPTIONS}]},
         }
     }

@@ -8,7 +8,7 @@ plain loop. How long it keeps a message (`expiry`) and when it drops one (a full
 `behind` and `caught_up`, with which a stream holds back its next delta while a socket falls behind (see `publish`).
 
 Group membership lasts until `group_discard`, where Channels' layer ends it in two more ways, both of which left a
-socket open for good but deaf to its client's group (issue item 12):
+socket open for good but deaf to its client's group:
 
 - after `group_expiry` (a day by default) counted from the join. Channels has it for a process that crashes without
   discarding its channels; in memory, a process's channels die with it, and consumers always discard at disconnect.

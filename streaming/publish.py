@@ -3,8 +3,8 @@
 Every frame of a stream (`start`, `delta`, `busy`, `done`, `error`) takes this one path, so they arrive in the order
 they were sent. Deltas and the end are kept in the stream's record (see `shared`) before they are sent, because a
 socket that sees a gap fills it from there, and one that missed the end finds it there. With Redis under the pub/sub
-layer, keeping and sending go in one pipeline shared with every other stream's frames of the moment (see `batching`);
-any other layer takes them one after the other.
+layer on the same server (`redis_layer`), keeping and sending go in one pipeline shared with every other stream's
+frames of the moment (see `batching`); any other layer takes them one after the other, through its public API.
 
 A stream does not get far ahead of its client's sockets: what the model writes while the last delta is on its way
 merges into the next one (see `outbox`). With Redis, "on its way" is the pipeline's round trip. In one process a
@@ -22,10 +22,10 @@ import uuid
 from typing import Any
 
 from channels.layers import BaseChannelLayer
-from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from streaming.errors import StoreUnavailable, StreamingError
 from streaming.layers import LocalChannelLayer
+from streaming.redis_layer import RedisLayer
 from streaming.shared import Entry, RedisState, SharedState
 
 # In one process, the longest a stream holds back for a socket that is behind before it sends anyway.
@@ -37,8 +37,8 @@ async def publish_kept(
 ) -> bool:
     """Add a frame to its stream's record, then send it; False when the record had lost earlier frames (the caller
     rewrites it)."""
-    if isinstance(shared, RedisState) and isinstance(layer, RedisPubSubChannelLayer):
-        channel, message = group_channel(layer, group), layer.serialize(event)
+    if _shares_pipeline(shared, layer):
+        channel, message = layer.group_channel(group), layer.serialize(event)
         return await shared.keep_and_publish(stream, entry, channel=channel, message=message)
     whole = await shared.keep(stream, entry)
     await _group_send(layer, group, event)
@@ -51,10 +51,15 @@ async def publish_kept(
 
 async def publish_event(*, shared: SharedState, layer: BaseChannelLayer, group: str, event: dict[str, Any]) -> None:
     """Send a stream's frame that is not kept in its record (`start`, `busy`), in order with the kept ones."""
-    if isinstance(shared, RedisState) and isinstance(layer, RedisPubSubChannelLayer):
-        await shared.publish(group_channel(layer, group), layer.serialize(event))
+    if _shares_pipeline(shared, layer):
+        await shared.publish(layer.group_channel(group), layer.serialize(event))
     else:
         await _group_send(layer, group, event)
+
+
+def _shares_pipeline(shared: SharedState, layer: BaseChannelLayer) -> bool:
+    """Whether the stream's record and the layer's messages live on one Redis server, so one pipeline does both."""
+    return isinstance(shared, RedisState) and isinstance(layer, RedisLayer) and layer.publishes_on(shared.url)
 
 
 async def _group_send(layer: BaseChannelLayer, group: str, event: dict[str, Any]) -> None:
@@ -92,10 +97,3 @@ def frame_event(
         "sent": time.time(),
         "frame": frame,
     }
-
-
-def group_channel(layer: RedisPubSubChannelLayer, group: str) -> str:
-    """The Redis channel the layer publishes a group's messages on, as the layer names it (a test pins the two
-    together; asking the layer costs a lookup of its per-loop state on every delta). Settings give the layer one
-    Redis host, so there is one shard, and it is the Redis the shared state uses."""
-    return f"{layer._kwargs.get('prefix', 'asgi')}__group__{group}"

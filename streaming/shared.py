@@ -158,6 +158,7 @@ class RedisState:
         self, url: str, *, replay_ttl: float, presence_ttl: float, worker_ttl: float, stream_ttl: float
     ) -> None:
         options = settings.REDIS_CONNECTION_OPTIONS
+        self.url = url
         self.redis = redis.Redis.from_url(url, **options)
         # The records' pipelines get a client of their own without a timeout per reply (a timer per reply costs more
         # than the reply); the batcher puts one timeout on each whole pipeline instead.

@@ -1,4 +1,4 @@
-"""Deltas on Redis: kept for replay and published in one pipeline that many streams share."""
+"""Frames on Redis: kept in their stream's record and published in one pipeline that many streams share."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio
 import redis.exceptions
-from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from streaming.batching import PipelineBatcher
 from streaming.errors import StoreUnavailable
-from streaming.publish import frame_event, group_channel, publish_kept
+from streaming.publish import frame_event, publish_kept
+from streaming.redis_layer import RedisLayer
 from streaming.shared import Entry, RedisState, record_key
 
 pytestmark = pytest.mark.redis
@@ -27,7 +27,7 @@ async def state(redis_url: str) -> AsyncIterator[RedisState]:
 
 
 async def test_a_frame_is_kept_in_its_record_and_reaches_every_socket_of_the_group(state, redis_url):
-    layer = RedisPubSubChannelLayer(hosts=[redis_url])
+    layer = RedisLayer(hosts=[redis_url])
     sockets = [await layer.new_channel() for _ in range(2)]
     for socket in sockets:
         await layer.group_add("client.alice", socket)
@@ -42,7 +42,25 @@ async def test_a_frame_is_kept_in_its_record_and_reaches_every_socket_of_the_gro
         assert await asyncio.wait_for(layer.receive(socket), timeout=5) == event
     assert (await state.entries_after(stream, 0)).entries == [entry]
     assert 600 < await state.redis.ttl(record_key(stream)) <= 660  # the longest stream, then the replay time
-    assert group_channel(layer, "client.alice") == layer._get_group_channel_name("client.alice")
+    # The one name the app copies from channels-redis: the channel the layer itself subscribes a group's members to.
+    assert layer.group_channel("client.alice") == layer._get_layer()._get_group_channel_name("client.alice")
+    await layer.flush()
+
+
+async def test_a_layer_on_another_redis_than_the_records_gets_its_frames_through_its_own_api(state, redis_url):
+    other_database = redis_url.rpartition("/")[0] + "/3"  # another name for the server: the app cannot know it is one
+    layer = RedisLayer(hosts=[other_database])
+    socket = await layer.new_channel()
+    await layer.group_add("client.bob", socket)
+    stream = str(uuid.uuid4())
+    entry = Entry(pos=1, seq=1, end=False, frame='{"text":"Hi"}')
+    event = frame_event("delta", stream, entry.frame, pos=1, seq=1)
+
+    assert not layer.publishes_on(state.url)
+    await publish_kept(shared=state, layer=layer, group="client.bob", stream=stream, entry=entry, event=event)
+
+    assert await asyncio.wait_for(layer.receive(socket), timeout=5) == event
+    assert (await state.entries_after(stream, 0)).entries == [entry]
     await layer.flush()
 
 
