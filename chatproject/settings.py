@@ -180,7 +180,7 @@ if REDIS_URL:
     # The pub/sub layer, not the core one: the core layer drops group messages silently once a channel holds
     # `capacity` of them, and a dropped delta is one the client never hears about. Pub/sub has no such limit, and
     # delivers a group message with one PUBLISH instead of a write per member. What it does not keep, a message
-    # for a socket that is not connected, the replay buffer (streaming.shared) keeps.
+    # for a socket that is not connected, each stream's record (streaming.shared) keeps.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "streaming.redis_layer.RedisLayer",

@@ -103,7 +103,7 @@ def _conversation_for(*, client: Client, prompt: Prompt) -> Conversation:
 
 
 def exchange_interrupt(*, exchange_id: uuid.UUID, answer: str, delta_ends: list[int], error: StreamingError) -> bool:
-    """Log a stream whose worker died as interrupted, with what its replay buffer kept of the answer.
+    """Log a stream whose worker died as interrupted, with what its record kept of the answer.
 
     Returns whether this call did it: of several workers sweeping at once, exactly one does.
     """

@@ -47,13 +47,13 @@ async def test_a_client_that_lost_its_socket_resumes_with_every_seq_exactly_once
     await second.close()
 
 
-async def test_resume_of_an_ended_stream_replays_from_the_log_once_the_buffer_is_gone(upstream, settings):
+async def test_resume_of_an_ended_stream_replays_from_the_log_once_the_record_is_gone(upstream, settings):
     upstream.then(Script(tokens=TOKENS, interval=0.002))
     socket = await open_socket()
     await socket.send(prompt())
     frames = await socket.stream_to_end()
     stream, done = frames[0]["stream"], frames[-1]
-    settings.STREAMING_REPLAY_SECONDS = 601  # a fresh, empty replay buffer: as after its TTL
+    settings.STREAMING_REPLAY_SECONDS = 601  # a fresh, empty record: as after its TTL
 
     deltas = [f for f in frames if f["type"] == "delta"]
     after = len(deltas) // 2
