@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -244,15 +247,39 @@ def _report_unshared_worker(owner: str) -> None:
 
 
 def _drain_on_daphne_shutdown(worker: Worker) -> None:
-    """Under daphne, make its shutdown wait for `drain`: Twisted waits on what a 'before shutdown' trigger returns."""
+    """Under daphne, drain on SIGTERM before the reactor stops, and make any other shutdown wait for `drain` too.
+
+    A 'before shutdown' trigger alone is not enough: daphne's own (`Server.kill_all_applications`, added when daphne
+    starts, so called first) cancels every application instance, and a socket whose consumer is gone gets neither
+    its streams' ends nor its close; it is dropped when the process exits. So SIGTERM is taken the way Twisted takes
+    it (the handler calls into the reactor), and the reactor stops once the drain is done. Other stops (SIGINT) still
+    give the streams their grace in the trigger, but drop the sockets.
+    """
     if "twisted.internet.reactor" not in sys.modules:
         return
     from twisted.internet import defer, reactor
+    from twisted.internet.error import ReactorNotRunning
 
-    def drain() -> Any:
-        return defer.Deferred.fromFuture(asyncio.ensure_future(worker.drain()))
+    if not reactor.running:
+        return  # imported, not serving (the tests import daphne): leave this process's signals alone
+    draining: asyncio.Future[None] | None = None
 
-    reactor.addSystemEventTrigger("before", "shutdown", drain)
+    def drain() -> asyncio.Future[None]:
+        nonlocal draining
+        if draining is None:
+            draining = asyncio.ensure_future(worker.drain())
+        return draining
+
+    def stop_reactor(_: asyncio.Future[None]) -> None:
+        with contextlib.suppress(ReactorNotRunning):  # already stopping: a second SIGTERM, or a SIGINT
+            reactor.stop()
+
+    def drain_then_stop() -> None:
+        drain().add_done_callback(stop_reactor)
+
+    if threading.current_thread() is threading.main_thread():  # not so under runserver's autoreloader
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: reactor.callFromThread(drain_then_stop))
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.Deferred.fromFuture(drain()))
 
 
 worker = Worker()

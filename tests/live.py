@@ -6,6 +6,7 @@ or, when `DATABASE_URL` names a PostgreSQL server, a database of the test run's 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -14,6 +15,9 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import redis
+import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 30
@@ -34,15 +38,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def live_database_url(workdir: Path) -> str:
-    """A database for server processes, empty and migrated by `migrate`."""
+def live_database_url(workdir: Path, name: str = "live") -> str:
+    """A database for server processes, empty and migrated by `migrate`; test modules whose servers may live at the
+    same time give theirs different names."""
     configured = os.environ.get("DATABASE_URL", "")
     if not configured.startswith("postgres"):
-        return f"sqlite:///{workdir / 'live.sqlite3'}"
+        return f"sqlite:///{workdir / f'{name}.sqlite3'}"
     import psycopg
 
     base, _, _name = configured.rpartition("/")
-    live_name = f"chat_live_{os.getpid()}"
+    live_name = f"chat_{name}_{os.getpid()}"
     with psycopg.connect(configured, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{live_name}"')
         admin.execute(f'CREATE DATABASE "{live_name}"')
@@ -112,6 +117,16 @@ class Daphne(Process):
         return f"ws://127.0.0.1:{self.port}/ws/chat/"
 
 
+async def close_code(connection: websockets.ClientConnection, timeout: float = 15) -> int | None:
+    """Read until the server closes the WebSocket; the code of its close frame, or None when the connection ended
+    without one (dropped). A frame that comes first fails the test."""
+    try:
+        frame = await asyncio.wait_for(connection.recv(), timeout)
+    except websockets.ConnectionClosed as closed:
+        return None if closed.rcvd is None else closed.rcvd.code
+    raise AssertionError(f"a frame came where the close was expected: {frame}")
+
+
 def wait_for_http(url: str, process: Process) -> None:
     """Poll until the process answers; it has no other way to say it is listening."""
     deadline = time.monotonic() + STARTUP_SECONDS
@@ -155,3 +170,8 @@ class RedisServer:
         if self.process is not None:
             self.process.stop(signal.SIGKILL)
             self.process = None
+
+    def subscribers(self, channel: str) -> int:
+        """How many connections are subscribed to a pub/sub channel (one per worker for a client's group)."""
+        with redis.Redis.from_url(self.url) as client:
+            return dict(client.pubsub_numsub(channel)).get(channel.encode(), 0)

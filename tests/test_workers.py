@@ -23,7 +23,7 @@ import websockets
 
 from tests.conftest import Socket, prompt, texts
 from tests.fake_openai import FakeOpenAI, Script
-from tests.live import ROOT, Daphne, drop_live_database, live_database_url, migrate, server_env
+from tests.live import ROOT, Daphne, close_code, drop_live_database, live_database_url, migrate, server_env
 
 pytestmark = pytest.mark.redis
 
@@ -235,7 +235,8 @@ async def test_the_streams_of_a_killed_worker_end_interrupted_and_the_client_hea
 async def test_sigterm_lets_a_short_stream_finish_and_interrupts_a_long_one(cluster_env, workers, upstream_for_workers):
     _, survivor = workers
     stopping = start_worker("worker-stopping", cluster_env, STREAMING_SHUTDOWN_GRACE="2")
-    upstream_for_workers.then(Script(tokens=TOKENS[:10], interval=0.1), Script(tokens=TOKENS, hang_after=2))
+    short_tokens = TOKENS[:20]
+    upstream_for_workers.then(Script(tokens=short_tokens, interval=0.1), Script(tokens=TOKENS, hang_after=2))
     session = browser_session(survivor)
     on_stopping, on_survivor = await connect(stopping, session), await connect(survivor, session)
     await on_stopping.send(prompt(request="short"))
@@ -245,8 +246,18 @@ async def test_sigterm_lets_a_short_stream_finish_and_interrupts_a_long_one(clus
         frame = await on_survivor.receive()
         if frame["type"] == "start":
             starts[frame["request"]] = frame
+    # Most of the short answer first, 1.4 s of it: within about a second of a socket's connecting, daphne's own
+    # shutdown fails before it cancels the application instances, which would hide a drain that comes after them.
+    heard_on_stopping = []
+    while texts(f for f in heard_on_stopping if f["stream"] == starts["short"]["stream"]).count(" w") < 14:
+        heard_on_stopping.append(await on_stopping.receive())
 
-    exit_code = await asyncio.to_thread(stopping.stop, signal.SIGTERM, 30)
+    sigterm = asyncio.create_task(asyncio.to_thread(stopping.stop, signal.SIGTERM, 30))
+    streams = {start["stream"] for start in starts.values()}
+    while streams - {f["stream"] for f in heard_on_stopping if f["type"] in {"done", "error"}}:
+        heard_on_stopping.append(await on_stopping.receive(timeout=15))
+    closed_with = await close_code(on_stopping.connection)
+    exit_code = await sigterm
 
     ends = {}
     while len(ends) < 2:
@@ -257,7 +268,8 @@ async def test_sigterm_lets_a_short_stream_finish_and_interrupts_a_long_one(clus
     assert short["type"] == "done" and short["finish_reason"] == "stop"
     assert long["type"] == "error" and long["code"] == "interrupted"
     conversation = starts["short"]["conversation"]
-    assert saved_exchange(survivor, session, conversation)["answer"] == "".join(TOKENS[:10])
+    assert saved_exchange(survivor, session, conversation)["answer"] == "".join(short_tokens)
     assert saved_exchange(survivor, session, starts["long"]["conversation"])["status"] == "interrupted"
     assert exit_code == 0, stopping.output()
+    assert closed_with == 4012, stopping.output()  # "restarting", after the ends, which it heard first
     await on_survivor.close()
