@@ -4,14 +4,21 @@ A model can write faster than a channel layer takes messages, so sending one mes
 latency and, in a layer with a capacity, drop messages. Holding tokens back for a timer would add latency when
 tokens are sparse. The outbox does neither: a token that arrives while nothing is being sent goes out at once;
 tokens that arrive during a send wait for it to finish and then leave together, as one delta with one `seq`.
+
+A delta carries at most `MAX_DELTA_CHARS` characters: a socket far behind would otherwise be sent everything that
+queued up as one frame, and a frame past the WebSocket server's message limit (1 MiB under daphne) is not sent at
+all: the server closes the socket instead. What is over the bound leaves with the next send.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 SendDelta = Callable[[int, str], Awaitable[None]]
+# 32,768 characters are at most 128 KiB of UTF-8, well inside any WebSocket server's message limit.
+MAX_DELTA_CHARS = 32_768
 
 
 class Outbox:
@@ -21,10 +28,11 @@ class Outbox:
     model's stream instead of growing memory without bound.
     """
 
-    def __init__(self, send: SendDelta, *, limit: int) -> None:
+    def __init__(self, send: SendDelta, *, limit: int, max_chars: int = MAX_DELTA_CHARS) -> None:
         self._send = send
         self._limit = limit
-        self._pending: list[str] = []
+        self._max_chars = max_chars
+        self._pending: deque[str] = deque()
         self._wakeup = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -62,10 +70,22 @@ class Outbox:
                     self._wakeup.clear()
                     await self._wakeup.wait()
                     continue
-                text = "".join(self._pending)
-                self._pending.clear()
+                text = self._take()
                 self._room.set()
                 self.seq += 1
                 await self._send(self.seq, text)
         finally:
             self._room.set()  # a writer must never wait on a sender that has stopped
+
+    def _take(self) -> str:
+        """What waits, merged, up to `max_chars`; a piece over the bound is split, its rest left first in line."""
+        taken: list[str] = []
+        room = self._max_chars
+        while self._pending and room > 0:
+            piece = self._pending.popleft()
+            if len(piece) > room:
+                self._pending.appendleft(piece[room:])
+                piece = piece[:room]
+            taken.append(piece)
+            room -= len(piece)
+        return "".join(taken)

@@ -91,3 +91,17 @@ async def test_a_failed_send_surfaces_on_the_next_put():
         pass
     else:
         raise AssertionError("the failure was swallowed")
+
+
+async def test_what_queues_up_leaves_in_deltas_no_longer_than_the_bound_and_nothing_is_lost():
+    send = Recorder()
+    send.gate.clear()
+    outbox = Outbox(send, limit=100, max_chars=10)
+    await outbox.put("first")
+    await send.sending.wait()  # the first send is in flight; what follows queues up behind it
+    for piece in ["abcd", "efghijklmnopqrstuvw", "xyz"]:
+        await outbox.put(piece)
+    send.gate.set()
+
+    assert await outbox.close() == 4
+    assert send.sent == [(1, "first"), (2, "abcdefghij"), (3, "klmnopqrst"), (4, "uvwxyz")]

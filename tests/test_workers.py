@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -181,34 +182,43 @@ async def test_a_socket_that_dropped_resumes_on_the_other_worker_with_no_gap_and
     await on_b.close()
 
 
-async def test_an_idle_socket_outlives_the_redis_read_timeout_and_still_streams(workers, upstream_for_workers):
-    a, _ = workers
-    session = browser_session(a)
-    socket = await connect(a, session)
-    # Idle for longer than redis-py 8's default socket timeout (5 s): the subject of this test, not a wait.
-    await asyncio.sleep(6)
-    await socket.send(prompt())
-    assert texts(await socket.stream_to_end()) == "Hello, world!"
-    await socket.close()
-
-
-async def test_a_socket_that_reads_nothing_during_a_fast_stream_then_catches_up_whole(workers, upstream_for_workers):
+async def test_a_socket_backed_up_past_the_kernels_buffers_holds_no_one_back_and_catches_up_whole(
+    workers, upstream_for_workers
+):
     a, b = workers
-    tokens = [f" t{i}" for i in range(3000)]
+    tokens = [f" t{i:04d}" + "x" * 2000 for i in range(4000)]  # 8 MB
+    # The slow socket's receive buffer is tiny and it reads nothing, so the worker's send buffer fills (at most
+    # tcp_wmem's largest) and the rest waits in the worker: the socket is truly behind, not just buffered away.
+    assert len("".join(tokens)) > 1.5 * largest_send_buffer()
     upstream_for_workers.then(Script(tokens=tokens))
     session = browser_session(a)
-    sender = await connect(a, session)
-    slow = await connect(b, session, max_queue=1)  # reads nothing while the stream runs
+    sender = await connect(a, session, max_size=None)
+    slow = await connect(b, session, max_size=None, max_queue=1, sock=tiny_receive_buffer(b.port))
     await sender.send(prompt())
-    sent = await sender.stream_to_end(timeout=30)
+    sent = await sender.stream_to_end(timeout=60)  # the slow socket on the other worker does not hold the stream
 
-    caught_up = await slow.stream_to_end(timeout=30)
+    caught_up = await slow.stream_to_end(timeout=60)
 
     deltas = [f for f in caught_up if f["type"] == "delta"]
     assert [d["seq"] for d in deltas] == list(range(1, len(deltas) + 1))
     assert texts(deltas) == "".join(tokens) and caught_up == sent
     await sender.close()
     await slow.close()
+
+
+def largest_send_buffer() -> int:
+    """The most the kernel lets a TCP socket's send buffer grow to (the last of tcp_wmem's three numbers)."""
+    return int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+
+
+def tiny_receive_buffer(port: int) -> socket.socket:
+    """A connected TCP socket whose receive buffer is set small before connecting (which also keeps the kernel from
+    growing it)."""
+    connection = socket.socket()
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    connection.connect(("127.0.0.1", port))
+    connection.setblocking(False)
+    return connection
 
 
 async def test_the_streams_of_a_killed_worker_end_interrupted_and_the_client_hears_it(
