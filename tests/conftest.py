@@ -24,7 +24,7 @@ from streaming.clients import client_of
 from streaming.publish import frame_event
 from streaming.worker import worker
 from tests.fake_openai import FakeOpenAI
-from tests.live import free_port, reachable
+from tests.live import RedisServer, free_port, reachable
 
 ORIGIN = (b"origin", b"http://localhost")
 
@@ -62,6 +62,15 @@ def redis_url() -> Iterator[str]:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Any) -> Iterator[RedisServer]:
+    """A Redis server of the test's own, which it may kill and start again (see `tests.live.RedisServer`)."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()
 
 
 @pytest.fixture

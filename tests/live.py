@@ -100,6 +100,23 @@ def migrate(env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v0"], env=env, cwd=ROOT, check=True)
 
 
+def production_env(workdir: Path, database_url: str, **overrides: str) -> dict[str, str]:
+    """The environment of a production worker (debug off, no login required, plain-HTTP cookies), its database
+    migrated and its static files collected into `workdir`."""
+    env = server_env(
+        DJANGO_SECRET_KEY="live-test-secret-key-live-test-secret-key",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        DJANGO_SECURE_COOKIES="0",
+        DJANGO_STATIC_ROOT=str(workdir / "static"),
+        STREAMING_REQUIRE_LOGIN="0",
+        DATABASE_URL=database_url,
+        **overrides,
+    )
+    migrate(env)
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"], env=env, cwd=ROOT, check=True)
+    return env
+
+
 class Daphne(Process):
     def __init__(self, name: str, env: dict[str, str], logdir: Path, port: int | None = None) -> None:
         self.port = port or free_port()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,7 +24,6 @@ from streaming.shared import MemoryState, get_shared, record_key
 from streaming.worker import sweep_dead_workers, worker
 from tests.conftest import new_session, open_socket, prompt, texts
 from tests.fake_openai import Script
-from tests.live import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -186,19 +185,11 @@ async def test_the_in_memory_state_forgets_clients_and_workers_once_they_expire(
     assert state._present.keys() == {"session:still-here"} and not state._workers
 
 
-@pytest.fixture
-def own_redis(tmp_path, settings) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    settings.REDIS_URL = server.url
-    yield server
-    server.kill()
-
-
 @pytest.mark.redis
 async def test_after_a_redis_restart_a_live_worker_is_not_taken_for_dead_but_a_dead_one_still_is(
     own_redis, settings, monkeypatch
 ):
+    settings.REDIS_URL = own_redis.url
     settings.STREAMING_WORKER_TIMEOUT = 3
     conversation = await Conversation.objects.acreate(client="session:x", title="t")
     row = await Exchange.objects.acreate(

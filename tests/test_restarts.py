@@ -11,10 +11,7 @@ socket of the client still hears that end, from the log if need be, and streams 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -28,14 +25,11 @@ import websockets
 from tests.conftest import group_of_session, prompt, texts
 from tests.fake_openai import FakeOpenAI, Script
 from tests.live import (
-    ROOT,
     Daphne,
-    RedisServer,
     close_code,
     drop_live_database,
     live_database_url,
-    migrate,
-    server_env,
+    production_env,
 )
 from tests.test_workers import browser_session, connect, saved_exchange
 
@@ -45,23 +39,16 @@ LONG = [f" w{i}" for i in range(80)]  # 8 s at 0.1 s a token: longer than any gr
 
 def deployment_env(workdir: Path, database_url: str, fake: FakeOpenAI, **overrides: str) -> dict[str, str]:
     """The environment of a production worker answering with the fake provider, its database migrated."""
-    env = server_env(
-        DJANGO_SECRET_KEY="live-test-secret-key-live-test-secret-key",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        DJANGO_SECURE_COOKIES="0",
-        DJANGO_STATIC_ROOT=str(workdir / "static"),
-        STREAMING_REQUIRE_LOGIN="0",
+    return production_env(
+        workdir,
+        database_url,
         STREAMING_BUSY_MS="60000",  # a busy machine must not add `busy` frames to the frames these tests count
-        DATABASE_URL=database_url,
         OPENAI_API_KEY="sk-live-test",
         OPENAI_BASE_URL=fake.base_url,
         OPENAI_MODEL="fake-model",
         OPENAI_MAX_RETRIES="0",
         **overrides,
     )
-    migrate(env)
-    subprocess.run([sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"], env=env, cwd=ROOT, check=True)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -86,16 +73,6 @@ def redis_env(tmp_path_factory: pytest.TempPathFactory, fake_openai_server: Fake
     )
     yield env, workdir
     drop_live_database(database_url)
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    if not shutil.which("redis-server"):
-        pytest.skip("no redis-server binary: a test that restarts Redis needs a Redis of its own")
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.kill()
 
 
 @pytest.fixture

@@ -9,15 +9,13 @@ that silently drops (autobahn's `failByDrop`, which daphne leaves on).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 import websockets
 
 from tests.conftest import prompt, texts
-from tests.live import ROOT, Daphne, migrate, server_env
+from tests.live import Daphne, production_env
 from tests.test_workers import browser_session, connect
 
 KIB = 1024
@@ -28,17 +26,7 @@ MESSAGE_TOO_BIG = 1009
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
     """One production-mode daphne on a SQLite file, no Redis, answering with the demo model."""
     workdir = tmp_path_factory.mktemp("limits")
-    env = server_env(
-        DJANGO_SECRET_KEY="live-test-secret-key-live-test-secret-key",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        DJANGO_SECURE_COOKIES="0",
-        DJANGO_STATIC_ROOT=str(workdir / "static"),
-        STREAMING_REQUIRE_LOGIN="0",
-        DATABASE_URL=f"sqlite:///{workdir / 'limits.sqlite3'}",
-        DEMO_TOKENS_PER_SECOND="2000",
-    )
-    migrate(env)
-    subprocess.run([sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"], env=env, cwd=ROOT, check=True)
+    env = production_env(workdir, f"sqlite:///{workdir / 'limits.sqlite3'}", DEMO_TOKENS_PER_SECOND="2000")
     daphne = Daphne("daphne-limits", env, workdir)
     yield daphne
     daphne.stop()

@@ -11,8 +11,6 @@ import asyncio
 import json
 import signal
 import socket
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from http.cookiejar import CookieJar
@@ -24,7 +22,7 @@ import websockets
 
 from tests.conftest import Socket, prompt, texts
 from tests.fake_openai import FakeOpenAI, Script
-from tests.live import ROOT, Daphne, close_code, drop_live_database, live_database_url, migrate, server_env
+from tests.live import Daphne, close_code, drop_live_database, live_database_url, production_env
 
 pytestmark = pytest.mark.redis
 
@@ -35,23 +33,17 @@ TOKENS = [f" w{i}" for i in range(40)]
 def cluster_env(redis_url: str, tmp_path_factory: pytest.TempPathFactory, fake_openai_server: FakeOpenAI) -> Iterator:
     workdir = tmp_path_factory.mktemp("workers")
     database_url = live_database_url(workdir)
-    env = server_env(
-        DJANGO_SECRET_KEY="live-test-secret-key-live-test-secret-key",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        DJANGO_SECURE_COOKIES="0",
-        DJANGO_STATIC_ROOT=str(workdir / "static"),
-        STREAMING_REQUIRE_LOGIN="0",
+    env = production_env(
+        workdir,
+        database_url,
         STREAMING_WORKER_TIMEOUT="3",
         STREAMING_BUSY_MS="60000",  # a busy machine must not add `busy` frames to the frames these tests count
-        DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         OPENAI_API_KEY="sk-live-test",
         OPENAI_BASE_URL=fake_openai_server.base_url,
         OPENAI_MODEL="fake-model",
         OPENAI_MAX_RETRIES="0",
     )
-    migrate(env)
-    subprocess.run([sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"], env=env, cwd=ROOT, check=True)
     yield env, workdir
     drop_live_database(database_url)
 
