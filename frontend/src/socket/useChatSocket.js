@@ -3,6 +3,10 @@ import { backoffDelay } from './backoff.js';
 
 /** WebSocket.OPEN, written out so that a test's fake transport need not define the constant. */
 const OPEN = 1;
+/** The close code of a worker that is restarting (docs/protocol.md): another worker answers at once. */
+const CLOSE_RESTARTING = 4012;
+/** The most a reconnect after a restart waits, spread so that every socket of the worker does not come back at once. */
+const RESTART_SPREAD_MS = 250;
 
 /** @typedef {'connecting'|'connected'|'reconnecting'} ConnectionStatus */
 /** @typedef {import('../state/types.js').ReadyFrame} ReadyFrame */
@@ -15,7 +19,7 @@ const OPEN = 1;
  * @property {() => void} close
  * @property {(() => void)|null} onopen
  * @property {((event: {data: any}) => void)|null} onmessage
- * @property {(() => void)|null} onclose
+ * @property {((event?: {code?: number}) => void)|null} onclose
  * @property {(() => void)|null} onerror
  */
 
@@ -37,7 +41,8 @@ function openWebSocket(url) {
 
 /**
  * Owns the chat's one WebSocket: opens it, hands every frame to `onFrame`, and reconnects after a drop with capped,
- * jittered exponential backoff (reset once the server says `ready` again). Going back online retries at once.
+ * jittered exponential backoff (reset once the server says `ready` again). Going back online retries at once, and so
+ * does a close with code 4012 (the worker is restarting: it has sent every stream's end, and another worker answers).
  *
  * @param {Object} options
  * @param {string} options.url the ws:// or wss:// address
@@ -74,7 +79,7 @@ export function useChatSocket({ url, onFrame, onDisconnect, createSocket = openW
       socketRef.current = socket;
       socket.onopen = () => setStatus('connected');
       socket.onmessage = (event) => receive(event.data);
-      socket.onclose = () => dropped(socket);
+      socket.onclose = (event) => dropped(socket, event?.code);
       socket.onerror = () => {}; // a close always follows; that is where the retry starts
     }
 
@@ -88,17 +93,17 @@ export function useChatSocket({ url, onFrame, onDisconnect, createSocket = openW
       handlers.current.onFrame?.(frame);
     }
 
-    function dropped(socket) {
+    function dropped(socket, code) {
       if (stopped || socketRef.current !== socket) return;
       socketRef.current = null;
       setReady(null);
       handlers.current.onDisconnect?.();
-      scheduleRetry();
+      scheduleRetry(code === CLOSE_RESTARTING ? Math.round(random() * RESTART_SPREAD_MS) : undefined);
     }
 
-    function scheduleRetry() {
+    function scheduleRetry(delay = backoffDelay(attempt, random)) {
       setStatus('reconnecting');
-      retryTimer = setTimeout(connect, backoffDelay(attempt, random));
+      retryTimer = setTimeout(connect, delay);
       attempt += 1;
     }
 

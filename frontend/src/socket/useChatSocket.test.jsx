@@ -95,6 +95,22 @@ describe('useChatSocket', () => {
     expect(result.current.status).toBe('reconnecting');
   });
 
+  it('reconnects at once when the server closes with 4012, restarting', () => {
+    mount();
+    act(() => {
+      FakeSocket.latest().open();
+      FakeSocket.latest().receive(readyFrame());
+    });
+
+    act(() => FakeSocket.latest().drop(4012));
+
+    // 125 ms: the restart spread with the jitter pinned to its middle, not the 375 ms of a first backoff step.
+    act(() => vi.advanceTimersByTime(124));
+    expect(FakeSocket.made).toHaveLength(1);
+    act(() => vi.advanceTimersByTime(1));
+    expect(FakeSocket.made).toHaveLength(2);
+  });
+
   it('caps the wait between attempts', () => {
     mount();
     act(() => FakeSocket.latest().drop());

@@ -53,11 +53,11 @@ export class FakeSocket {
     this.onmessage?.({ data: typeof frame === 'string' ? frame : JSON.stringify(frame) });
   }
 
-  /** The connection drops (the server went away). */
-  drop() {
+  /** The connection drops (the server went away), or the server closes it with `code`. */
+  drop(code = 1006) {
     this.readyState = 3;
-    this.onerror?.();
-    this.onclose?.();
+    if (code === 1006) this.onerror?.();
+    this.onclose?.({ code });
   }
 }
 
