@@ -81,7 +81,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             frame = protocol.parse_client_frame(text_data, self.limits)
             if isinstance(frame, protocol.Prompt):
-                await streams.stream_start(client=self.client, prompt=frame, layer=self.channel_layer)
+                await self._start(frame)
             elif isinstance(frame, protocol.Cancel):
                 await streams.stream_cancel(client=self.client, stream=frame.stream, layer=self.channel_layer)
             else:
@@ -99,6 +99,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         else:
             await super().dispatch(message)
 
+    async def _start(self, prompt: protocol.Prompt) -> None:
+        """Start a stream and send its `start` to this socket at once: its copy through the client's group may be
+        lost (the first second after a Redis restart, before the layer subscribes again), and a socket that never
+        saw a stream's `start` would not follow it."""
+        start = await streams.stream_start(client=self.client, prompt=prompt, layer=self.channel_layer)
+        async with self._catching_up:
+            if start["stream"] not in self.following and start["stream"] not in self.ended:
+                self._follow(start["stream"], Following())
+                await self._send_frame(start)
+
     async def worker_restarting(self, event: dict[str, Any]) -> None:
         """This worker is about to exit: its streams have ended and their ends were sent before this."""
         await self.close(code=CLOSE_RESTARTING)
@@ -113,6 +123,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if stream in self.ended:
             return
         if kind == "start":
+            if stream in self.following:
+                return  # this socket asked, and was sent its `start` already
             self._follow(stream, Following())
         elif (following := self.following.get(stream)) is None:
             return

@@ -36,8 +36,8 @@ def current_limits() -> protocol.Limits:
     )
 
 
-async def stream_start(*, client: Client, prompt: protocol.Prompt, layer: BaseChannelLayer) -> uuid.UUID:
-    """Record the prompt, tell the client's sockets, and start generating; returns the stream id.
+async def stream_start(*, client: Client, prompt: protocol.Prompt, layer: BaseChannelLayer) -> protocol.StartFrame:
+    """Record the prompt, tell the client's sockets, and start generating; returns the `start` frame.
 
     Raises `ShuttingDown` while this worker drains, and the errors of `services.exchange_start`, before anything
     is sent.
@@ -75,7 +75,7 @@ async def stream_start(*, client: Client, prompt: protocol.Prompt, layer: BaseCh
     except Exception:
         generation.stop(errors.StreamingError())  # no socket knows of the stream: end it, logged as failed
         raise
-    return exchange.id
+    return start
 
 
 async def stream_cancel(*, client: Client, stream: uuid.UUID, layer: BaseChannelLayer) -> None:

@@ -297,3 +297,25 @@ async def test_a_start_that_cannot_be_sent_ends_the_stream_and_the_log_says_so(u
     row = await Exchange.objects.aget(request="q-lost")
     assert row.status == Exchange.Status.FAILED and row.error_code == "internal_error"
     await socket.close()
+
+
+async def test_the_socket_that_asked_follows_its_stream_even_when_the_groups_start_is_lost(upstream, monkeypatch):
+    upstream.then(Script(tokens=["Still", " here."]))
+    sent = streams.publish_event
+
+    async def lose_start(*, event, **kwargs):
+        if event["kind"] != "start":  # as in the second after a Redis restart, before the layer subscribes again
+            await sent(event=event, **kwargs)
+
+    monkeypatch.setattr(streams, "publish_event", lose_start)
+    session = await database_sync_to_async(new_session)()
+    asker, other_tab = await open_socket(session_key=session), await open_socket(session_key=session)
+    await asker.send(prompt("Hi", request="q-asked"))
+
+    frames = await asker.stream_to_end()
+
+    assert frames[0]["type"] == "start" and frames[0]["request"] == "q-asked"
+    assert texts(frames) == "Still here." and frames[-1]["type"] == "done"
+    assert await other_tab.nothing_received()  # a tab that saw no start does not follow (it resumes from the API)
+    await asker.close()
+    await other_tab.close()
