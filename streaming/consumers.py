@@ -34,6 +34,10 @@ class Following:
     seq: int = 0
     heard: float = field(default_factory=time.monotonic)
 
+    def missed_before(self, pos: int) -> bool:
+        """Whether frames before place `pos` have not reached the socket (or where it stands is not known)."""
+        return self.pos is None or pos > self.pos + 1
+
 
 class ChatConsumer(AsyncWebsocketConsumer):
     client: Client
@@ -138,12 +142,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 return
             if kind == "delta":
                 await self._tell_if_late(stream, event)
-            if following.pos is None or pos > following.pos + 1:
+            if following.missed_before(pos):
                 if not await self._fill(stream, following, until=pos):
                     return  # the store is down: the recheck sends what was missed once it is back
                 if stream in self.ended or (following.pos is not None and pos <= following.pos):
                     return  # the catch-up sent it, or the end
-                if following.pos is None or pos > following.pos + 1:
+                if following.missed_before(pos):
                     return  # the record has a hole until the stream writes it again: the next frame fills it
             following.pos, following.seq = pos, event.get("seq") or following.seq
         if event["end"]:
