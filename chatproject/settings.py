@@ -207,6 +207,8 @@ OPENAI_TIMEOUT = env_int("OPENAI_TIMEOUT", 60)
 # How often the SDK retries a failed request (429, 5xx, connection errors) before the first token.
 OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2)
 DEMO_TOKENS_PER_SECOND = env_int("DEMO_TOKENS_PER_SECOND", 40)
+# Models whose chat template writes `<think>` itself, so that their content starts as reasoning until `</think>`.
+STREAMING_THINKING_MODELS = env_list("STREAMING_THINKING_MODELS", [])
 
 # --- Streaming limits -------------------------------------------------------------------------------------------------
 
@@ -237,6 +239,27 @@ STREAMING_SHUTDOWN_GRACE = env_int("STREAMING_SHUTDOWN_GRACE", 30)
 # A socket that has heard nothing of a stream it follows for this long looks it up in the stream's record and the log,
 # so that an end lost on the way (a Redis restart) still reaches it.
 STREAMING_RECHECK_SECONDS = env_int("STREAMING_RECHECK_SECONDS", 5)
+
+# --- Tools ------------------------------------------------------------------------------------------------------------
+
+# Dotted paths of the functions (decorated with `streaming.tools.tool`) that a model may call.
+STREAMING_TOOLS = env_list(
+    "STREAMING_TOOLS", ["streaming.tools.builtin.current_time", "streaming.tools.builtin.search_history"]
+)
+# Models offered tools: empty is every model on OpenAI's API and the demo, none on other servers; or names, `*`, `none`.
+STREAMING_TOOL_MODELS = env_list("STREAMING_TOOL_MODELS", [])
+# Rounds of tool calls in one answer; then one last request, with tools switched off, asks for the answer.
+STREAMING_MAX_TOOL_ROUNDS = env_int("STREAMING_MAX_TOOL_ROUNDS", 4)
+# Seconds a tool call may take before the model is told it failed (`tool_timeout`).
+STREAMING_TOOL_SECONDS = env_int("STREAMING_TOOL_SECONDS", 10)
+# Threads that run sync tools, apart from the database thread; more calls than this wait their turn.
+STREAMING_TOOL_THREADS = env_int("STREAMING_TOOL_THREADS", 4)
+# Tool calls run per model round; the model is told the others were not run (`too_many_calls`).
+STREAMING_TOOL_CALLS_PER_ROUND = env_int("STREAMING_TOOL_CALLS_PER_ROUND", 8)
+# Longest arguments (characters of JSON) a model may write for one call (`invalid_arguments` beyond).
+STREAMING_TOOL_ARGUMENT_CHARS = env_int("STREAMING_TOOL_ARGUMENT_CHARS", 16_384)
+# Longest tool result the model is sent; a longer one is cut, and says so.
+STREAMING_TOOL_RESULT_CHARS = env_int("STREAMING_TOOL_RESULT_CHARS", 16_384)
 
 LOGGING = {
     "version": 1,

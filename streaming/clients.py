@@ -23,6 +23,7 @@ class Client:
     user_id: int | None = None
     # The SHA-256 hex of an anonymous visitor's session key; empty for anyone else.
     session_hash: str = ""
+    is_staff: bool = False  # what a tool may require (see `streaming.tools`)
 
     @property
     def group(self) -> str:
@@ -33,7 +34,7 @@ class Client:
 def client_of(scope: dict[str, Any]) -> Client:
     user = scope.get("user")
     if user is not None and user.is_authenticated:
-        return Client(key=f"user:{user.pk}", user_id=user.pk)
+        return Client(key=f"user:{user.pk}", user_id=user.pk, is_staff=user.is_staff)
     session = scope.get("session")
     session_key = session.session_key if session is not None else None
     if session_key:

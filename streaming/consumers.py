@@ -13,7 +13,7 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from streaming import errors, protocol, streams
+from streaming import errors, protocol, streams, tools
 from streaming.clients import Client, client_of
 from streaming.errors import BadRequest, NotAllowed, StreamingError
 from streaming.shared import get_shared
@@ -67,7 +67,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.client.group, self.channel_name)
         self.joined = True
         await worker.socket_opened(self.client, self.channel_name)
-        await self._send_frame(protocol.ready_frame(limits=self.limits, demo=demo_enabled()))
+        offered = tools.offered_tools(caller=self.client, model=self.limits.models[0])
+        listed: list[protocol.OfferedTool] = [{"name": t.name, "description": t.description} for t in offered]
+        await self._send_frame(protocol.ready_frame(limits=self.limits, demo=demo_enabled(), tools=listed))
 
     async def disconnect(self, code: int) -> None:
         if self._rechecking is not None:
@@ -89,7 +91,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             elif isinstance(frame, protocol.Cancel):
                 await streams.stream_cancel(client=self.client, stream=frame.stream, layer=self.channel_layer)
             else:
-                await self._resume(frame.stream, frame.after)
+                await self._resume(frame)
         except Exception as exc:  # a bad frame is answered, never allowed to close the socket
             if not isinstance(exc, StreamingError):
                 logger.error("could not handle a frame: %s at:\n%s", errors.describe(exc), errors.where(exc))
@@ -167,12 +169,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.told_busy.add(stream)
             await self._send_frame(protocol.busy_frame(stream=stream, lag_ms=late_ms))
 
-    async def _resume(self, stream: uuid.UUID, after: int) -> None:
-        replay = await streams.stream_replay(client=self.client, stream=stream, after=after)
-        key = str(stream)
+    async def _resume(self, resume: protocol.Resume) -> None:
+        replay = await streams.stream_replay(
+            client=self.client, stream=resume.stream, after=resume.after, pos=resume.pos
+        )
+        key = str(resume.stream)
         async with self._catching_up:
             self.ended.discard(key)
-            self._follow(key, Following(pos=None, seq=after))
+            self._follow(key, Following(pos=None, seq=resume.after))
             await self._deliver(key, self.following[key], replay)
 
     async def _fill(self, stream: str, following: Following, *, until: int) -> bool:
@@ -199,7 +203,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Send what the socket missed of a stream: a gap, or the end that never came (see `recheck`); False when
         neither the stream's record nor the log could be read."""
         try:
-            replay = await streams.stream_replay(client=self.client, stream=uuid.UUID(stream), after=following.seq)
+            replay = await streams.stream_replay(
+                client=self.client, stream=uuid.UUID(stream), after=following.seq, pos=following.pos
+            )
         except Exception as exc:
             logger.warning("stream %s: could not catch a socket up: %s", stream, errors.describe(exc.__cause__ or exc))
             return False

@@ -26,6 +26,7 @@ class Ending:
     usage: protocol.Usage | None = None
     ttft_ms: int | None = None
     error: errors.StreamingError | None = None
+    first_output_ms: int | None = None
 
     @classmethod
     def of(
@@ -37,13 +38,14 @@ class Ending:
         duration_ms: int,
         usage: protocol.Usage | None = None,
         ttft_ms: int | None = None,
+        first_output_ms: int | None = None,
     ) -> Ending:
         """The end of a stream that ran here: an error, a cancel, or the model's own finish."""
         if error is not None:
             status = STATUS_OF_ERROR.get(type(error), Exchange.Status.FAILED)
-            return cls(status, last_seq, duration_ms, finish_reason or "", usage, ttft_ms, error)
+            return cls(status, last_seq, duration_ms, finish_reason or "", usage, ttft_ms, error, first_output_ms)
         status = Exchange.Status.CANCELLED if finish_reason == CANCELLED else Exchange.Status.COMPLETED
-        return cls(status, last_seq, duration_ms, finish_reason or "stop", usage, ttft_ms)
+        return cls(status, last_seq, duration_ms, finish_reason or "stop", usage, ttft_ms, None, first_output_ms)
 
     @classmethod
     def of_exchange(cls, exchange: Exchange) -> Ending:
@@ -59,6 +61,7 @@ class Ending:
             usage=exchange.usage(),
             ttft_ms=exchange.ttft_ms,
             error=error,
+            first_output_ms=exchange.first_output_ms,
         )
 
 
@@ -71,5 +74,6 @@ def end_frame(stream: uuid.UUID | str, ending: Ending) -> protocol.DoneFrame | p
         finish_reason=ending.finish_reason,
         usage=ending.usage,
         ttft_ms=ending.ttft_ms,
+        first_output_ms=ending.first_output_ms,
         duration_ms=ending.duration_ms or 0,
     )

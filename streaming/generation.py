@@ -1,56 +1,52 @@
 """A generation: one model answer being read from upstream and relayed to its client's sockets.
 
+An answer may take several rounds: the model writes (reasoning, text, tool calls), the tools it called run, and it
+is asked again with their results, up to `STREAMING_MAX_TOOL_ROUNDS` rounds, after which one last request asks for
+the answer without tools. Everything it writes is relayed as it comes, in one ordered record.
+
 A generation runs as its own task, apart from any consumer, so that a `cancel` is handled at once by the consumer's
 receive loop and so that the answer is finished and saved even if every socket of the client closes (for up to
-`STREAMING_DETACHED_SECONDS`). However it ends (see `ending`), its exchange row is updated once with how it ended and
-with exactly the text its deltas carried, and the end frame is kept in the stream's record before it is sent, so a
-socket that missed it finds it there. Each frame is kept in the record before it is sent, and the generation holds
-the whole record in memory too, so that it can write it again if Redis lost it.
+`STREAMING_DETACHED_SECONDS`). However it ends (see `ending`), its exchange row is updated once with how it ended,
+with exactly what its frames carried (see `transcript`) and with its tool calls, and the end frame is kept in the
+stream's record before it is sent, so a socket that missed it finds it there. Each frame is kept in the record
+before it is sent, and the generation holds the whole record in memory too, so that it can write it again if Redis
+lost it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
 from contextlib import aclosing
-from dataclasses import dataclass
+from typing import Any, Literal
 
 import openai
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
 from django.conf import settings
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
-from streaming import errors, history, protocol, services
-from streaming.answer import Answer
+from streaming import errors, history, protocol, services, tools
 from streaming.clients import Client
 from streaming.ending import CANCELLED, Ending, end_frame
 from streaming.lag import loop_lag
 from streaming.outbox import Outbox
 from streaming.publish import frame_event, publish_event, publish_kept
 from streaming.shared import Entry, SharedState
-from streaming.upstream import stream_pieces
+from streaming.thinking import ThinkSplitter
+from streaming.timing import Timing
+from streaming.tool_calls import Call, CallAssembler, MadeCall, Opened
+from streaming.tools.outcome import TOO_MANY_CALLS, TOOL_FAILED, Outcome
+from streaming.transcript import Transcript
+from streaming.upstream import Piece, add_usage, stream_pieces
 
 logger = logging.getLogger(__name__)
 
 # How long the end of a stream is retried when the database refuses it; the client has its end frame meanwhile.
 SAVE_RETRY_SECONDS = 120
-
-
-@dataclass
-class Timing:
-    """Milliseconds from accepting the prompt, measured on the monotonic clock."""
-
-    started: float
-    first_piece: float | None = None
-
-    def ttft_ms(self) -> int | None:
-        return None if self.first_piece is None else round((self.first_piece - self.started) * 1000)
-
-    def duration_ms(self) -> int:
-        return round((time.monotonic() - self.started) * 1000)
 
 
 class Generation:
@@ -75,10 +71,14 @@ class Generation:
         self.max_tokens = max_tokens
         self.layer = layer
         self.timing = Timing(started=started)
-        self.answer = Answer()
+        self.finish_reason: str | None = None
+        self.usage: protocol.Usage | None = None
         self.shared = shared
         self.entries: list[Entry] = []  # the stream's record, as kept in `shared`
-        self.sent: list[str] = []  # the text of each delta sent: what is saved, by construction
+        self.transcript = Transcript()  # what was sent, by kind: what is saved, by construction
+        self.tools = tools.offered_tools(caller=client, model=model)
+        self.calls: list[MadeCall] = []
+        self._written = {"delta": 0, "reasoning": 0}  # characters read of each, for the offsets of tool calls
         self.told_busy = False
         self._reader: asyncio.Task[None] | None = None
         self._stopped = False
@@ -96,7 +96,7 @@ class Generation:
             self._reader.cancel()
 
     async def run(self) -> None:
-        outbox = Outbox(self._send_delta, limit=settings.STREAMING_BUFFER_DELTAS)
+        outbox = Outbox(self._send, limit=settings.STREAMING_BUFFER_DELTAS)
         self._reader = asyncio.create_task(self._read(outbox), name=f"upstream-{self.stream}")
         watchdog = asyncio.create_task(self._stop_when_nobody_watches(), name=f"watchdog-{self.stream}")
         if self._stopped:
@@ -108,7 +108,7 @@ class Generation:
         except asyncio.CancelledError:
             if self._stopped and not asyncio.current_task().cancelling():
                 error = self._stop_error
-                self.answer.finish_reason = CANCELLED if error is None else None
+                self.finish_reason = CANCELLED if error is None else None
             else:  # the task itself was cancelled (the loop is closing): the answer so far is still saved
                 cancelled_from_outside = True
                 self._reader.cancel()
@@ -144,33 +144,117 @@ class Generation:
     async def _read(self, outbox: Outbox) -> None:
         async with asyncio.timeout(settings.STREAMING_MAX_SECONDS) as self._deadline:
             try:
-                await self._relay(outbox)
+                await self._converse(outbox)
             except openai.BadRequestError as exc:
                 turns = history.turn_count(self.messages)
-                if not errors.is_context_overflow(exc) or not turns or self.answer.parts:
+                if not errors.is_context_overflow(exc) or not turns or self.timing.first_output is not None:
                     raise
                 # The history fitted the budget but not this model's context: ask once more with half the turns.
                 self.messages = history.fewer_turns(self.messages, drop=max(1, turns // 2))
                 logger.info("stream %s: the model's context was exceeded; asking with fewer turns", self.stream)
-                await self._relay(outbox)
+                await self._converse(outbox)
 
-    async def _relay(self, outbox: Outbox) -> None:
-        async with (
-            aclosing(
-                stream_pieces(
-                    model=self.model,
-                    messages=self.messages,
-                    temperature=self.temperature,
-                    max_tokens=self.max_tokens,
-                )
-            ) as pieces,
-        ):
+    async def _converse(self, outbox: Outbox) -> None:
+        """Ask the model; while it calls tools, run them and ask again with their results."""
+        strict = tools.strict_schemas()
+        offered = [tool.openai_tool(strict=strict) for tool in self.tools]
+        for round in itertools.count(1):
+            last = round > settings.STREAMING_MAX_TOOL_ROUNDS
+            text, calls = await self._respond(outbox, tools=offered, tool_choice="none" if last else None)
+            if not calls:
+                return
+            await self._run_calls(outbox, round, text, calls, refuse=last)
+            if last:  # the model called tools although it was told not to: what it wrote is the answer
+                return
+
+    async def _respond(
+        self, outbox: Outbox, *, tools: list[ChatCompletionToolParam], tool_choice: Literal["none"] | None
+    ) -> tuple[str, list[Call]]:
+        """One response of the model, relayed as it is written: its answer text, and the calls it made."""
+        splitter = ThinkSplitter(inside=self.model in settings.STREAMING_THINKING_MODELS)
+        assembler = CallAssembler(id_prefix=f"call_{self.stream.hex[:8]}_{len(self.calls) + 1}_")
+        texts: list[str] = []
+        request = stream_pieces(
+            model=self.model,
+            messages=self.messages,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            tools=tools or None,
+            tool_choice=tool_choice if tools else None,
+        )
+        async with aclosing(request) as pieces:
             async for piece in pieces:
-                self.answer.add(piece)
-                if piece.text:
-                    if self.timing.first_piece is None:
-                        self.timing.first_piece = time.monotonic()
-                    await outbox.put(piece.text)
+                self._fold(piece)
+                reasoning, text = splitter.feed(piece.text) if piece.text else ("", "")
+                await self._write(outbox, piece.reasoning + reasoning, text, texts)
+                for fragment in piece.calls:
+                    for event in assembler.add(fragment):
+                        self.timing.output(text=False)
+                        if isinstance(event, Opened):
+                            await outbox.put("tool_call", extra=event)
+                        else:
+                            await outbox.put("tool_arguments", event.text, event.call)
+        await self._write(outbox, *splitter.flush(), texts)
+        return "".join(texts), [call for call in assembler.calls if call.name]
+
+    def _fold(self, piece: Piece) -> None:
+        if piece.finish_reason:
+            self.finish_reason = piece.finish_reason
+        if piece.usage:
+            self.usage = add_usage(self.usage, piece.usage)
+
+    async def _write(self, outbox: Outbox, reasoning: str, text: str, texts: list[str]) -> None:
+        if reasoning:
+            self.timing.output(text=False)
+            self._written["reasoning"] += len(reasoning)
+            await outbox.put("reasoning", reasoning)
+        if text:
+            self.timing.output(text=True)
+            self._written["delta"] += len(text)
+            texts.append(text)
+            await outbox.put("delta", text)
+
+    async def _run_calls(self, outbox: Outbox, round: int, text: str, calls: list[Call], *, refuse: bool) -> None:
+        """Run the calls of one response at once, and add them and their results to what the model is sent next.
+
+        Past `STREAMING_TOOL_CALLS_PER_ROUND`, and in a response that was asked for without tools, a call is not
+        run: the model is told so.
+        """
+        made = [MadeCall(call, round, self._written["delta"], self._written["reasoning"]) for call in calls]
+        self.calls.extend(made)
+        cap = 0 if refuse else settings.STREAMING_TOOL_CALLS_PER_ROUND
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index, one in enumerate(made):
+                    group.create_task(self._run_call(outbox, one, refused=index >= cap))
+        except ExceptionGroup as failed:  # a relay failure (the tools' own failures are outcomes): the first says why
+            raise failed.exceptions[0] from None
+        self.messages.append(
+            {
+                "role": "assistant",
+                "content": text or None,
+                "tool_calls": [
+                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments_text}}
+                    for c in calls
+                ],
+            }
+        )
+        for one in made:
+            outcome = one.outcome or Outcome.failure(TOOL_FAILED)  # every call has one once the group is done
+            self.messages.append({"role": "tool", "tool_call_id": one.call.id, "content": outcome.for_model()})
+
+    async def _run_call(self, outbox: Outbox, made: MadeCall, *, refused: bool) -> None:
+        await outbox.put("tool_running", extra=made.call.id)
+        if refused:
+            made.outcome = Outcome.failure(TOO_MANY_CALLS)
+        else:
+            made.outcome = await tools.run_call(
+                name=made.call.name,
+                arguments=made.call.arguments_text,
+                caller=self.client,
+                offered=[tool.name for tool in self.tools],
+            )
+        await outbox.put("tool_result", extra=made)
 
     async def _stop_when_nobody_watches(self) -> None:
         """Stop the stream once the client has had no socket open for `STREAMING_DETACHED_SECONDS`."""
@@ -188,13 +272,39 @@ class Generation:
                 self.stop(errors.Interrupted("No one was watching this answer, so the server stopped it."))
                 return
 
-    async def _send_delta(self, seq: int, text: str) -> None:
-        if loop_lag.busy and not self.told_busy:
-            self.told_busy = True
-            await self._tell_busy()
-        frame = protocol.encode(protocol.delta_frame(stream=self.stream, seq=seq, text=text))
-        await self._keep("delta", frame, seq=seq)
-        self.sent.append(text)
+    async def _send(self, kind: str, text: str, extra: Any) -> None:
+        """Send one part of the stream (see `Outbox`) as its frame, in its place in the stream's record."""
+        pos, seq = len(self.entries) + 1, 0
+        if kind == "delta":
+            if loop_lag.busy and not self.told_busy:
+                self.told_busy = True
+                await self._tell_busy()
+            seq = len(self.transcript.deltas) + 1
+        frame = protocol.encode(self._frame(kind, pos, seq, text, extra))
+        await self._keep(kind, frame, seq=seq)
+        self.transcript.add(kind, frame, text)
+
+    def _frame(self, kind: str, pos: int, seq: int, text: str, extra: Any) -> dict[str, Any]:
+        stream = self.stream
+        if kind == "delta":
+            return protocol.delta_frame(stream=stream, pos=pos, seq=seq, text=text)
+        if kind == "reasoning":
+            return protocol.reasoning_frame(stream=stream, pos=pos, text=text)
+        if kind == "tool_call":
+            return protocol.tool_call_frame(stream=stream, pos=pos, call=extra.call, name=extra.name)
+        if kind == "tool_arguments":
+            return protocol.tool_arguments_frame(stream=stream, pos=pos, call=extra, text=text)
+        if kind == "tool_running":
+            return protocol.tool_running_frame(stream=stream, pos=pos, call=extra)
+        outcome = extra.outcome
+        return protocol.tool_result_frame(
+            stream=stream,
+            pos=pos,
+            call=extra.call.id,
+            result=outcome.result,
+            error=outcome.error,
+            duration_ms=outcome.duration_ms,
+        )
 
     async def _keep(self, kind: str, frame: str, *, seq: int = 0, end: bool = False) -> None:
         """Keep a frame in the stream's record and send it; write the record again if Redis lost it."""
@@ -222,11 +332,12 @@ class Generation:
         """
         ending = Ending.of(
             error=error,
-            finish_reason=self.answer.finish_reason,
-            last_seq=len(self.sent),
+            finish_reason=self.finish_reason,
+            last_seq=len(self.transcript.deltas),
             duration_ms=self.timing.duration_ms(),
-            usage=self.answer.usage,
+            usage=self.usage,
             ttft_ms=self.timing.ttft_ms(),
+            first_output_ms=self.timing.first_output_ms(),
         )
         saved = await self._save(ending)
         if saved is False:
@@ -255,7 +366,7 @@ class Generation:
         """Whether the row was updated (False: it had already ended), or None when the database failed."""
         try:
             return await database_sync_to_async(services.exchange_finish)(
-                exchange_id=self.stream, ending=ending, answer="".join(self.sent), delta_texts=self.sent
+                exchange_id=self.stream, ending=ending, transcript=self.transcript, calls=self.calls
             )
         except Exception as exc:
             logger.error("stream %s: its end could not be saved: %s", self.stream, errors.describe(exc))

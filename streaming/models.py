@@ -2,7 +2,9 @@
 
 Invariants:
 - An `Exchange` row is written when a prompt is accepted (status `streaming`) and once more when its stream ends,
-  never per delta. Its final status says how it ended; `answer` is then exactly the concatenated delta texts.
+  never per delta, together with its tool calls. Its final status says how it ended; `answer` is then exactly the
+  concatenated delta texts, `reasoning` the concatenated reasoning texts, and `layout` the order in which they and
+  the tool-call frames were sent (see `streaming.transcript`).
 - `client` is the identity whose sockets receive the stream (see `streaming.clients`); a conversation and all its
   exchanges belong to one client, and only that client can read or continue them.
 """
@@ -56,16 +58,20 @@ class Exchange(models.Model):
     parameters = models.JSONField(default=dict, blank=True)
     prompt = models.TextField()
     answer = models.TextField(blank=True)
+    reasoning = models.TextField(blank=True, help_text="What the model wrote while thinking, apart from the answer.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.STREAMING, db_index=True)
     finish_reason = models.CharField(max_length=40, blank=True, db_index=True)
     error_code = models.CharField(max_length=40, blank=True)
     error_message = models.TextField(blank=True)
     last_seq = models.PositiveIntegerField(default=0, help_text="How many deltas the answer was sent in.")
-    delta_ends = models.JSONField(
-        default=list, blank=True, help_text="Where each delta ends in the answer, so an ended stream can be replayed."
+    layout = models.JSONField(
+        default=list, blank=True, help_text="The order of the stream's frames, so an ended stream can be replayed."
     )
     worker = models.CharField(max_length=100, blank=True, db_index=True, help_text="The process that generated it.")
     ttft_ms = models.PositiveIntegerField(null=True, blank=True, verbose_name="time to first token (ms)")
+    first_output_ms = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name="time to first output (ms)", help_text="Reasoning, a tool call or text."
+    )
     duration_ms = models.PositiveIntegerField(null=True, blank=True, verbose_name="duration (ms)")
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
@@ -88,3 +94,37 @@ class Exchange(models.Model):
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
         }
+
+
+class ToolCall(models.Model):
+    """A function the model called while answering, with what it was given and what it returned.
+
+    `answer_offset` and `reasoning_offset` say how much of the exchange's answer and reasoning came before the
+    round that made the call, so that later turns can send the model its calls where it made them.
+    """
+
+    class Status(models.TextChoices):
+        DONE = "done"
+        FAILED = "failed"
+        STOPPED = "stopped", "stopped (the answer ended first)"
+
+    exchange = models.ForeignKey(Exchange, related_name="tool_calls", on_delete=models.CASCADE)
+    position = models.PositiveIntegerField(help_text="Its place among the exchange's calls.")
+    round = models.PositiveIntegerField(help_text="Which of the model's responses made the call (from 1).")
+    call_id = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, db_index=True)
+    arguments = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, db_index=True)
+    result = models.TextField(blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_message = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True, verbose_name="duration (ms)")
+    answer_offset = models.PositiveIntegerField(default=0)
+    reasoning_offset = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["exchange", "position"]
+        constraints = [models.UniqueConstraint(fields=["exchange", "position"], name="one_call_per_position")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"

@@ -17,7 +17,7 @@ import orjson
 
 from streaming.errors import BadRequest, NotAllowed, StreamingError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_REQUEST_ID_CHARS = 64
 
 
@@ -70,10 +70,12 @@ class Cancel:
 
 @dataclass(frozen=True)
 class Resume:
-    """A validated `resume` frame: replay the deltas after `after`, then carry on live."""
+    """A validated `resume` frame: replay what follows delta `after` (or, given `pos`, the frame at that place of
+    the stream's record), then carry on live."""
 
     stream: uuid.UUID
     after: int
+    pos: int | None = None
 
 
 ClientFrame = Prompt | Cancel | Resume
@@ -99,7 +101,8 @@ def parse_client_frame(text: str, limits: Limits) -> ClientFrame:
         return Cancel(stream=_require_uuid(frame, "stream"))
     if kind == "resume":
         after = _optional_whole_number(frame, "after", low=0, high=2**31)
-        return Resume(stream=_require_uuid(frame, "stream"), after=after or 0)
+        pos = _optional_whole_number(frame, "pos", low=0, high=2**31)
+        return Resume(stream=_require_uuid(frame, "stream"), after=after or 0, pos=pos)
     raise BadRequest(f"Unknown message type {kind!r}." if isinstance(kind, str) else "The message has no type.")
 
 
@@ -184,6 +187,11 @@ class Usage(TypedDict):
     total_tokens: int
 
 
+class OfferedTool(TypedDict):
+    name: str
+    description: str
+
+
 class ReadyFrame(TypedDict):
     type: Literal["ready"]
     protocol: int
@@ -191,6 +199,7 @@ class ReadyFrame(TypedDict):
     models: list[str]
     demo: bool
     limits: dict[str, int]
+    tools: list[OfferedTool]
 
 
 class StartFrame(TypedDict):
@@ -206,8 +215,55 @@ class StartFrame(TypedDict):
 class DeltaFrame(TypedDict):
     type: Literal["delta"]
     stream: str
+    pos: int
     seq: int
     text: str
+
+
+class ReasoningFrame(TypedDict):
+    type: Literal["reasoning"]
+    stream: str
+    pos: int
+    text: str
+
+
+class ToolCallFrame(TypedDict):
+    type: Literal["tool_call"]
+    stream: str
+    pos: int
+    call: str
+    name: str
+
+
+class ToolArgumentsFrame(TypedDict):
+    type: Literal["tool_arguments"]
+    stream: str
+    pos: int
+    call: str
+    text: str
+
+
+class ToolRunningFrame(TypedDict):
+    type: Literal["tool_running"]
+    stream: str
+    pos: int
+    call: str
+
+
+class ToolError(TypedDict):
+    code: str
+    message: str
+
+
+class ToolResultFrame(TypedDict):
+    type: Literal["tool_result"]
+    stream: str
+    pos: int
+    call: str
+    status: Literal["done", "failed"]
+    result: str | None
+    error: ToolError | None
+    duration_ms: int
 
 
 class BusyFrame(TypedDict):
@@ -224,6 +280,7 @@ class DoneFrame(TypedDict):
     finish_reason: str
     usage: Usage | None
     ttft_ms: int | None
+    first_output_ms: int | None
     duration_ms: int
 
 
@@ -236,7 +293,7 @@ class ErrorFrame(TypedDict):
     request: NotRequired[str]
 
 
-def ready_frame(*, limits: Limits, demo: bool) -> ReadyFrame:
+def ready_frame(*, limits: Limits, demo: bool, tools: list[OfferedTool]) -> ReadyFrame:
     return {
         "type": "ready",
         "protocol": PROTOCOL_VERSION,
@@ -244,6 +301,7 @@ def ready_frame(*, limits: Limits, demo: bool) -> ReadyFrame:
         "models": list(limits.models),
         "demo": demo,
         "limits": limits.as_dict(),
+        "tools": tools,
     }
 
 
@@ -259,8 +317,45 @@ def start_frame(*, stream: uuid.UUID, prompt: Prompt, conversation: uuid.UUID, d
     }
 
 
-def delta_frame(*, stream: uuid.UUID, seq: int, text: str) -> DeltaFrame:
-    return {"type": "delta", "stream": str(stream), "seq": seq, "text": text}
+def delta_frame(*, stream: uuid.UUID | str, pos: int, seq: int, text: str) -> DeltaFrame:
+    return {"type": "delta", "stream": str(stream), "pos": pos, "seq": seq, "text": text}
+
+
+def reasoning_frame(*, stream: uuid.UUID | str, pos: int, text: str) -> ReasoningFrame:
+    return {"type": "reasoning", "stream": str(stream), "pos": pos, "text": text}
+
+
+def tool_call_frame(*, stream: uuid.UUID | str, pos: int, call: str, name: str) -> ToolCallFrame:
+    return {"type": "tool_call", "stream": str(stream), "pos": pos, "call": call, "name": name}
+
+
+def tool_arguments_frame(*, stream: uuid.UUID | str, pos: int, call: str, text: str) -> ToolArgumentsFrame:
+    return {"type": "tool_arguments", "stream": str(stream), "pos": pos, "call": call, "text": text}
+
+
+def tool_running_frame(*, stream: uuid.UUID | str, pos: int, call: str) -> ToolRunningFrame:
+    return {"type": "tool_running", "stream": str(stream), "pos": pos, "call": call}
+
+
+def tool_result_frame(
+    *,
+    stream: uuid.UUID | str,
+    pos: int,
+    call: str,
+    result: str | None,
+    error: ToolError | None,
+    duration_ms: int,
+) -> ToolResultFrame:
+    return {
+        "type": "tool_result",
+        "stream": str(stream),
+        "pos": pos,
+        "call": call,
+        "status": "failed" if error is not None else "done",
+        "result": result,
+        "error": error,
+        "duration_ms": duration_ms,
+    }
 
 
 def busy_frame(*, stream: uuid.UUID | str, lag_ms: float) -> BusyFrame:
@@ -279,6 +374,7 @@ def done_frame(
     finish_reason: str,
     usage: Usage | None,
     ttft_ms: int | None,
+    first_output_ms: int | None,
     duration_ms: int,
 ) -> DoneFrame:
     return {
@@ -288,6 +384,7 @@ def done_frame(
         "finish_reason": finish_reason,
         "usage": usage,
         "ttft_ms": ttft_ms,
+        "first_output_ms": first_output_ms,
         "duration_ms": duration_ms,
     }
 

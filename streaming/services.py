@@ -1,11 +1,11 @@
 """Writes to the exchange log. Synchronous ORM code; async callers wrap these in `database_sync_to_async`.
 
-Each stream costs two writes: `exchange_start` when the prompt is accepted and `exchange_finish` when it ends.
+Each stream costs two writes: `exchange_start` when the prompt is accepted and `exchange_finish` when it ends (with
+its tool calls, in the same transaction).
 """
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from datetime import timedelta
 
@@ -18,9 +18,11 @@ from streaming.clients import Client
 from streaming.ending import Ending
 from streaming.errors import NotFound, StreamingError, TooManyStreams
 from streaming.history import fit_history
-from streaming.models import Conversation, Exchange
+from streaming.models import Conversation, Exchange, ToolCall
 from streaming.protocol import Prompt
 from streaming.selectors import conversation_turns
+from streaming.tool_calls import MadeCall
+from streaming.transcript import Transcript
 
 TITLE_CHARS = 80
 
@@ -60,28 +62,56 @@ def exchange_start(
     return exchange, messages
 
 
-def exchange_finish(*, exchange_id: uuid.UUID, ending: Ending, answer: str, delta_texts: list[str]) -> bool:
-    """Record how a stream ended, with the answer exactly as it was streamed.
+def exchange_finish(
+    *, exchange_id: uuid.UUID, ending: Ending, transcript: Transcript, calls: list[MadeCall] | None = None
+) -> bool:
+    """Record how a stream ended, with the answer, reasoning and tool calls exactly as they were streamed.
 
     Returns whether this call did it: a row that already ended (a sweep took its worker for dead and told its
     clients so) keeps the end its clients were told.
     """
     usage = ending.usage
-    updated = Exchange.objects.filter(id=exchange_id, status=Exchange.Status.STREAMING).update(
-        status=ending.status,
-        answer=answer,
-        last_seq=ending.last_seq,
-        delta_ends=list(itertools.accumulate(len(text) for text in delta_texts)),
-        finish_reason=ending.finish_reason,
-        ttft_ms=ending.ttft_ms,
-        duration_ms=ending.duration_ms,
-        prompt_tokens=usage["prompt_tokens"] if usage else None,
-        completion_tokens=usage["completion_tokens"] if usage else None,
-        error_code=ending.error.code if ending.error else "",
-        error_message=ending.error.message if ending.error else "",
-        finished=timezone.now(),
-    )
+    with transaction.atomic():
+        updated = Exchange.objects.filter(id=exchange_id, status=Exchange.Status.STREAMING).update(
+            status=ending.status,
+            answer=transcript.answer,
+            reasoning=transcript.reasoning,
+            last_seq=ending.last_seq,
+            layout=transcript.layout,
+            finish_reason=ending.finish_reason,
+            ttft_ms=ending.ttft_ms,
+            first_output_ms=ending.first_output_ms,
+            duration_ms=ending.duration_ms,
+            prompt_tokens=usage["prompt_tokens"] if usage else None,
+            completion_tokens=usage["completion_tokens"] if usage else None,
+            error_code=ending.error.code if ending.error else "",
+            error_message=ending.error.message if ending.error else "",
+            finished=timezone.now(),
+        )
+        if updated and calls:
+            ToolCall.objects.bulk_create(_call_rows(exchange_id, calls))
     return updated == 1
+
+
+def _call_rows(exchange_id: uuid.UUID, calls: list[MadeCall]) -> list[ToolCall]:
+    return [
+        ToolCall(
+            exchange_id=exchange_id,
+            position=position,
+            round=made.round,
+            call_id=made.call.id,
+            name=made.call.name,
+            arguments=made.call.arguments_text,
+            status=made.outcome.status if made.outcome else ToolCall.Status.STOPPED,
+            result=made.outcome.result or "" if made.outcome else "",
+            error_code=made.outcome.error_code or "" if made.outcome else "",
+            error_message=made.outcome.error_message or "" if made.outcome else "",
+            duration_ms=made.outcome.duration_ms if made.outcome else None,
+            answer_offset=made.answer_offset,
+            reasoning_offset=made.reasoning_offset,
+        )
+        for position, made in enumerate(calls, start=1)
+    ]
 
 
 def _running_streams(client: Client) -> int:
@@ -102,16 +132,17 @@ def _conversation_for(*, client: Client, prompt: Prompt) -> Conversation:
     return conversation
 
 
-def exchange_interrupt(*, exchange_id: uuid.UUID, answer: str, delta_ends: list[int], error: StreamingError) -> bool:
-    """Log a stream whose worker died as interrupted, with what its record kept of the answer.
+def exchange_interrupt(*, exchange_id: uuid.UUID, transcript: Transcript, error: StreamingError) -> bool:
+    """Log a stream whose worker died as interrupted, with what its record kept of the answer and the reasoning.
 
     Returns whether this call did it: of several workers sweeping at once, exactly one does.
     """
     updated = Exchange.objects.filter(id=exchange_id, status=Exchange.Status.STREAMING).update(
         status=Exchange.Status.INTERRUPTED,
-        answer=answer,
-        last_seq=len(delta_ends),
-        delta_ends=delta_ends,
+        answer=transcript.answer,
+        reasoning=transcript.reasoning,
+        last_seq=len(transcript.deltas),
+        layout=transcript.layout,
         error_code=error.code,
         error_message=error.message,
         finished=timezone.now(),

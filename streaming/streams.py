@@ -15,7 +15,7 @@ from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
 from django.conf import settings
 
-from streaming import errors, protocol, running, selectors, services
+from streaming import errors, protocol, running, selectors, services, transcript
 from streaming.clients import Client
 from streaming.ending import Ending, end_frame
 from streaming.generation import Generation
@@ -105,40 +105,47 @@ class Replay:
     ended: bool
 
 
-def replay_from_record(entries: list[Entry], after: int) -> Replay | None:
-    """The frames of a whole record (from its first place) after delta `after`, or None if it holds no such delta."""
-    start = 0
-    if after:
+def replay_from_record(entries: list[Entry], after: int, pos: int | None = None) -> Replay | None:
+    """The frames of a whole record (from its first place) after place `pos`, or else after delta `after`; None if
+    the record does not reach that far."""
+    if pos is not None:
+        start = pos if pos <= len(entries) else -1
+    elif after:
         start = next((index + 1 for index, entry in enumerate(entries) if entry.seq == after), -1)
-        if start < 0:
-            return None
+    else:
+        start = 0
+    if start < 0:
+        return None
     rest = entries[start:]
-    seqs = [entry.seq for entry in rest if entry.seq]
+    seqs = [entry.seq for entry in entries if entry.seq]
     return Replay(
         frames=[entry.frame for entry in rest],
         pos=entries[-1].pos if entries else 0,
-        seq=seqs[-1] if seqs else after,
+        seq=seqs[-1] if seqs else 0,
         ended=any(entry.end for entry in rest),
     )
 
 
-def replay_from_log(exchange: Exchange, after: int) -> Replay:
-    """The deltas after `after` and the end, from the row of a stream that has ended."""
-    if after > exchange.last_seq:
-        raise errors.BadRequest(f"'after' is beyond the last delta of that stream ({exchange.last_seq}).")
-    starts = [0, *exchange.delta_ends]
-    frames = [
-        protocol.encode(protocol.delta_frame(stream=exchange.id, seq=seq, text=exchange.answer[starts[seq - 1] : end]))
-        for seq, end in enumerate(exchange.delta_ends, start=1)
-        if seq > after
-    ]
-    frames.append(protocol.encode(end_frame(exchange.id, Ending.of_exchange(exchange))))
+def replay_from_log(exchange: Exchange, after: int, pos: int | None = None) -> Replay:
+    """The frames after place `pos`, or else after delta `after`, and the end, from the row of an ended stream."""
+    layout = exchange.layout
+    if pos is not None:
+        if pos > len(layout):
+            raise errors.BadRequest(f"'pos' is beyond the last frame of that stream ({len(layout)}).")
+        start = pos
+    else:
+        if after > exchange.last_seq:
+            raise errors.BadRequest(f"'after' is beyond the last delta of that stream ({exchange.last_seq}).")
+        start = transcript.place_after_delta(layout, after) or 0
+    frames = transcript.replay(exchange.id, answer=exchange.answer, reasoning=exchange.reasoning, layout=layout)
+    frames = [*frames[start:], protocol.encode(end_frame(exchange.id, Ending.of_exchange(exchange)))]
     return Replay(frames=frames, pos=None, seq=exchange.last_seq, ended=True)
 
 
-async def stream_replay(*, client: Client, stream: uuid.UUID, after: int) -> Replay:
-    """What a socket that has the deltas of one of the client's streams up to `after` is owed: from the stream's
-    record while it runs and just after, from the log once the record has expired or lost its end."""
+async def stream_replay(*, client: Client, stream: uuid.UUID, after: int, pos: int | None = None) -> Replay:
+    """What a socket that has one of the client's streams up to place `pos` of its record, or (a protocol-1 client)
+    up to delta `after`, is owed: from the stream's record while it runs and just after, from the log once the record
+    has expired or lost its end."""
     exchange = await database_sync_to_async(selectors.exchange_of_client)(client=client, stream=stream)
     try:
         record = await get_shared().entries_after(str(stream), 0)
@@ -146,11 +153,13 @@ async def stream_replay(*, client: Client, stream: uuid.UUID, after: int) -> Rep
         if exchange.status == Exchange.Status.STREAMING:
             raise
         record = Record([], whole=False)  # an ended stream is in the log
-    replay = replay_from_record(record.entries, after) if record.whole else None
+    replay = replay_from_record(record.entries, after, pos) if record.whole else None
     if replay is not None and (replay.ended or exchange.status == Exchange.Status.STREAMING):
         return replay
     if exchange.status != Exchange.Status.STREAMING:
-        return replay_from_log(exchange, after)
+        return replay_from_log(exchange, after, pos)
+    if record.whole and pos is not None:
+        raise errors.BadRequest(f"'pos' is beyond the last frame of that stream ({len(record.entries)}).")
     if record.whole:
         last = max((entry.seq for entry in record.entries), default=0)
         raise errors.BadRequest(f"'after' is beyond the last delta of that stream ({last}).")

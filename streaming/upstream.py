@@ -5,25 +5,26 @@ in-process (see `streaming.demo`), so the demo exercises every line the real pro
 
 The SDK makes the request (authentication, retries, status errors), but the chunks of the answer are read from the
 raw SSE bytes (see `sse`) and parsed with orjson: building the SDK's typed chunk object costs about 200 µs per token,
-thirty times the JSON parsing itself, and the relay needs three fields of it (see docs/performance.md).
+thirty times the JSON parsing itself, and the relay needs a few fields of it (see docs/performance.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import openai
 import orjson
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 from streaming.errors import Truncated, UpstreamStreamError
 from streaming.protocol import Usage
 from streaming.sse import DataLines
+from streaming.tool_calls import CallFragment
 
 DEMO_MODEL = "demo"
 
@@ -93,18 +94,32 @@ def available_models() -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Piece:
-    """What one upstream chunk contributes: some answer text, the finish reason, or the token usage."""
+    """What one upstream chunk contributes: answer text, reasoning, tool-call fragments, the finish reason, usage."""
 
     text: str = ""
+    reasoning: str = ""
+    calls: tuple[CallFragment, ...] = ()
     finish_reason: str | None = None
     usage: Usage | None = None
+
+
+def add_usage(total: Usage | None, more: Usage) -> Usage:
+    """Usage summed over the responses of one answer (each tool round is a request of its own)."""
+    if total is None:
+        return more
+    return {name: total[name] + more[name] for name in ("prompt_tokens", "completion_tokens", "total_tokens")}  # type: ignore[return-value]
+
+
+_TEXT_ONLY = frozenset({"role", "content"})
 
 
 def read_chunk(chunk: dict[str, Any]) -> Piece:
     """Reduce a decoded `chat.completion.chunk` to a `Piece`.
 
     The role-only first chunk becomes an empty piece, which the relay drops; the usage chunk that `include_usage`
-    adds has no choices.
+    adds has no choices. Reasoning comes as `reasoning_content` (DeepSeek, llama.cpp), as `reasoning` (vLLM, Ollama,
+    OpenRouter), or only as OpenRouter's `reasoning_details`; a server that sends two of them sends the same text
+    twice, so the first present is read.
     """
     if "error" in chunk:  # some providers report a failure mid-answer as an SSE event
         raise UpstreamStreamError(chunk["error"])
@@ -112,17 +127,58 @@ def read_chunk(chunk: dict[str, Any]) -> Piece:
     usage: Usage | None = None
     if raw_usage:
         usage = {
-            "prompt_tokens": raw_usage.get("prompt_tokens", 0),
-            "completion_tokens": raw_usage.get("completion_tokens", 0),
-            "total_tokens": raw_usage.get("total_tokens", 0),
+            "prompt_tokens": raw_usage.get("prompt_tokens") or 0,
+            "completion_tokens": raw_usage.get("completion_tokens") or 0,
+            "total_tokens": raw_usage.get("total_tokens") or 0,
         }
     choices = chunk.get("choices")
     if not choices:
         return Piece(usage=usage)
     choice = choices[0]
-    return Piece(
-        text=(choice.get("delta") or {}).get("content") or "", finish_reason=choice.get("finish_reason"), usage=usage
+    delta = choice.get("delta") or {}
+    if delta.keys() <= _TEXT_ONLY:  # the common case, kept cheap: a piece of answer text
+        return Piece(text=delta.get("content") or "", finish_reason=choice.get("finish_reason"), usage=usage)
+    reasoning = (
+        delta.get("reasoning_content") or delta.get("reasoning") or _details_text(delta.get("reasoning_details"))
     )
+    return Piece(
+        text=delta.get("content") or "",
+        reasoning=reasoning if isinstance(reasoning, str) else "",
+        calls=_call_fragments(delta.get("tool_calls")),
+        finish_reason=choice.get("finish_reason"),
+        usage=usage,
+    )
+
+
+def _details_text(details: Any) -> str:
+    """The readable text of OpenRouter's `reasoning_details` (encrypted entries carry none)."""
+    if not isinstance(details, list):
+        return ""
+    texts = (item.get("text") or item.get("summary") or "" for item in details if isinstance(item, dict))
+    return "".join(text for text in texts if isinstance(text, str))
+
+
+def _call_fragments(raw: Any) -> tuple[CallFragment, ...]:
+    if not isinstance(raw, list):
+        return ()
+    fragments = []
+    for position, item in enumerate(raw):
+        if not isinstance(item, dict):
+            continue
+        function = item.get("function") or {}
+        index = item.get("index")
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict):  # a server that sends the arguments as an object, not as JSON text
+            arguments = orjson.dumps(arguments).decode()
+        fragments.append(
+            CallFragment(
+                index=index if isinstance(index, int) else position,
+                id=item.get("id") or None,
+                name=function.get("name") or None,
+                arguments=arguments if isinstance(arguments, str) else "",
+            )
+        )
+    return tuple(fragments)
 
 
 async def stream_pieces(
@@ -131,6 +187,8 @@ async def stream_pieces(
     messages: Iterable[ChatCompletionMessageParam],
     temperature: float | None = None,
     max_tokens: int | None = None,
+    tools: list[ChatCompletionToolParam] | None = None,
+    tool_choice: Literal["none"] | None = None,
 ) -> AsyncIterator[Piece]:
     """Ask the model and yield its answer as it is written.
 
@@ -142,6 +200,10 @@ async def stream_pieces(
         options["temperature"] = temperature
     if max_tokens is not None:
         options["max_tokens"] = max_tokens
+    if tools:
+        options["tools"] = tools
+        if tool_choice is not None:
+            options["tool_choice"] = tool_choice
     request = get_client().chat.completions.with_streaming_response.create(
         model=model,
         messages=messages,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import itertools
 import logging
 import os
 import signal
@@ -29,7 +28,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
@@ -40,6 +38,7 @@ from streaming.ending import Ending, end_frame
 from streaming.lag import loop_lag
 from streaming.publish import frame_event, publish_event
 from streaming.shared import get_shared
+from streaming.transcript import Transcript
 from streaming.upstream import close_clients
 
 logger = logging.getLogger(__name__)
@@ -208,14 +207,13 @@ async def _interrupt(*, layer: BaseChannelLayer, stream: uuid.UUID, client_key: 
     """End a dead worker's stream: the row keeps the answer its record holds, the sockets get the end."""
     shared = get_shared()
     record = await shared.entries_after(str(stream), 0)
-    texts = [orjson.loads(entry.frame)["text"] for entry in record.entries if entry.seq]
+    transcript = Transcript.of_frames(entry.frame for entry in record.entries if not entry.end)
     error = errors.Interrupted("The server answering this stopped before it finished. The answer so far is kept.")
-    ends = list(itertools.accumulate(len(text) for text in texts))
     interrupted = await database_sync_to_async(services.exchange_interrupt)(
-        exchange_id=stream, answer="".join(texts), delta_ends=ends, error=error
+        exchange_id=stream, transcript=transcript, error=error
     )
     if interrupted:
-        frame = end_frame(stream, Ending(status="interrupted", last_seq=len(texts), error=error))
+        frame = end_frame(stream, Ending(status="interrupted", last_seq=len(transcript.deltas), error=error))
         event = frame_event("error", stream, protocol.encode(frame), end=True)
         await publish_event(shared=shared, layer=layer, group=Client(key=client_key).group, event=event)
     return interrupted

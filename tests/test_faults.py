@@ -21,6 +21,7 @@ from streaming.ending import Ending
 from streaming.errors import Interrupted, StoreUnavailable
 from streaming.models import Conversation, Exchange
 from streaming.shared import MemoryState, get_shared, record_key
+from streaming.transcript import Transcript
 from streaming.worker import sweep_dead_workers, worker
 from tests.conftest import new_session, open_socket, prompt, texts
 from tests.fake_openai import Script
@@ -231,13 +232,16 @@ async def test_a_stream_that_was_swept_keeps_the_end_its_clients_were_told():
         conversation=conversation, client="session:x", request="r", model="m", prompt="p"
     )
     error = Interrupted()
-    assert await database_sync_to_async(services.exchange_interrupt)(
-        exchange_id=row.id, answer="half", delta_ends=[4], error=error
-    )
+    half = Transcript()
+    half.add("delta", "", "half")
+    assert await database_sync_to_async(services.exchange_interrupt)(exchange_id=row.id, transcript=half, error=error)
 
     completed = Ending.of(error=None, finish_reason="stop", last_seq=2, duration_ms=10)
+    whole = Transcript()
+    for text in ["half", " and more"]:
+        whole.add("delta", "", text)
     saved = await database_sync_to_async(services.exchange_finish)(
-        exchange_id=row.id, ending=completed, answer="half and more", delta_texts=["half", " and more"]
+        exchange_id=row.id, ending=completed, transcript=whole
     )
 
     await row.arefresh_from_db()

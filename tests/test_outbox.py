@@ -11,38 +11,41 @@ class Recorder:
     """A send that can be held, to play a channel layer that is slow to take a message."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[int, str]] = []
+        self.sent: list[tuple[int, str]] = []  # (the send's number, its text), for the answer text
+        self.parts: list[tuple[str, str, object]] = []  # every part as sent
         self.gate = asyncio.Event()
         self.gate.set()
         self.sending = asyncio.Event()
 
-    async def __call__(self, seq: int, text: str) -> None:
+    async def __call__(self, kind: str, text: str, extra: object) -> None:
         self.sending.set()
         await self.gate.wait()
-        self.sent.append((seq, text))
+        self.parts.append((kind, text, extra))
+        if kind == "delta":
+            self.sent.append((len(self.sent) + 1, text))
 
 
 async def test_a_piece_that_arrives_while_nothing_is_sent_goes_out_alone_at_once():
     send = Recorder()
     outbox = Outbox(send, limit=10)
     for word in ["a", "b", "c"]:
-        await outbox.put(word)
+        await outbox.put("delta", word)
         await asyncio.sleep(0)  # one turn of the loop: the sender runs, no timer is involved
         await asyncio.sleep(0)
     assert send.sent == [(1, "a"), (2, "b"), (3, "c")]
-    assert await outbox.close() == 3
+    await outbox.close()
 
 
 async def test_pieces_that_arrive_during_a_send_leave_together_with_the_next_seq():
     send = Recorder()
     send.gate.clear()
     outbox = Outbox(send, limit=10)
-    await outbox.put("first")
+    await outbox.put("delta", "first")
     await send.sending.wait()
     for word in [" second", " third", " fourth"]:
-        await outbox.put(word)
+        await outbox.put("delta", word)
     send.gate.set()
-    assert await outbox.close() == 2
+    await outbox.close()
     assert send.sent == [(1, "first"), (2, " second third fourth")]
 
 
@@ -50,11 +53,11 @@ async def test_put_waits_when_the_buffer_is_full_and_resumes_when_it_drains():
     send = Recorder()
     send.gate.clear()
     outbox = Outbox(send, limit=2)
-    await outbox.put("a")
+    await outbox.put("delta", "a")
     await send.sending.wait()
-    await outbox.put("b")
-    await outbox.put("c")
-    blocked = asyncio.create_task(outbox.put("d"))
+    await outbox.put("delta", "b")
+    await outbox.put("delta", "c")
+    blocked = asyncio.create_task(outbox.put("delta", "d"))
     await asyncio.sleep(0)
     assert not blocked.done()
     send.gate.set()
@@ -68,25 +71,25 @@ async def test_close_sends_what_waits_even_when_called_mid_send():
     send = Recorder()
     send.gate.clear()
     outbox = Outbox(send, limit=10)
-    await outbox.put("a")
+    await outbox.put("delta", "a")
     await send.sending.wait()
-    await outbox.put("b")
+    await outbox.put("delta", "b")
     closing = asyncio.create_task(outbox.close())
     await asyncio.sleep(0)
     send.gate.set()
-    assert await closing == 2
+    await closing
     assert send.sent == [(1, "a"), (2, "b")]
 
 
 async def test_a_failed_send_surfaces_on_the_next_put():
-    async def broken(seq: int, text: str) -> None:
+    async def broken(kind: str, text: str, extra: object) -> None:
         raise ConnectionError("layer down")
 
     outbox = Outbox(broken, limit=10)
-    await outbox.put("a")
+    await outbox.put("delta", "a")
     await asyncio.sleep(0)
     try:
-        await outbox.put("b")
+        await outbox.put("delta", "b")
     except ConnectionError:
         pass
     else:
@@ -97,11 +100,41 @@ async def test_what_queues_up_leaves_in_deltas_no_longer_than_the_bound_and_noth
     send = Recorder()
     send.gate.clear()
     outbox = Outbox(send, limit=100, max_chars=10)
-    await outbox.put("first")
+    await outbox.put("delta", "first")
     await send.sending.wait()  # the first send is in flight; what follows queues up behind it
     for piece in ["abcd", "efghijklmnopqrstuvw", "xyz"]:
-        await outbox.put(piece)
+        await outbox.put("delta", piece)
     send.gate.set()
 
-    assert await outbox.close() == 4
+    await outbox.close()
     assert send.sent == [(1, "first"), (2, "abcdefghij"), (3, "klmnopqrst"), (4, "uvwxyz")]
+
+
+async def test_only_text_of_one_kind_and_one_call_is_merged_and_every_part_keeps_its_place():
+    send = Recorder()
+    send.gate.clear()
+    outbox = Outbox(send, limit=100)
+    await outbox.put("reasoning", "first")
+    await send.sending.wait()
+    await outbox.put("reasoning", " thought")
+    await outbox.put("reasoning", " more")
+    await outbox.put("delta", "Answer")
+    await outbox.put("tool_call", extra="opened a")
+    await outbox.put("tool_arguments", '{"q":', "a")
+    await outbox.put("tool_arguments", '{"r":', "b")
+    await outbox.put("tool_arguments", ' "x"}', "a")
+    await outbox.put("delta", " goes")
+    await outbox.put("delta", " on")
+    send.gate.set()
+    await outbox.close()
+
+    assert send.parts == [
+        ("reasoning", "first", None),
+        ("reasoning", " thought more", None),
+        ("delta", "Answer", None),
+        ("tool_call", "", "opened a"),
+        ("tool_arguments", '{"q":', "a"),
+        ("tool_arguments", '{"r":', "b"),
+        ("tool_arguments", ' "x"}', "a"),
+        ("delta", " goes on", None),
+    ]

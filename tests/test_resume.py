@@ -161,7 +161,7 @@ async def test_the_streams_of_a_dead_worker_end_interrupted_and_their_client_is_
     error = await socket.receive()
     assert error["type"] == "error" and error["code"] == "interrupted" and error["stream"] == str(row.id)
     await row.arefresh_from_db()
-    assert (row.status, row.answer, row.last_seq, row.delta_ends) == ("interrupted", "half an answer", 2, [5, 14])
+    assert (row.status, row.answer, row.last_seq, row.layout) == ("interrupted", "half an answer", 2, [5, 14])
     assert await sweep(worker.started) == 0
     await socket.close()
 
