@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from django.template.defaultfilters import truncatechars
 from django.utils.html import format_html
 
-from streaming.models import Conversation, Exchange
+from streaming.models import Conversation, Exchange, ToolCall
 
 
 @admin.display(description="prompt")
@@ -52,6 +52,34 @@ class ExchangeInline(ReadOnly, admin.TabularInline):
     ordering = ["created"]
 
 
+def preformatted(text: str) -> str:
+    """Text as written, escaped: prompts, answers and what a model wrote to a tool are never markup here."""
+    return format_html('<pre style="white-space: pre-wrap">{}</pre>', text)
+
+
+class ToolCallInline(ReadOnly, admin.StackedInline):
+    """The tool calls of an exchange, in the order the model made them; arguments and results are shown inert."""
+
+    model = ToolCall
+    fields = [
+        ("round", "name", "status", "duration_ms"),
+        "arguments_text",
+        "result_text",
+        ("error_code", "error_message"),
+    ]
+    readonly_fields = [field for line in fields for field in (line if isinstance(line, tuple) else [line])]
+    ordering = ["position"]
+    extra = 0
+
+    @admin.display(description="arguments")
+    def arguments_text(self, call: ToolCall) -> str:
+        return preformatted(call.arguments)
+
+    @admin.display(description="result")
+    def result_text(self, call: ToolCall) -> str:
+        return preformatted(call.result)
+
+
 @admin.register(Exchange)
 class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
     list_display = [
@@ -61,6 +89,7 @@ class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
         "model",
         "status",
         "finish_reason",
+        "first_output_ms",
         "ttft_ms",
         "duration_ms",
         "prompt_tokens",
@@ -73,18 +102,27 @@ class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["id", "conversation", "user", "session_key", "client", "request", "created", "finished"]}),
         ("Request", {"fields": ["model", "demo", "parameters", "prompt_text"]}),
+        ("Reasoning", {"fields": ["reasoning_text"], "classes": ["collapse"]}),
         ("Answer", {"fields": ["status", "finish_reason", "error_code", "error_message", "answer_text", "last_seq"]}),
-        ("Timing and usage", {"fields": ["ttft_ms", "duration_ms", "prompt_tokens", "completion_tokens"]}),
+        (
+            "Timing and usage",
+            {"fields": ["first_output_ms", "ttft_ms", "duration_ms", "prompt_tokens", "completion_tokens"]},
+        ),
     ]
     readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
+    inlines = [ToolCallInline]
 
     @admin.display(description="prompt")
     def prompt_text(self, exchange: Exchange) -> str:
-        return format_html('<pre style="white-space: pre-wrap">{}</pre>', exchange.prompt)
+        return preformatted(exchange.prompt)
+
+    @admin.display(description="reasoning")
+    def reasoning_text(self, exchange: Exchange) -> str:
+        return preformatted(exchange.reasoning)
 
     @admin.display(description="answer")
     def answer_text(self, exchange: Exchange) -> str:
-        return format_html('<pre style="white-space: pre-wrap">{}</pre>', exchange.answer)
+        return preformatted(exchange.answer)
 
 
 @admin.register(Conversation)

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
+from django.db.models import Q
 from openai.types.chat import ChatCompletionMessageParam
 
 from streaming.clients import Client
 from streaming.errors import NotFound
-from streaming.models import Conversation, Exchange
+from streaming.models import Conversation, Exchange, ToolCall
+from streaming.tools.outcome import DONE, FAILED, TOOL_FAILED, Outcome
 
 CONVERSATIONS_LISTED = 100
 
 
 def conversation_turns(*, conversation: Conversation) -> list[ChatCompletionMessageParam]:
-    """The earlier turns the model sees when a conversation continues.
+    """The earlier turns the model sees when a conversation continues: each question, the tool calls made to
+    answer it with their results, where they were made, and the answer. Never the reasoning: models are not asked
+    to read their own thinking again, and some refuse it.
 
     Exchanges still streaming, and those that produced no answer at all, are left out: the model would otherwise
     see a question with no reply.
@@ -26,12 +32,49 @@ def conversation_turns(*, conversation: Conversation) -> list[ChatCompletionMess
         conversation.exchanges.exclude(status=Exchange.Status.STREAMING)
         .exclude(answer="")
         .order_by("created")
-        .values_list("prompt", "answer")
+        .only("prompt", "answer")
+        .prefetch_related("tool_calls")
     )
-    for prompt, answer in earlier:
-        turns.append({"role": "user", "content": prompt})
-        turns.append({"role": "assistant", "content": answer})
+    for exchange in earlier:
+        turns.append({"role": "user", "content": exchange.prompt})
+        turns.extend(_answer_messages(exchange))
     return turns
+
+
+def _answer_messages(exchange: Exchange) -> list[ChatCompletionMessageParam]:
+    """The assistant's side of one exchange as the API expects it: the text it wrote before each round of tool
+    calls, with the calls, a `tool` message per call, and the rest of the answer."""
+    messages: list[ChatCompletionMessageParam] = []
+    written = 0
+    for calls in _rounds(exchange):
+        text = exchange.answer[written : calls[0].answer_offset]
+        written = calls[0].answer_offset
+        messages.append(
+            {
+                "role": "assistant",
+                "content": text or None,
+                "tool_calls": [
+                    {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                    for c in calls
+                ],
+            }
+        )
+        messages.extend({"role": "tool", "tool_call_id": c.call_id, "content": _result_for_model(c)} for c in calls)
+    if rest := exchange.answer[written:]:
+        messages.append({"role": "assistant", "content": rest})
+    return messages
+
+
+def _rounds(exchange: Exchange) -> list[list[ToolCall]]:
+    """The exchange's tool calls (prefetched, in order), one list per round of the model's."""
+    return [list(calls) for _, calls in itertools.groupby(exchange.tool_calls.all(), key=lambda c: c.round)]
+
+
+def _result_for_model(call: ToolCall) -> str:
+    if call.status == ToolCall.Status.STOPPED:
+        return Outcome.failure(TOOL_FAILED, "The answer was stopped before this call finished.").for_model()
+    status = DONE if call.status == ToolCall.Status.DONE else FAILED
+    return Outcome(status, call.result, call.error_code, call.error_message).for_model()
 
 
 def conversation_list(*, client: Client) -> list[dict[str, Any]]:
@@ -49,7 +92,9 @@ def conversation_detail(*, client: Client, conversation_id: uuid.UUID) -> dict[s
     return {
         "id": str(conversation.id),
         "title": conversation.title,
-        "exchanges": [_exchange_as_dict(e) for e in conversation.exchanges.order_by("created")],
+        "exchanges": [
+            _exchange_as_dict(e) for e in conversation.exchanges.order_by("created").prefetch_related("tool_calls")
+        ],
     }
 
 
@@ -59,15 +104,56 @@ def _exchange_as_dict(exchange: Exchange) -> dict[str, Any]:
         "stream": str(exchange.id),
         "prompt": exchange.prompt,
         "answer": exchange.answer,
+        "reasoning": exchange.reasoning,
+        "parts": answer_parts(exchange),
         "status": exchange.status,
         "finish_reason": exchange.finish_reason or None,
         "model": exchange.model,
         "ttft_ms": exchange.ttft_ms,
+        "first_output_ms": exchange.first_output_ms,
         "duration_ms": exchange.duration_ms,
         "usage": exchange.usage(),
         "error": error,
         "last_seq": exchange.last_seq,
         "created": exchange.created.isoformat(),
+    }
+
+
+def answer_parts(exchange: Exchange) -> list[dict[str, Any]]:
+    """What the page shows of an answer, in order: per round of the model's, its reasoning, its text and its tool
+    calls; then the reasoning and text of its last response. The `text` parts together are the answer."""
+    parts: list[dict[str, Any]] = []
+    reasoned = written = 0
+    for calls in _rounds(exchange):
+        parts.extend(_texts(exchange, reasoned, calls[0].reasoning_offset, written, calls[0].answer_offset))
+        reasoned, written = calls[0].reasoning_offset, calls[0].answer_offset
+        parts.extend(_tool_part(call) for call in calls)
+    parts.extend(_texts(exchange, reasoned, len(exchange.reasoning), written, len(exchange.answer)))
+    return parts
+
+
+def _texts(
+    exchange: Exchange, reasoned: int, reasoning_end: int, written: int, answer_end: int
+) -> list[dict[str, Any]]:
+    parts = []
+    if reasoning := exchange.reasoning[reasoned:reasoning_end]:
+        parts.append({"kind": "reasoning", "text": reasoning})
+    if text := exchange.answer[written:answer_end]:
+        parts.append({"kind": "text", "text": text})
+    return parts
+
+
+def _tool_part(call: ToolCall) -> dict[str, Any]:
+    error = {"code": call.error_code, "message": call.error_message} if call.error_code else None
+    return {
+        "kind": "tool",
+        "call": call.call_id,
+        "name": call.name,
+        "arguments": call.arguments,
+        "status": call.status,
+        "result": call.result if call.status == ToolCall.Status.DONE else None,
+        "error": error,
+        "duration_ms": call.duration_ms,
     }
 
 
@@ -85,3 +171,32 @@ def exchange_of_client(*, client: Client, stream: uuid.UUID) -> Exchange:
     if exchange is None:
         raise NotFound("There is no such stream.")
     return exchange
+
+
+def exchange_search(*, client: Client, query: str, limit: int) -> list[Exchange]:
+    """The client's own ended exchanges that match `query`, at most `limit`, with their conversations.
+
+    On PostgreSQL a full-text search of prompt and answer (web-search syntax: words, "a phrase", -not), best ranked
+    first; elsewhere the whole query as a case-insensitive substring of either, newest first. Streams still running
+    are left out: their answer is not written yet, and the stream asking is one of them.
+    """
+    query = query.strip()
+    if not query or limit < 1:
+        return []
+    ended = (
+        Exchange.objects.filter(client=client.key)
+        .exclude(status=Exchange.Status.STREAMING)
+        .select_related("conversation")
+    )
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+
+        document, words = SearchVector("prompt", "answer"), SearchQuery(query, search_type="websearch")
+        found = (
+            ended.annotate(document=document, rank=SearchRank(document, words))
+            .filter(document=words)
+            .order_by("-rank", "-created")
+        )
+    else:
+        found = ended.filter(Q(prompt__icontains=query) | Q(answer__icontains=query)).order_by("-created")
+    return list(found[:limit])

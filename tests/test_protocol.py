@@ -11,6 +11,7 @@ import pytest
 
 from streaming import errors, protocol
 from streaming.errors import UpstreamStreamError
+from streaming.tools import outcome
 from streaming.upstream import Piece, read_chunk
 
 LIMITS = protocol.Limits(
@@ -76,6 +77,12 @@ def test_error_codes_are_stable_and_documented():
     documented = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
     for error in [errors.StreamingError, *errors.StreamingError.__subclasses__()]:
         assert f"| `{error.code}` |" in documented
+
+
+def test_tool_error_codes_are_documented():
+    documented = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
+    for code in outcome.MESSAGES:
+        assert f"| `{code}` |" in documented
 
 
 def test_every_frame_the_server_sends_is_documented():

@@ -1,0 +1,171 @@
+"""What a model writes, turned into the relay's parts without a socket: reasoning in each shape servers send it,
+think tags split across chunks, tool calls assembled from fragments, and the log's transcript of a stream."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from streaming import protocol
+from streaming.thinking import ThinkSplitter
+from streaming.tool_calls import Arguments, CallAssembler, CallFragment, Opened
+from streaming.transcript import Transcript, place_after_delta, replay
+from streaming.upstream import Piece, read_chunk
+
+
+def chunk(delta: dict, finish_reason: str | None = None) -> dict:
+    return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+
+
+@pytest.mark.parametrize(
+    "delta",
+    [
+        {"reasoning_content": "Hmm.", "content": None},  # DeepSeek, llama.cpp
+        {"reasoning": "Hmm."},  # vLLM, Ollama
+        {"reasoning": "Hmm.", "reasoning_details": [{"type": "reasoning.text", "text": "Hmm."}]},  # OpenRouter
+        {
+            "reasoning_details": [
+                {"type": "reasoning.text", "text": "Hm"},
+                {"type": "reasoning.summary", "summary": "m."},
+            ]
+        },
+    ],
+    ids=["reasoning_content", "reasoning", "reasoning-and-details", "details-only"],
+)
+def test_reasoning_is_read_once_in_every_shape(delta):
+    assert read_chunk(chunk(delta)) == Piece(reasoning="Hmm.")
+
+
+def test_an_encrypted_reasoning_detail_adds_no_text():
+    details = [{"type": "reasoning.encrypted", "data": "c2VjcmV0"}]
+    assert read_chunk(chunk({"reasoning_details": details})) == Piece()
+
+
+def test_tool_call_fragments_are_read_with_their_index_id_name_and_arguments():
+    calls = [
+        {"index": 0, "id": "call_1", "type": "function", "function": {"name": "search", "arguments": ""}},
+        {"index": 1, "function": {"arguments": '{"q"'}},
+    ]
+    assert read_chunk(chunk({"tool_calls": calls})).calls == (
+        CallFragment(index=0, id="call_1", name="search", arguments=""),
+        CallFragment(index=1, arguments='{"q"'),
+    )
+
+
+def test_arguments_sent_as_an_object_are_read_as_their_json():
+    calls = [{"id": "c", "function": {"name": "f", "arguments": {"a": 1}}}]
+    assert read_chunk(chunk({"tool_calls": calls})).calls == (
+        CallFragment(index=0, id="c", name="f", arguments='{"a":1}'),
+    )
+
+
+def split_all(pieces: list[str], *, inside: bool = False) -> tuple[str, str]:
+    splitter = ThinkSplitter(inside=inside)
+    reasoning, answer = [], []
+    for piece in [*(splitter.feed(p) for p in pieces), splitter.flush()]:
+        reasoning.append(piece[0])
+        answer.append(piece[1])
+    return "".join(reasoning), "".join(answer)
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        ["<think>Let me see.</think>\n\nThe answer."],
+        ["<thi", "nk>Let me", " see.</th", "ink>", "\n\nThe answer."],
+        ["\n", "<", "t", "h", "i", "n", "k", ">Let me see.<", "/", "think", ">The answer."],
+    ],
+    ids=["one-chunk", "tags-split", "char-by-char"],
+)
+def test_a_think_block_at_the_start_is_reasoning_however_its_tags_are_split(pieces):
+    assert split_all(pieces) == ("Let me see.", "The answer.")
+
+
+def test_a_think_tag_later_in_the_content_is_answer_text():
+    assert split_all(["The tag ", "<think>", " is used by models.</think>"]) == (
+        "",
+        "The tag <think> is used by models.</think>",
+    )
+
+
+def test_a_lone_closing_tag_ends_the_reasoning_of_a_model_whose_template_opens_it():
+    assert split_all(["Let me", " see.</thi", "nk>The answer."], inside=True) == ("Let me see.", "The answer.")
+
+
+def test_reasoning_leaves_at_once_except_what_could_begin_the_closing_tag():
+    splitter = ThinkSplitter()
+    assert splitter.feed("<think>Step one") == ("Step one", "")
+    assert splitter.feed(" then </th") == (" then ", "")
+    assert splitter.feed("eory") == ("</theory", "")
+
+
+def test_content_that_only_looks_like_the_start_of_a_tag_is_answer_text_at_the_end():
+    assert split_all(["<th"]) == ("", "<th")
+
+
+def test_plain_text_passes_through_piece_by_piece():
+    splitter = ThinkSplitter()
+    assert [splitter.feed(p) for p in ["Hello", ", world"]] == [("", "Hello"), ("", ", world")]
+
+
+def test_fragments_are_assembled_by_index_and_relayed_as_they_come():
+    calls = CallAssembler(id_prefix="x")
+    events = [
+        *calls.add(CallFragment(index=0, id="a", name="search", arguments="")),
+        *calls.add(CallFragment(index=1, id="b", name="now")),
+        *calls.add(CallFragment(index=0, arguments='{"q": ')),
+        *calls.add(CallFragment(index=1, arguments="{}")),
+        *calls.add(CallFragment(index=0, arguments='"x"}')),
+    ]
+    assert events == [
+        Opened("a", "search"),
+        Opened("b", "now"),
+        Arguments("a", '{"q": '),
+        Arguments("b", "{}"),
+        Arguments("a", '"x"}'),
+    ]
+    assert [(c.id, c.name, c.arguments_text) for c in calls.calls] == [
+        ("a", "search", '{"q": "x"}'),
+        ("b", "now", "{}"),
+    ]
+
+
+def test_whole_calls_that_all_say_index_0_are_separate_calls():
+    calls = CallAssembler(id_prefix="x")
+    calls.add(CallFragment(index=0, id="a", name="now", arguments="{}"))
+    calls.add(CallFragment(index=0, id="b", name="search", arguments='{"q": "y"}'))
+    assert [(c.id, c.name, c.arguments_text) for c in calls.calls] == [
+        ("a", "now", "{}"),
+        ("b", "search", '{"q": "y"}'),
+    ]
+
+
+def test_a_call_without_an_id_gets_one_and_arguments_before_the_name_are_kept():
+    calls = CallAssembler(id_prefix="call_s_")
+    assert calls.add(CallFragment(index=0, arguments='{"a"')) == []
+    assert calls.add(CallFragment(index=0, name="f", arguments=": 1}")) == [
+        Opened("call_s_1", "f"),
+        Arguments("call_s_1", '{"a"'),
+        Arguments("call_s_1", ": 1}"),
+    ]
+
+
+def test_an_ended_stream_replays_from_the_log_frame_for_frame_as_it_was_sent():
+    stream = "0b6e0000-0000-0000-0000-000000000000"
+    sent = [
+        protocol.reasoning_frame(stream=stream, pos=1, text="Think"),
+        protocol.reasoning_frame(stream=stream, pos=2, text="ing."),
+        protocol.delta_frame(stream=stream, pos=3, seq=1, text="Let me look."),
+        protocol.tool_call_frame(stream=stream, pos=4, call="c1", name="now"),
+        protocol.tool_arguments_frame(stream=stream, pos=5, call="c1", text="{}"),
+        protocol.tool_running_frame(stream=stream, pos=6, call="c1"),
+        protocol.tool_result_frame(stream=stream, pos=7, call="c1", result="noon", error=None, duration_ms=3),
+        protocol.delta_frame(stream=stream, pos=8, seq=2, text=" It is noon."),
+    ]
+    encoded = [protocol.encode(frame) for frame in sent]
+    transcript = Transcript.of_frames(encoded)
+
+    assert (transcript.answer, transcript.reasoning) == ("Let me look. It is noon.", "Thinking.")
+    assert replay(stream, answer=transcript.answer, reasoning=transcript.reasoning, layout=transcript.layout) == encoded
+    assert orjson.loads(orjson.dumps(transcript.layout)) == transcript.layout  # it is stored as JSON
+    assert [place_after_delta(transcript.layout, seq) for seq in (0, 1, 2, 3)] == [0, 3, 8, None]
