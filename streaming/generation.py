@@ -160,19 +160,23 @@ class Generation:
         offered = [tool.openai_tool(strict=strict) for tool in self.tools]
         for round in itertools.count(1):
             last = round > settings.STREAMING_MAX_TOOL_ROUNDS
-            text, calls = await self._respond(outbox, tools=offered, tool_choice="none" if last else None)
+            text, calls = await self._respond(outbox, round, tools=offered, tool_choice="none" if last else None)
             if not calls:
                 return
-            await self._run_calls(outbox, round, text, calls, refuse=last)
+            await self._run_calls(outbox, text, calls, refuse=last)
             if last:  # the model called tools although it was told not to: what it wrote is the answer
                 return
 
     async def _respond(
-        self, outbox: Outbox, *, tools: list[ChatCompletionToolParam], tool_choice: Literal["none"] | None
-    ) -> tuple[str, list[Call]]:
-        """One response of the model, relayed as it is written: its answer text, and the calls it made."""
+        self, outbox: Outbox, round: int, *, tools: list[ChatCompletionToolParam], tool_choice: Literal["none"] | None
+    ) -> tuple[str, list[MadeCall]]:
+        """One response of the model, relayed as it is written: its answer text, and the calls it made.
+
+        A call is logged from the moment its name is known, so that one cut off while it is written is logged too.
+        """
         splitter = ThinkSplitter(inside=self.model in settings.STREAMING_THINKING_MODELS)
-        assembler = CallAssembler(id_prefix=f"call_{self.stream.hex[:8]}_{len(self.calls) + 1}_")
+        assembler = CallAssembler(id_prefix=f"call_{self.stream.hex[:8]}_{round}_")
+        made: list[MadeCall] = []
         texts: list[str] = []
         request = stream_pieces(
             model=self.model,
@@ -191,11 +195,17 @@ class Generation:
                     for event in assembler.add(fragment):
                         self.timing.output(text=False)
                         if isinstance(event, Opened):
+                            made.append(self._made(round, next(c for c in assembler.calls if c.id == event.call)))
                             await outbox.put("tool_call", extra=event)
                         else:
                             await outbox.put("tool_arguments", event.text, event.call)
         await self._write(outbox, *splitter.flush(), texts)
-        return "".join(texts), [call for call in assembler.calls if call.name]
+        return "".join(texts), made
+
+    def _made(self, round: int, call: Call) -> MadeCall:
+        made = MadeCall(call, round, self._written["delta"], self._written["reasoning"])
+        self.calls.append(made)
+        return made
 
     def _fold(self, piece: Piece) -> None:
         if piece.finish_reason:
@@ -214,14 +224,14 @@ class Generation:
             texts.append(text)
             await outbox.put("delta", text)
 
-    async def _run_calls(self, outbox: Outbox, round: int, text: str, calls: list[Call], *, refuse: bool) -> None:
+    async def _run_calls(self, outbox: Outbox, text: str, made: list[MadeCall], *, refuse: bool) -> None:
         """Run the calls of one response at once, and add them and their results to what the model is sent next.
 
         Past `STREAMING_TOOL_CALLS_PER_ROUND`, and in a response that was asked for without tools, a call is not
         run: the model is told so.
         """
-        made = [MadeCall(call, round, self._written["delta"], self._written["reasoning"]) for call in calls]
-        self.calls.extend(made)
+        for one in made:  # what the model wrote after a call began still came before the call ran
+            one.answer_offset, one.reasoning_offset = self._written["delta"], self._written["reasoning"]
         cap = 0 if refuse else settings.STREAMING_TOOL_CALLS_PER_ROUND
         try:
             async with asyncio.TaskGroup() as group:
@@ -235,7 +245,7 @@ class Generation:
                 "content": text or None,
                 "tool_calls": [
                     {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments_text}}
-                    for c in calls
+                    for c in (one.call for one in made)
                 ],
             }
         )
