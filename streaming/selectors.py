@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from openai.types.chat import ChatCompletionMessageParam
 
 from streaming.clients import Client
@@ -17,6 +17,7 @@ from streaming.models import Conversation, Exchange, ToolCall
 from streaming.tools.outcome import DONE, FAILED, TOOL_FAILED, Outcome
 
 CONVERSATIONS_LISTED = 100
+SEARCH_WORDS = 8  # words of a query matched without full-text search: each one is a scan of the client's rows
 
 
 def conversation_turns(*, conversation: Conversation) -> list[ChatCompletionMessageParam]:
@@ -177,8 +178,9 @@ def exchange_search(*, client: Client, query: str, limit: int) -> list[Exchange]
     """The client's own ended exchanges that match `query`, at most `limit`, with their conversations.
 
     On PostgreSQL a full-text search of prompt and answer (web-search syntax: words, "a phrase", -not), best ranked
-    first; elsewhere the whole query as a case-insensitive substring of either, newest first. Streams still running
-    are left out: their answer is not written yet, and the stream asking is one of them.
+    first; elsewhere each of its words (the first `SEARCH_WORDS`) as a case-insensitive substring of either, newest
+    first. Streams still running are left out: their answer is not written yet, and the stream asking is one of
+    them.
     """
     query = query.strip()
     if not query or limit < 1:
@@ -188,15 +190,21 @@ def exchange_search(*, client: Client, query: str, limit: int) -> list[Exchange]
         .exclude(status=Exchange.Status.STREAMING)
         .select_related("conversation")
     )
-    if connection.vendor == "postgresql":
-        from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
-
-        document, words = SearchVector("prompt", "answer"), SearchQuery(query, search_type="websearch")
-        found = (
-            ended.annotate(document=document, rank=SearchRank(document, words))
-            .filter(document=words)
-            .order_by("-rank", "-created")
-        )
-    else:
-        found = ended.filter(Q(prompt__icontains=query) | Q(answer__icontains=query)).order_by("-created")
+    found = full_text_match(ended, query) if connection.vendor == "postgresql" else every_word_match(ended, query)
     return list(found[:limit])
+
+
+def full_text_match(exchanges: QuerySet[Exchange], query: str) -> QuerySet[Exchange]:
+    """PostgreSQL's full-text search of prompt and answer, best ranked first."""
+    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+
+    document, words = SearchVector("prompt", "answer"), SearchQuery(query, search_type="websearch")
+    matched = exchanges.annotate(document=document, rank=SearchRank(document, words)).filter(document=words)
+    return matched.order_by("-rank", "-created")
+
+
+def every_word_match(exchanges: QuerySet[Exchange], query: str) -> QuerySet[Exchange]:
+    """Each word of the query anywhere in the prompt or the answer, newest first: for any database."""
+    for word in query.split()[:SEARCH_WORDS]:
+        exchanges = exchanges.filter(Q(prompt__icontains=word) | Q(answer__icontains=word))
+    return exchanges.order_by("-created")

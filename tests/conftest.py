@@ -29,6 +29,20 @@ from tests.live import RedisServer, free_port, reachable
 ORIGIN = (b"origin", b"http://localhost")
 
 
+@pytest.fixture(autouse=True)
+def _postgresql_only(request: pytest.FixtureRequest) -> None:
+    """A test marked `postgresql` needs PostgreSQL. CI runs it there and deselects it in the SQLite run (`-m`), so it
+    is never skipped in CI; on a laptop with SQLite it is skipped, and says so."""
+    if request.node.get_closest_marker("postgresql") is None:
+        return
+    from django.conf import settings
+
+    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+        if os.environ.get("CI"):
+            pytest.fail("a PostgreSQL test ran on another database: deselect it with -m 'not postgresql'")
+        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://… to run it")
+
+
 @pytest.fixture(scope="session")
 async def fake_openai_server() -> AsyncIterator[FakeOpenAI]:
     server = FakeOpenAI()
