@@ -99,8 +99,9 @@ class Exchange(models.Model):
 class ToolCall(models.Model):
     """A function the model called while answering, with what it was given and what it returned.
 
-    `answer_offset` and `reasoning_offset` say how much of the exchange's answer and reasoning came before the
-    round that made the call, so that later turns can send the model its calls where it made them.
+    `answer_offset` and `reasoning_offset` say how much of the exchange's answer and reasoning had been written when
+    the call ran (for a call cut off while it was written: when it began), so that later turns can send the model
+    its calls where it made them, and the page can show them there.
     """
 
     class Status(models.TextChoices):

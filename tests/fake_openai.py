@@ -4,6 +4,12 @@ Each request takes the next `Script` from the queue (or the default one) and is 
 connection closed, so tests can assert what the model was asked and that a cancelled answer's response really was
 closed. Plain asyncio, HTTP/1.1 with keep-alive: nothing here is shared with the app's own code.
 
+A script speaks as one of the OpenAI-compatible servers people use (`Script.server`): where each puts reasoning,
+how it sends tool calls, and the small differences of its chunks (a role on every chunk, `content: null` or `""` or
+absent, usage in the finish chunk or after it) are reproduced from the servers' own sources and recorded traffic,
+cited on each `_Wire` class below. An answer is, in this order: reasoning chunks, content chunks (the `tokens`, given
+literally, so an inline `<think>` block is just tokens), then tool-call chunks, then the finish chunk.
+
 Run alone (for daphne processes and the benchmark): `python -m tests.fake_openai --port 8001`.
 """
 
@@ -12,8 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
+import random
+import string
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,19 +32,66 @@ REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 429: "Too Many Re
 
 
 @dataclass
-class Script:
-    """What the server does with one request."""
+class ToolCallScript:
+    """One tool call the model makes in a round: the tool's name and the arguments JSON the model writes."""
 
-    tokens: list[str] = field(default_factory=lambda: ["Hello", ",", " world", "!"])
-    finish_reason: str = "stop"
+    name: str
+    arguments: str | dict[str, Any] = "{}"  # a dict is sent as its JSON; a string as it is (it may be broken JSON)
+    id: str | None = None  # the provider's call id; by default a fresh one in the server's own style
+    fragments: list[str] | None = None  # how a fragmenting server splits the arguments (default: 6 characters each)
+
+    @property
+    def arguments_text(self) -> str:
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+
+    def argument_fragments(self) -> list[str]:
+        if self.fragments is not None:
+            assert "".join(self.fragments) == self.arguments_text, "fragments must join up to the arguments"
+            return self.fragments
+        text = self.arguments_text
+        return [text[i : i + 6] for i in range(0, len(text), 6)] or [""]
+
+
+@dataclass
+class Script:
+    """What the server does with one request.
+
+    `drop_after`, `hang_after`, `end_after` and `pause_after` count the chunks of the answer: reasoning, content and
+    tool-call chunks alike (for a script of plain tokens, the tokens).
+    """
+
+    # The answer text, chunk by chunk (default "Hello, world!", or none when the script makes tool calls).
+    tokens: list[str] | None = None
+    finish_reason: str | None = None  # default: "tool_calls" when the script makes tool calls, else "stop"
     status: int = 200
-    interval: float = 0.0  # seconds between tokens
-    drop_after: int | None = None  # cut the connection after this many tokens
-    hang_after: int | None = None  # after this many tokens, send nothing more until the client closes
-    usage: bool = True  # send the usage chunk that include_usage asks for
-    end_after: int | None = None  # after this many tokens, end the body cleanly with no finish chunk and no [DONE]
-    error_event: dict[str, Any] | None = None  # after the tokens, send this as a mid-stream `{"error": ...}` event
+    interval: float = 0.0  # seconds between chunks
+    drop_after: int | None = None  # cut the connection after this many chunks
+    hang_after: int | None = None  # after this many chunks, send nothing more until the client closes
+    usage: bool = True  # send the usage that include_usage asks for
+    end_after: int | None = None  # after this many chunks, end the body cleanly with no finish chunk and no [DONE]
+    error_event: dict[str, Any] | None = None  # after the chunks, send this as a mid-stream `{"error": ...}` event
     error_body: dict[str, Any] | None = None  # the JSON body of a non-200 answer (OpenAI's error shape by default)
+    # The server whose wire shapes this answer has: one of `SERVERS`.
+    server: str = "openai"
+    # Reasoning chunks, sent before the content where this server puts reasoning (OpenAI's API streams none).
+    reasoning: list[str] = field(default_factory=list)
+    # The tool calls of this round, after the content; index i is the call's `index` on the wire.
+    tool_calls: list[ToolCallScript] = field(default_factory=list)
+    # Alternate the chunks of several calls (call 0's name, call 1's name, call 0's arguments, ...) on a fragmenting
+    # server, instead of sending each call whole before the next; a client must assemble them by `index`.
+    interleave_tool_calls: bool = False
+    # After this many chunks, wait until `proceed` is set (the request's `paused` is set meanwhile).
+    pause_after: int | None = None
+    proceed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        if self.tokens is None:
+            self.tokens = [] if self.tool_calls else ["Hello", ",", " world", "!"]
+
+    @property
+    def reasoning_shape(self) -> str:
+        """The delta field the reasoning arrives in, for this script's server."""
+        return _WIRES[self.server].reasoning_shape
 
 
 @dataclass
@@ -44,8 +101,13 @@ class Received:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
-    tokens_sent: int = 0
+    tokens_sent: int = 0  # chunks of the answer sent (see `Script`)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    paused: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return self.body.get("messages", [])
 
 
 class FakeOpenAI:
@@ -66,7 +128,12 @@ class FakeOpenAI:
         self.requests.clear()
 
     def then(self, *scripts: Script) -> None:
-        """Queue what the next requests get, in order."""
+        """Queue what the next requests get, in order (a tool-call round, then the answer round, ...)."""
+        for script in scripts:
+            if script.server not in _WIRES:
+                raise ValueError(f"unknown server {script.server!r}; one of {SERVERS}")
+            if script.reasoning and _WIRES[script.server].reasoning_shape == "none":
+                raise ValueError(f"{script.server} streams no reasoning in chat completions; pick another server")
         self.scripts.extend(scripts)
 
     async def start(self, port: int = 0) -> None:
@@ -106,9 +173,11 @@ class FakeOpenAI:
             request.closed.set()
             return True
         writer.write(_head(200, "text/event-stream", "Transfer-Encoding: chunked"))
-        chunks = _Chunks(request.body.get("model", "fake-model"))
-        await _send(writer, chunks.delta({"role": "assistant", "content": ""}))
-        for index, token in enumerate(script.tokens):
+        wire = _WIRES[script.server](request.body.get("model", "fake-model"), reasoning=bool(script.reasoning))
+        opening, events = wire.answer(script)
+        for event in opening:
+            await _send(writer, event)
+        for index, event in enumerate(events):
             if script.drop_after is not None and index == script.drop_after:
                 writer.transport.abort()
                 return False
@@ -120,9 +189,12 @@ class FakeOpenAI:
                 await writer.drain()
                 request.closed.set()
                 return True
+            if script.pause_after is not None and index == script.pause_after:
+                request.paused.set()
+                await script.proceed.wait()
             if script.interval:
                 await asyncio.sleep(script.interval)
-            await _send(writer, chunks.delta({"content": token}))
+            await _send(writer, event)
             request.tokens_sent += 1
         if script.error_event is not None:
             await _send(writer, f"data: {json.dumps({'error': script.error_event})}\n\n")
@@ -130,10 +202,14 @@ class FakeOpenAI:
             await writer.drain()
             request.closed.set()
             return True
-        await _send(writer, chunks.delta({}, finish_reason=script.finish_reason))
+        finish_reason = script.finish_reason or ("tool_calls" if script.tool_calls else "stop")
+        usage = None
         if script.usage:
-            prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in request.body.get("messages", []))
-            await _send(writer, chunks.usage(prompt_tokens, len(script.tokens)))
+            prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in request.messages)
+            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(events)}
+            usage["total_tokens"] = prompt_tokens + len(events)
+        for event in wire.closing(finish_reason, usage):
+            await _send(writer, event)
         await _send(writer, "data: [DONE]\n\n")
         writer.write(b"0\r\n\r\n")
         await writer.drain()
@@ -141,24 +217,364 @@ class FakeOpenAI:
         return True
 
 
-class _Chunks:
-    """Builds SSE events shaped like OpenAI's."""
+def _random(length: int, alphabet: str = string.ascii_letters + string.digits) -> str:
+    return "".join(random.choices(alphabet, k=length))
 
-    def __init__(self, model: str) -> None:
+
+class _Wire:
+    """OpenAI's own chat-completions stream; each subclass is a server that sends it differently.
+
+    OpenAI: a first chunk with the role (`content: ""`, `refusal: null`) or, when the answer opens with a tool call,
+    the role on that call's first fragment with `content: null`; a call's first fragment has `index`, `id`, `type` and
+    `function.name` with empty `arguments`, later fragments only `index` and `function.arguments`; the finish chunk has
+    an empty delta; usage comes after it in a chunk with no choices. OpenAI's chat completions API streams no
+    reasoning (its reasoning models keep it server-side).
+    """
+
+    reasoning_shape = "none"  # the delta field reasoning arrives in
+    whole_calls = False  # a call arrives whole, arguments and all, in one chunk (else in fragments)
+
+    def __init__(self, model: str, *, reasoning: bool) -> None:
         self.model = model
-        self.id = f"chatcmpl-fake-{time.monotonic_ns()}"
+        self.reasoning = reasoning  # this answer has reasoning (some servers then change their content chunks)
+        self.id = self.completion_id()
+        self.created = int(time.time())
 
-    def delta(self, delta: dict[str, Any], finish_reason: str | None = None) -> str:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return self._event({"choices": [choice]})
+    def completion_id(self) -> str:
+        return f"chatcmpl-fake-{time.monotonic_ns()}"
 
-    def usage(self, prompt_tokens: int, completion_tokens: int) -> str:
-        totals = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
-        return self._event({"choices": [], "usage": {**totals, "total_tokens": prompt_tokens + completion_tokens}})
+    def call_id(self) -> str:
+        return "call_" + _random(24)
 
-    def _event(self, fields: dict[str, Any]) -> str:
-        envelope = {"id": self.id, "object": "chat.completion.chunk", "created": int(time.time()), "model": self.model}
-        return f"data: {json.dumps({**envelope, **fields})}\n\n"
+    # -- the deltas of each kind of chunk ---------------------------------------------------------------------------
+
+    def first(self) -> dict[str, Any] | None:
+        return {"role": "assistant", "content": "", "refusal": None}
+
+    def reasoning_delta(self, text: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def content_delta(self, text: str) -> dict[str, Any]:
+        return {"content": text}
+
+    def call_start(self, index: int, call_id: str, name: str) -> dict[str, Any]:
+        fragment = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        return {"tool_calls": [fragment]}
+
+    def call_arguments(self, index: int, text: str) -> dict[str, Any]:
+        return {"tool_calls": [{"index": index, "function": {"arguments": text}}]}
+
+    def call_whole(self, index: int, call_id: str, name: str, arguments: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def finish(self) -> dict[str, Any]:
+        return {}
+
+    def after_reasoning(self) -> list[dict[str, Any]]:
+        """Chunks some servers send once the model is done (OpenRouter's reasoning signature)."""
+        return []
+
+    # -- the envelope -----------------------------------------------------------------------------------------------
+
+    def choice(self, delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+    def envelope(self) -> dict[str, Any]:
+        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
+
+    def event(self, fields: dict[str, Any]) -> str:
+        return f"data: {json.dumps({**self.envelope(), **fields})}\n\n"
+
+    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> str:
+        return self.event({"choices": [self.choice(delta, finish_reason)]})
+
+    def usage_event(self, usage: dict[str, int]) -> str:
+        return self.event({"choices": [], "usage": usage})
+
+    # -- a whole answer ---------------------------------------------------------------------------------------------
+
+    def answer(self, script: Script) -> tuple[list[str], list[str]]:
+        """The chunks before the answer (not counted), and the answer's chunks."""
+        deltas = [self.reasoning_delta(text) for text in script.reasoning]
+        deltas += [self.content_delta(token) for token in script.tokens]
+        deltas += self.calls(script)
+        deltas += self.after_reasoning() if script.reasoning else []
+        first = self.first()
+        if first is None:
+            return [], [self.chunk(delta) for delta in deltas]
+        if not script.reasoning and not script.tokens and script.tool_calls and self.merges_role_into_call():
+            deltas[0] = {"role": "assistant", "content": None, **deltas[0], "refusal": None}
+            return [], [self.chunk(delta) for delta in deltas]
+        return [self.chunk(first)], [self.chunk(delta) for delta in deltas]
+
+    def merges_role_into_call(self) -> bool:
+        return True
+
+    def calls(self, script: Script) -> list[dict[str, Any]]:
+        ids = [call.id or self.call_id() for call in script.tool_calls]
+        if self.whole_calls:
+            return [
+                self.call_whole(index, ids[index], call.name, call.arguments_text)
+                for index, call in enumerate(script.tool_calls)
+            ]
+        per_call = [
+            [
+                self.call_start(index, ids[index], call.name),
+                *(self.call_arguments(index, text) for text in call.argument_fragments()),
+            ]
+            for index, call in enumerate(script.tool_calls)
+        ]
+        if script.interleave_tool_calls:
+            rounds = itertools.zip_longest(*per_call)
+            return [delta for deltas in rounds for delta in deltas if delta is not None]
+        return [delta for deltas in per_call for delta in deltas]
+
+    def closing(self, finish_reason: str, usage: dict[str, int] | None) -> list[str]:
+        events = [self.chunk(self.finish(), finish_reason)]
+        if usage is not None:
+            events.append(self.usage_event(usage))
+        return events
+
+
+class _DeepSeek(_Wire):
+    """DeepSeek's API (deepseek-reasoner): `reasoning_content` beside `content`, the other one null on each chunk.
+
+    Recorded traffic (github.com/CaiZongyuan/agentscope-nextjs-ai-demo, backend/docs/example-completions.md; the
+    streaming example of api-docs.deepseek.com/guides/reasoning_model): the first chunk is `{role, content: null,
+    reasoning_content: ""}`, reasoning chunks `{content: null, reasoning_content}`, answer chunks `{content,
+    reasoning_content: null}`, and the finish chunk `{content: "", reasoning_content: null}` carries the usage itself
+    (no separate usage chunk). Ids are UUIDs. Tool calls: OpenAI's fragments, with `content: null`.
+    """
+
+    reasoning_shape = "reasoning_content"
+
+    def completion_id(self) -> str:
+        return str(uuid.uuid4())
+
+    def call_id(self) -> str:
+        return f"call_0_{uuid.uuid4()}"
+
+    def envelope(self) -> dict[str, Any]:
+        return {**super().envelope(), "system_fingerprint": "fp_ffc7281d48_prod0820_fp8_kvcache"}
+
+    def first(self) -> dict[str, Any]:
+        if self.reasoning:
+            return {"role": "assistant", "content": None, "reasoning_content": ""}
+        return {"role": "assistant", "content": ""}
+
+    def reasoning_delta(self, text: str) -> dict[str, Any]:
+        return {"content": None, "reasoning_content": text}
+
+    def content_delta(self, text: str) -> dict[str, Any]:
+        return {"content": text, "reasoning_content": None} if self.reasoning else {"content": text}
+
+    def call_start(self, index: int, call_id: str, name: str) -> dict[str, Any]:
+        return {"content": None, **super().call_start(index, call_id, name)}
+
+    def call_arguments(self, index: int, text: str) -> dict[str, Any]:
+        return {"content": None, **super().call_arguments(index, text)}
+
+    def merges_role_into_call(self) -> bool:
+        return False
+
+    def closing(self, finish_reason: str, usage: dict[str, int] | None) -> list[str]:
+        delta = {"content": "", "reasoning_content": None} if self.reasoning else {"content": ""}
+        choices = {"choices": [self.choice(delta, finish_reason)]}
+        return [self.event({**choices, "usage": usage} if usage is not None else choices)]
+
+
+class _LlamaCpp(_DeepSeek):
+    """llama.cpp's llama-server with its default `--reasoning-format` (auto, i.e. deepseek): `reasoning_content`.
+
+    Its deltas carry only the fields that changed (common/chat.cpp, `common_chat_msg_diff_to_json_oaicompat`):
+    `reasoning_content`, `content`, or one tool call `{index, id, type, function: {name, arguments}}` whose `id`,
+    `type` and `name` come only on the call's first diff while `arguments` is always present. The first chunk is
+    `{role, content: null}` (recorded traffic in github.com/g0t4/ask-openai.nvim, lua/ask-openai/rewrites/harmony/
+    NOTES.md). With `--reasoning-format none` the think block stays in `content`: give it as tokens.
+    """
+
+    def completion_id(self) -> str:
+        return "chatcmpl-" + _random(32)
+
+    def call_id(self) -> str:
+        return _random(32)
+
+    def envelope(self) -> dict[str, Any]:
+        return {**_Wire.envelope(self), "system_fingerprint": "b6881-8b11deea4"}
+
+    def choice(self, delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+        return {"finish_reason": finish_reason, "index": 0, "delta": delta}
+
+    def first(self) -> dict[str, Any]:
+        return {"role": "assistant", "content": None}
+
+    def reasoning_delta(self, text: str) -> dict[str, Any]:
+        return {"reasoning_content": text}
+
+    def content_delta(self, text: str) -> dict[str, Any]:
+        return {"content": text}
+
+    def call_start(self, index: int, call_id: str, name: str) -> dict[str, Any]:
+        return _Wire.call_start(self, index, call_id, name)
+
+    def call_arguments(self, index: int, text: str) -> dict[str, Any]:
+        return _Wire.call_arguments(self, index, text)
+
+    def closing(self, finish_reason: str, usage: dict[str, int] | None) -> list[str]:
+        events = [self.chunk({}, finish_reason)]
+        if usage is not None:
+            timings = {"prompt_n": usage["prompt_tokens"], "predicted_n": usage["completion_tokens"]}
+            events.append(self.event({"choices": [], "usage": usage, "timings": timings}))
+        return events
+
+
+class _VLLM(_Wire):
+    """vLLM's OpenAI-compatible server with a `--reasoning-parser`: `delta.reasoning` (recent versions).
+
+    `DeltaMessage` is `{role, content, reasoning, tool_calls}` (vllm/entrypoints/openai/engine/protocol.py; the field
+    was `reasoning_content` until it was renamed, see vllm-project/vllm#27755), serialised without unset fields: the
+    first chunk `{role, content: ""}`, then `{reasoning}` or `{content}`. A tool call's first delta is `{id, type,
+    index, function: {name}}` with no arguments yet, then `{index, function: {arguments}}`; ids are
+    `chatcmpl-tool-<hex>`. Choices carry vLLM's `stop_reason`.
+    """
+
+    reasoning_shape = "reasoning"
+
+    def completion_id(self) -> str:
+        return f"chatcmpl-{uuid.uuid4().hex}"
+
+    def call_id(self) -> str:
+        return f"chatcmpl-tool-{uuid.uuid4().hex}"
+
+    def choice(self, delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+        return {**super().choice(delta, finish_reason), "stop_reason": None}
+
+    def first(self) -> dict[str, Any]:
+        return {"role": "assistant", "content": ""}
+
+    def reasoning_delta(self, text: str) -> dict[str, Any]:
+        return {"reasoning": text}
+
+    def call_start(self, index: int, call_id: str, name: str) -> dict[str, Any]:
+        return {"tool_calls": [{"id": call_id, "type": "function", "index": index, "function": {"name": name}}]}
+
+    def merges_role_into_call(self) -> bool:
+        return False
+
+
+class _Ollama(_Wire):
+    """Ollama's /v1/chat/completions: `delta.reasoning`, and each tool call whole in one chunk.
+
+    Every chunk's delta is `{role: "assistant", content, reasoning?, tool_calls?}`, `content` always present (`""`
+    when there is none) and no role-only first chunk (ollama/ollama, openai/openai.go: `Message`, `ToChunks`, which
+    splits a response's thinking from its content or calls into two chunks; `ToToolCalls` gives each call its `id`,
+    `index`, `type` and the whole `arguments` JSON at once). Call ids are `call_` and 8 characters of [a-z0-9]
+    (server/routes.go, `toolCallId`); the finish reason is `tool_calls` once a call was sent; the usage chunk has no
+    choices (middleware/openai.go). Ids look like `chatcmpl-123`, `system_fingerprint` is `fp_ollama`.
+    """
+
+    reasoning_shape = "reasoning"
+    whole_calls = True
+
+    def completion_id(self) -> str:
+        return f"chatcmpl-{random.randrange(999)}"
+
+    def call_id(self) -> str:
+        return "call_" + _random(8, string.ascii_lowercase + string.digits)
+
+    def envelope(self) -> dict[str, Any]:
+        return {**super().envelope(), "system_fingerprint": "fp_ollama"}
+
+    def choice(self, delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+        return {"index": 0, "delta": delta, "finish_reason": finish_reason}
+
+    def first(self) -> None:
+        return None
+
+    def reasoning_delta(self, text: str) -> dict[str, Any]:
+        return {"role": "assistant", "content": "", "reasoning": text}
+
+    def content_delta(self, text: str) -> dict[str, Any]:
+        return {"role": "assistant", "content": text}
+
+    def call_whole(self, index: int, call_id: str, name: str, arguments: str) -> dict[str, Any]:
+        call = {"id": call_id, "index": index, "type": "function", "function": {"name": name, "arguments": arguments}}
+        return {"role": "assistant", "content": "", "tool_calls": [call]}
+
+    def finish(self) -> dict[str, Any]:
+        return {"role": "assistant", "content": ""}
+
+
+class _OpenRouter(_Wire):
+    """OpenRouter: `delta.reasoning` together with `delta.reasoning_details` ([{type: "reasoning.text", text, ...}]).
+
+    Recorded traffic (github.com/charmbracelet/fantasy, providertests/testdata/TestOpenRouterThinking/claude-sonnet-4/
+    thinking-streaming.yaml): every delta has `role` and `content` (`""`, or `null` on tool-call chunks); a reasoning
+    chunk carries the same text twice, in `reasoning` and in one `reasoning.text` detail; tool calls are OpenAI's
+    fragments; once the model is done a detail with only the reasoning's `signature` (no text) arrives; the finish
+    chunk has `reasoning: null` and OpenRouter's `native_finish_reason`; usage follows with a `cost`. Ids are
+    `gen-<time>-<random>`; each chunk names the `provider`. OpenRouter also sends `: OPENROUTER PROCESSING` comments
+    to keep the connection open (openrouter.ai/docs, streaming), which a client must skip.
+    """
+
+    reasoning_shape = "reasoning+reasoning_details"
+    detail = {"format": "anthropic-claude-v1", "index": 0}
+
+    def completion_id(self) -> str:
+        return f"gen-{int(time.time())}-{_random(20)}"
+
+    def call_id(self) -> str:
+        return "toolu_vrtx_" + _random(24)
+
+    def envelope(self) -> dict[str, Any]:
+        return {**super().envelope(), "provider": "Google"}
+
+    def choice(self, delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+        return {"index": 0, "delta": delta, "finish_reason": finish_reason, "native_finish_reason": finish_reason}
+
+    def first(self) -> dict[str, Any]:
+        return {"role": "assistant", "content": ""}
+
+    def reasoning_delta(self, text: str) -> dict[str, Any]:
+        details = [{"type": "reasoning.text", "text": text, **self.detail}]
+        return {"content": "", "role": "assistant", "reasoning": text, "reasoning_details": details}
+
+    def content_delta(self, text: str) -> dict[str, Any]:
+        return {"content": text, "role": "assistant"}
+
+    def call_start(self, index: int, call_id: str, name: str) -> dict[str, Any]:
+        return {"content": None, "role": "assistant", **super().call_start(index, call_id, name)}
+
+    def call_arguments(self, index: int, text: str) -> dict[str, Any]:
+        return {"content": None, "role": "assistant", **super().call_arguments(index, text)}
+
+    def after_reasoning(self) -> list[dict[str, Any]]:
+        details = [{"type": "reasoning.text", "signature": "EqkDCkgICxACGAIqQPS7" + _random(40), **self.detail}]
+        return [{"content": "", "role": "assistant", "reasoning_details": details}]
+
+    def finish(self) -> dict[str, Any]:
+        return {"content": "", "role": "assistant", "reasoning": None}
+
+    def merges_role_into_call(self) -> bool:
+        return False
+
+    def answer(self, script: Script) -> tuple[list[str], list[str]]:
+        opening, events = super().answer(script)
+        return [": OPENROUTER PROCESSING\n\n", *opening], events
+
+    def usage_event(self, usage: dict[str, int]) -> str:
+        return self.event({"choices": [], "usage": {**usage, "cost": 0.0001, "is_byok": False}})
+
+
+_WIRES: dict[str, type[_Wire]] = {
+    "openai": _Wire,
+    "deepseek": _DeepSeek,
+    "llama.cpp": _LlamaCpp,
+    "vllm": _VLLM,
+    "ollama": _Ollama,
+    "openrouter": _OpenRouter,
+}
+SERVERS = tuple(_WIRES)
 
 
 async def _read_request(reader: asyncio.StreamReader) -> Received | None:
@@ -190,10 +606,15 @@ async def _main() -> None:
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--tokens", type=int, default=200, help="tokens per answer")
     parser.add_argument("--rate", type=float, default=0, help="tokens per second per answer (0: as fast as possible)")
+    parser.add_argument("--reasoning", type=int, default=0, help="reasoning chunks before each answer")
+    parser.add_argument("--server", choices=SERVERS, help="wire shapes (default: openai; deepseek with --reasoning)")
     options = parser.parse_args()
     fake = FakeOpenAI()
     fake.default = Script(
-        tokens=[f" tok{i}" for i in range(options.tokens)], interval=1 / options.rate if options.rate else 0
+        tokens=[f" tok{i}" for i in range(options.tokens)],
+        interval=1 / options.rate if options.rate else 0,
+        reasoning=[f" thought{i}" for i in range(options.reasoning)],
+        server=options.server or ("deepseek" if options.reasoning else "openai"),
     )
     await fake.start(options.port)
     print(f"fake OpenAI at {fake.base_url}", flush=True)

@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from streaming.clients import client_of_session
-from streaming.models import Conversation, Exchange
+from streaming.models import Conversation, Exchange, ToolCall
 
 pytestmark = pytest.mark.django_db
 
@@ -45,6 +45,34 @@ def test_staff_read_the_log_searched_and_filtered(client, logged_exchange):
     assert "Rayleigh scattering &lt;b&gt;wins&lt;/b&gt;." in detail  # the answer in full, escaped
     assert 'name="_save"' not in detail  # read-only
     assert client.get(reverse("admin:streaming_exchange_add")).status_code == 403
+
+
+def test_staff_read_the_reasoning_and_the_tool_calls_in_order_as_inert_text(client, logged_exchange):
+    logged_exchange.reasoning = "Thinking about <i>light</i>."
+    logged_exchange.save()
+    for position, (name, arguments, result) in enumerate(
+        [("search_history", '{"query": "<script>alert(1)</script>"}', "[]"), ("current_time", "{}", "<b>noon</b>")],
+        start=1,
+    ):
+        ToolCall.objects.create(
+            exchange=logged_exchange,
+            position=position,
+            round=1,
+            call_id=f"c{position}",
+            name=name,
+            arguments=arguments,
+            status=ToolCall.Status.DONE,
+            result=result,
+            duration_ms=3,
+        )
+    client.force_login(User.objects.create_user("staff", is_staff=True, is_superuser=True))
+
+    detail = client.get(reverse("admin:streaming_exchange_change", args=[logged_exchange.pk])).content.decode()
+
+    assert "Thinking about &lt;i&gt;light&lt;/i&gt;." in detail
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in detail and "<script>alert(1)" not in detail
+    assert "&lt;b&gt;noon&lt;/b&gt;" in detail
+    assert detail.index("search_history") < detail.index("current_time")
 
 
 def test_the_log_is_hidden_from_users_who_are_not_staff(client, logged_exchange):

@@ -43,7 +43,8 @@ export function App({ config, createSocket }) {
   const socket = useChatSocket({
     url,
     createSocket,
-    onFrame: (frame) => batcher.push({ type: 'frame', frame }),
+    // The time of arrival goes with the frame, so the reducer can time the thinking and stay pure.
+    onFrame: (frame) => batcher.push({ type: 'frame', frame, receivedAt: performance.now() }),
     onDisconnect: () => batcher.push({ type: 'connectionLost' }),
   });
 

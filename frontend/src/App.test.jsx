@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { App } from './App.jsx';
 import { DEFAULT_CONFIG } from './config.js';
 import { FakeSocket, readyFrame } from './test/fakeSocket.js';
-import { byTestId, render } from './test/render.jsx';
+import { byTestId, oneByRole, render } from './test/render.jsx';
 
 /**
  * The page end to end inside jsdom: a fake socket plays the server, a stubbed fetch plays the HTTP API.
@@ -481,7 +481,15 @@ describe('resuming streams', () => {
     await startAnswer('s-1');
     await serve({ type: 'delta', stream: 's-1', seq: 1, text: 'Half' });
     expect(JSON.parse(sessionStorage.getItem(STORAGE_KEY))).toEqual([
-      { stream: 's-1', conversation: 'c-1', prompt: 'Why is the sky blue?', answer: 'Half', lastSeq: 1 },
+      {
+        stream: 's-1',
+        conversation: 'c-1',
+        prompt: 'Why is the sky blue?',
+        answer: 'Half',
+        lastSeq: 1,
+        lastPos: 0,
+        parts: [{ kind: 'text', text: 'Half' }],
+      },
     ]);
     await serve({
       type: 'done',
@@ -553,5 +561,91 @@ describe('resuming streams', () => {
       { type: 'delta', stream: 'run-1', seq: 2, text: ' of it' },
     );
     expect(one('answer-text').textContent).toBe('All of it');
+  });
+});
+
+describe('protocol 2: thinking and tool calls', () => {
+  const ready2 = readyFrame({ protocol: 2, tools: [{ name: 'current_time', description: 'The time.' }] });
+
+  async function ask(prompt = 'What time is it?') {
+    type(prompt);
+    pressEnter();
+    const { request } = sent().find((frame) => frame.type === 'prompt');
+    await serve({ type: 'start', stream: 's-1', request, conversation: 'c-1', content: prompt });
+  }
+
+  it('streams the thinking, closes it when a tool call begins, shows the call to its result, then the answer', async () => {
+    await connect(ready2);
+    await ask();
+    await serve(
+      { type: 'reasoning', stream: 's-1', pos: 1, text: 'The user wants' },
+      { type: 'reasoning', stream: 's-1', pos: 2, text: ' the time.' },
+    );
+    const thinking = oneByRole(view.container, 'button', { name: 'Thinking' });
+    expect(thinking.getAttribute('aria-expanded')).toBe('true');
+    expect(oneByRole(view.container, 'group', { name: 'Thinking' }).textContent).toContain('The user wants the time.');
+
+    await serve(
+      { type: 'tool_call', stream: 's-1', pos: 3, call: 'call_1', name: 'current_time' },
+      { type: 'tool_arguments', stream: 's-1', pos: 4, call: 'call_1', text: '{}' },
+      { type: 'tool_running', stream: 's-1', pos: 5, call: 'call_1' },
+    );
+    expect(thinking.getAttribute('aria-expanded')).toBe('false');
+    expect(thinking.textContent).toMatch(/^Thought for \d/);
+    const card = oneByRole(view.container, 'group', { name: 'Tool call current_time' });
+    expect(card.dataset.status).toBe('running');
+
+    await serve(
+      {
+        type: 'tool_result',
+        stream: 's-1',
+        pos: 6,
+        call: 'call_1',
+        status: 'done',
+        result: '2026-03-01 12:00 UTC',
+        error: null,
+        duration_ms: 2,
+      },
+      { type: 'delta', stream: 's-1', pos: 7, seq: 1, text: 'It is noon.' },
+      {
+        type: 'done',
+        stream: 's-1',
+        seq: 1,
+        finish_reason: 'stop',
+        usage: null,
+        ttft_ms: 900,
+        first_output_ms: 120,
+        duration_ms: 1000,
+      },
+    );
+    expect(card.dataset.status).toBe('done');
+    expect(one('answer-text').textContent).toBe('It is noon.');
+    expect(one('message-assistant').dataset.status).toBe('completed');
+    expect(one('answer-stats').textContent).toContain('120 ms to first output · 900 ms to first token');
+  });
+
+  it('after a reconnect resumes from its last pos, and ignores what the replay repeats', async () => {
+    await connect(ready2);
+    await ask();
+    await serve(
+      { type: 'reasoning', stream: 's-1', pos: 1, text: 'Hm' },
+      { type: 'tool_call', stream: 's-1', pos: 2, call: 'call_1', name: 'current_time' },
+    );
+    act(() => FakeSocket.latest().drop());
+    await settle();
+    act(() => window.dispatchEvent(new Event('online')));
+    act(() => FakeSocket.latest().open());
+    await serve(ready2);
+    expect(FakeSocket.latest().sent.filter((frame) => frame.type === 'resume')).toEqual([
+      { type: 'resume', stream: 's-1', after: 0, pos: 2 },
+    ]);
+    await serve(
+      { type: 'tool_call', stream: 's-1', pos: 2, call: 'call_1', name: 'current_time' },
+      { type: 'tool_arguments', stream: 's-1', pos: 3, call: 'call_1', text: '{}' },
+      { type: 'done', stream: 's-1', seq: 0, finish_reason: 'cancelled', usage: null, ttft_ms: null, duration_ms: 5 },
+    );
+    expect(byTestId(view.container, 'tool-call')).toHaveLength(1);
+    expect(one('tool-call').dataset.status).toBe('stopped');
+    expect(one('tool-arguments').textContent).toBe('{}');
   });
 });

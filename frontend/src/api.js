@@ -14,6 +14,12 @@
  * @property {{prompt_tokens: number, completion_tokens: number, total_tokens: number}|null} usage
  * @property {{code: string, message: string}|null} error
  * @property {number} last_seq
+ * @property {number|null} [first_output_ms] time to the first output of any kind (protocol 2 servers)
+ * @property {string} [reasoning] the model's reasoning, all of it
+ * @property {SavedPart[]} [parts] the answer's parts in order; absent from older servers (then `answer` is all)
+ * @typedef {{kind: 'reasoning'|'text', text: string}
+ *   | {kind: 'tool', call: string, name: string, arguments: string, status: 'done'|'failed'|'stopped',
+ *      result: string|null, error: {code: string, message: string}|null, duration_ms: number|null}} SavedPart
  * @typedef {{id: string, title: string, exchanges: SavedExchange[]}} ConversationDetail
  */
 

@@ -102,8 +102,12 @@ def test_reload_mid_stream_shows_the_text_so_far_and_continues_it(page: Page) ->
         assert without_markup(later["text"]).startswith(without_markup(earlier["text"])), (
             f"the answer did not just grow after the reload:\n{earlier!r}\nthen\n{later!r}"
         )
-    # It resumed once, from the seq it had restored, and not from the start.
-    assert resumes == [{"type": "resume", "stream": stream, "after": first["seq"]}]
+    # It resumed once, from the place it had restored (protocol 2: `pos`, with `after` for older servers), and not
+    # from the start.
+    [resume] = resumes
+    assert resume.keys() == {"type", "stream", "after", "pos"}
+    assert (resume["type"], resume["stream"], resume["after"]) == ("resume", stream, first["seq"])
+    assert resume["pos"] >= resume["after"] > 0
 
     saved = page.evaluate(
         "async (id) => (await (await fetch(`/api/conversations/${id}/`, {credentials: 'same-origin'})).json())",

@@ -2,8 +2,9 @@ import { tokensPerSecond } from '../state/selectors.js';
 import { formatDuration, formatRate } from './format.js';
 
 /**
- * Timing and token counts under a finished answer: time to first token, total time, completion / total tokens
- * and generation speed. Parts the server did not report are left out.
+ * Timing and token counts under a finished answer: time to the first output (reasoning or a tool call, when it came
+ * before the first word of the answer), time to first token, total time, completion / total tokens and generation
+ * speed. Parts the server did not report are left out.
  * @param {{exchange: import('../state/types.js').Exchange}} props
  */
 export function AnswerStats({ exchange }) {
@@ -24,8 +25,18 @@ export function AnswerStats({ exchange }) {
 /** @param {import('../state/types.js').Exchange} exchange */
 function statParts(exchange) {
   const parts = [];
+  // The same moment as the first token unless the model thought or called a tool first: then said apart.
+  if (exchange.firstOutputMs != null && exchange.firstOutputMs !== exchange.ttftMs) {
+    parts.push({
+      label: 'Time to first output (thinking, a tool call or text)',
+      value: `${formatDuration(exchange.firstOutputMs)} to first output`,
+    });
+  }
   if (exchange.ttftMs != null) {
-    parts.push({ label: 'Time to first token', value: `${formatDuration(exchange.ttftMs)} to first token` });
+    parts.push({
+      label: 'Time to first token of the answer text',
+      value: `${formatDuration(exchange.ttftMs)} to first token`,
+    });
   }
   if (exchange.durationMs != null) {
     parts.push({ label: 'Duration, from sending to the end', value: `${formatDuration(exchange.durationMs)} total` });
@@ -37,6 +48,6 @@ function statParts(exchange) {
   }
   const rate = tokensPerSecond(exchange);
   if (rate !== null)
-    parts.push({ label: 'Completion tokens per second after the first token', value: formatRate(rate) });
+    parts.push({ label: 'Completion tokens per second after the first output', value: formatRate(rate) });
   return parts;
 }

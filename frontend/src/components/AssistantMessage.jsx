@@ -1,15 +1,12 @@
 import { memo } from 'react';
-import { Markdown } from '../markdown/Markdown.jsx';
 import { finishNote } from '../state/selectors.js';
+import { AnswerParts } from './AnswerParts.jsx';
 import { AnswerStats } from './AnswerStats.jsx';
 import { ErrorNotice } from './ErrorNotice.jsx';
 
 /**
- * One answer: its markdown, a Stop button (and the server's word that it is overloaded) while it streams, then how it
- * ended (note, stats or error).
- *
- * The answer text is a polite live region marked busy while it streams, so a screen reader waits for the finished
- * answer instead of reading every delta.
+ * One answer: its parts (thinking, text, tool calls), a Stop button (and the server's word that it is overloaded)
+ * while it streams, then how it ended (note, stats or error).
  *
  * @param {{exchange: import('../state/types.js').Exchange, onStop: (stream: string) => void,
  *   onRetry: (exchange: import('../state/types.js').Exchange) => void, retryDisabled: boolean,
@@ -31,17 +28,10 @@ export const AssistantMessage = memo(function AssistantMessage({
       data-status={exchange.status}
       data-stream={exchange.stream ?? undefined}
       data-seq={exchange.lastSeq}
+      data-pos={exchange.lastPos ?? undefined}
       aria-label="Answer"
     >
-      <div
-        className="answer"
-        data-testid="answer-text"
-        aria-live="polite"
-        aria-busy={streaming}
-        data-streaming={streaming ? 'true' : undefined}
-      >
-        <Markdown text={exchange.answer} streaming={streaming} />
-      </div>
+      <AnswerParts exchange={exchange} />
       {exchange.error && (
         <ErrorNotice
           message={exchange.error.message}

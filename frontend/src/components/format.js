@@ -35,3 +35,27 @@ export function formatUpdated(iso, now = new Date()) {
     ...(sameYear ? {} : { year: 'numeric' }),
   });
 }
+
+/**
+ * How long the model thought, as the Thinking section's title says it: "0.4 s", "4 s", "2 min 5 s".
+ * @param {number} ms
+ */
+export function formatThinkingTime(ms) {
+  if (ms < 950) return `${Math.max(0.1, ms / 1000).toFixed(1)} s`;
+  const seconds = Math.round(ms / 1000);
+  return seconds < 60 ? `${seconds} s` : `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
+
+/**
+ * JSON text laid out for reading (two-space indent) when it parses as an object or array; anything else as it is.
+ * The result is only ever shown as text.
+ * @param {string} text
+ */
+export function readableJson(text) {
+  try {
+    const value = JSON.parse(text);
+    return value !== null && typeof value === 'object' ? JSON.stringify(value, null, 2) : text;
+  } catch {
+    return text;
+  }
+}

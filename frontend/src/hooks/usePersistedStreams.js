@@ -9,8 +9,8 @@ const KEPT = 10;
 
 /**
  * Keeps the answers that are streaming in this tab's sessionStorage (stream, conversation, prompt, text and seq so
- * far), so that after a reload the conversation shows the text it had and resumes from its seq instead of from
- * nothing. An entry goes as soon as its stream is seen ending.
+ * far, and the parts shown with their place in the stream's record), so that after a reload the conversation shows
+ * what it had and resumes from there instead of from nothing. An entry goes as soon as its stream is seen ending.
  *
  * @param {Exchange[]} exchanges what is shown now
  * @returns {() => PersistedStream[]} what is kept, for the next conversation that is opened
@@ -44,7 +44,9 @@ export function updatedStreams(entries, exchanges) {
       changed = byStream.delete(exchange.stream) || changed;
       continue;
     }
-    if (old && old.lastSeq === exchange.lastSeq && old.answer === exchange.answer) continue;
+    if (old && old.lastSeq === exchange.lastSeq && old.lastPos === exchange.lastPos && old.answer === exchange.answer) {
+      continue;
+    }
     byStream.delete(exchange.stream); // re-added last: the most recent entries are the ones kept
     byStream.set(exchange.stream, {
       stream: exchange.stream,
@@ -52,10 +54,19 @@ export function updatedStreams(entries, exchanges) {
       prompt: exchange.prompt,
       answer: exchange.answer,
       lastSeq: exchange.lastSeq,
+      lastPos: exchange.lastPos,
+      parts: exchange.parts.map(withoutClock),
     });
     changed = true;
   }
   return changed ? [...byStream.values()].slice(-KEPT) : entries;
+}
+
+/** A clock reading means nothing to the next page (its clock starts again), so it is not kept. */
+function withoutClock(part) {
+  if (part.kind !== 'reasoning') return part;
+  const { startedAt: _startedAt, ...kept } = part;
+  return kept;
 }
 
 /** @returns {PersistedStream[]} the valid entries kept in this tab; none when storage is off or holds junk */

@@ -25,7 +25,17 @@ describe('usePersistedStreams', () => {
     const hook = renderHook(({ exchanges }) => usePersistedStreams(exchanges), {
       exchanges: [running(), newExchange({ key: 'p', status: 'pending' })],
     });
-    expect(stored()).toEqual([{ stream: 's-1', conversation: 'c-1', prompt: 'Why?', answer: 'Because', lastSeq: 2 }]);
+    expect(stored()).toEqual([
+      {
+        stream: 's-1',
+        conversation: 'c-1',
+        prompt: 'Why?',
+        answer: 'Because',
+        lastSeq: 2,
+        lastPos: 0,
+        parts: [],
+      },
+    ]);
     hook.rerender({ exchanges: [running({ answer: 'Because of', lastSeq: 3 })] });
     expect(stored()[0]).toMatchObject({ answer: 'Because of', lastSeq: 3 });
     hook.rerender({ exchanges: [running({ status: 'completed', answer: 'Because of it.', lastSeq: 4 })] });
@@ -49,6 +59,27 @@ describe('usePersistedStreams', () => {
 });
 
 describe('updatedStreams', () => {
+  it('keeps the parts and the place in the record, without the clock readings of this page', () => {
+    const parts = [
+      { kind: 'reasoning', text: 'Hm.', startedAt: 1234.5, durationMs: 800 },
+      { kind: 'text', text: 'Because' },
+    ];
+    const [entry] = updatedStreams([], [running({ parts, lastPos: 5 })]);
+    expect(entry).toMatchObject({
+      lastPos: 5,
+      parts: [
+        { kind: 'reasoning', text: 'Hm.', durationMs: 800 },
+        { kind: 'text', text: 'Because' },
+      ],
+    });
+    expect(entry.parts[0]).not.toHaveProperty('startedAt');
+  });
+
+  it('updates an entry when only its place moved (reasoning or a tool call came)', () => {
+    const entries = updatedStreams([], [running({ lastPos: 3 })]);
+    expect(updatedStreams(entries, [running({ lastPos: 4 })])[0].lastPos).toBe(4);
+  });
+
   it('returns the same entries when nothing changed', () => {
     const entries = updatedStreams([], [running()]);
     expect(updatedStreams(entries, [running()])).toBe(entries);

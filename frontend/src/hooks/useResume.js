@@ -1,10 +1,15 @@
 import { useEffect, useRef } from 'react';
 import { resumeDue } from '../state/selectors.js';
 
+/** The first protocol whose `resume` takes `pos`, the place in the stream's record to replay after. */
+const PROTOCOL_WITH_POS = 2;
+
 /**
  * Sends the `resume` frames the reducer asks for (`needsResume`): after a reconnect for every answer still streaming,
  * for a running answer of a conversation just opened (after a reload, too), and when a gap shows up. Each goes out
- * once the connection is ready, with `after` = the last seq the exchange has; `resumeSent` then clears the request.
+ * once the connection is ready, with `after` = the last seq the exchange has and, to a server of protocol 2 or later,
+ * `pos` = the last place in the stream's record it has (so that reasoning and tool calls are replayed too, none
+ * twice); `resumeSent` then clears the request.
  *
  * @param {Object} options
  * @param {import('../state/types.js').ReadyFrame|null} options.ready the `ready` of the open connection; a new object
@@ -20,12 +25,15 @@ export function useResume({ ready, exchanges, send, dispatch }) {
   useEffect(() => {
     if (!ready) return;
     if (sent.current.ready !== ready) sent.current = { ready, exchanges: new WeakSet() };
+    const withPos = (ready.protocol ?? 1) >= PROTOCOL_WITH_POS;
     for (const exchange of exchanges) {
       const due = resumeDue(exchange);
       if (!due || sent.current.exchanges.has(exchange)) continue;
-      if (!send({ type: 'resume', ...due })) return;
+      const { pos, ...after } = due;
+      const resume = withPos && pos !== undefined ? { ...after, pos } : after;
+      if (!send({ type: 'resume', ...resume })) return;
       sent.current.exchanges.add(exchange);
-      dispatch({ type: 'resumeSent', ...due });
+      dispatch({ type: 'resumeSent', ...resume });
     }
   }, [ready, exchanges, send, dispatch]);
 }

@@ -53,6 +53,27 @@ describe('useResume', () => {
     view.hook.unmount();
   });
 
+  it('sends the last pos along with after to a protocol-2 server, and reports both', () => {
+    const exchanges = [running({ lastPos: 7 }), running({ key: 's-2', stream: 's-2', lastSeq: 2, lastPos: null })];
+    const view = mount({ ready: { ...ready, protocol: 2 }, exchanges });
+    expect(view.sent).toEqual([
+      { type: 'resume', stream: 's-1', after: 3, pos: 7 },
+      // Its place in the record is not known (what an older page kept): by seq alone.
+      { type: 'resume', stream: 's-2', after: 2 },
+    ]);
+    expect(view.dispatched).toEqual([
+      { type: 'resumeSent', stream: 's-1', after: 3, pos: 7 },
+      { type: 'resumeSent', stream: 's-2', after: 2 },
+    ]);
+    view.hook.unmount();
+  });
+
+  it('sends no pos to a protocol-1 server, which has none to go by', () => {
+    const view = mount({ ready, exchanges: [running({ lastPos: 0 })] });
+    expect(view.sent).toEqual([{ type: 'resume', stream: 's-1', after: 3 }]);
+    view.hook.unmount();
+  });
+
   it('records nothing when the frame could not be sent', () => {
     const view = mount({ ready, exchanges: [running()], send: () => false });
     expect(view.dispatched).toEqual([]);

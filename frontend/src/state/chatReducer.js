@@ -2,14 +2,31 @@
  * The chat's state machine: every server frame and every user action goes through `chatReducer`.
  *
  * It is pure (no sockets, timers or fetches) so that the ordering rules of the protocol can be tested frame by frame:
- * deltas apply strictly in seq order, a duplicate is ignored, and a missing one is recorded as a gap instead of
- * being glued on out of order. The reducer also says when a stream needs a `resume` frame (`needsResume`): after the
- * connection dropped, when a conversation with a running answer is opened, and when a gap shows up. Sending the
- * frame is the `useResume` hook's job; it reports back with `resumeSent`.
+ * frames apply strictly in order (`pos` in protocol 2, across every kind of frame; `seq` of the deltas in both
+ * protocols), a duplicate is ignored, and a missing one is recorded as a gap instead of being glued on out of order.
+ * The reducer also says when a stream needs a `resume` frame (`needsResume`): after the connection dropped, when a
+ * conversation with a running answer is opened, and when a gap shows up. Sending the frame is the `useResume` hook's
+ * job; it reports back with `resumeSent`.
+ *
+ * An answer is kept twice: as `answer`, the text of its deltas, and as `parts`, what the page shows in order
+ * (reasoning, text, tool calls; see `answerParts.js`). The time a frame arrived comes with its action
+ * (`receivedAt`), so that timing the thinking needs no clock in here.
  *
  * @typedef {import('./types.js').ChatState} ChatState
  * @typedef {import('./types.js').Exchange} Exchange
  */
+
+import {
+  partsFromSaved,
+  withReasoning,
+  withServerThinkingTime,
+  withText,
+  withToolArguments,
+  withToolCall,
+  withToolResult,
+  withToolRunning,
+  withToolsStopped,
+} from './answerParts.js';
 
 /** How many of this tab's request ids to remember; a `start` older than that is long overdue anyway. */
 const SENT_REQUESTS_KEPT = 50;
@@ -29,7 +46,7 @@ export function chatReducer(state, action) {
     case 'batch':
       return action.actions.reduce(chatReducer, state);
     case 'frame':
-      return applyFrame(state, action.frame);
+      return applyFrame(state, action.frame, action.receivedAt ?? null);
     case 'promptSent':
       return promptSent(state, action);
     case 'promptResent':
@@ -43,6 +60,7 @@ export function chatReducer(state, action) {
         ...exchange,
         needsResume: false,
         resumedAfter: action.after,
+        resumedPos: action.pos ?? null,
       }));
     case 'noticeDismissed':
       return { ...state, notices: state.notices.filter((notice) => notice.id !== action.id) };
@@ -56,18 +74,38 @@ export function chatReducer(state, action) {
 }
 
 /**
- * Server frames. Types this client does not know are ignored, as the protocol asks.
+ * Server frames. Types this client does not know are ignored, as the protocol asks (though one that has a `pos` still
+ * takes its place in the stream, so that the frames after it are not taken for a gap).
  * @param {ChatState} state
  * @param {any} frame
+ * @param {number|null} [receivedAt] the client's clock (ms) when the frame arrived
  * @returns {ChatState}
  */
-export function applyFrame(state, frame) {
+export function applyFrame(state, frame, receivedAt = null) {
   if (!frame || typeof frame !== 'object') return state;
   switch (frame.type) {
     case 'start':
       return streamStarted(state, frame);
     case 'delta':
-      return deltaReceived(state, frame);
+      return deltaReceived(state, frame, receivedAt);
+    case 'reasoning':
+      return streamFrame(state, frame, (parts) =>
+        typeof frame.text === 'string' ? withReasoning(parts, frame.text, receivedAt) : parts,
+      );
+    case 'tool_call':
+      return streamFrame(state, frame, (parts) =>
+        typeof frame.call === 'string' && typeof frame.name === 'string'
+          ? withToolCall(parts, frame, receivedAt)
+          : parts,
+      );
+    case 'tool_arguments':
+      return streamFrame(state, frame, (parts) =>
+        typeof frame.text === 'string' ? withToolArguments(parts, frame.call, frame.text) : parts,
+      );
+    case 'tool_running':
+      return streamFrame(state, frame, (parts) => withToolRunning(parts, frame.call));
+    case 'tool_result':
+      return streamFrame(state, frame, (parts) => withToolResult(parts, frame));
     case 'busy':
       return streamBusy(state, frame);
     case 'done':
@@ -75,7 +113,7 @@ export function applyFrame(state, frame) {
     case 'error':
       return frame.stream ? streamFailed(state, frame) : requestFailed(state, frame);
     default:
-      return state;
+      return typeof frame.pos === 'number' ? streamFrame(state, frame, (parts) => parts) : state;
   }
 }
 
@@ -160,6 +198,7 @@ function attachStream(state, own, frame) {
     conversation: frame.conversation ?? own.conversation,
     model: frame.model ?? own.model,
     status: 'streaming',
+    lastPos: typeof frame.pos === 'number' ? frame.pos : 0,
   };
   const next = { ...state, exchanges: state.exchanges.map((exchange) => (exchange === own ? started : exchange)) };
   return state.conversation === null ? openConversation(next, frame.conversation) : next;
@@ -172,29 +211,79 @@ function openConversation(state, conversation) {
 }
 
 /**
- * `delta`: append only the next seq. A seq already applied is a duplicate (ignored); a seq further on means deltas
- * were lost: it is dropped, a gap is recorded, and nothing more is appended until the missing seq arrives (the
- * `resume` the gap asks for replays everything after the last seq applied, in order).
+ * `delta`: append only the next seq (and, in protocol 2, the next pos). One already applied is a duplicate
+ * (ignored); one further on means frames were lost: it is dropped, a gap is recorded, and nothing more is appended
+ * until the missing one arrives (the `resume` the gap asks for replays everything after the last one applied, in
+ * order).
  */
-function deltaReceived(state, frame) {
+function deltaReceived(state, frame, receivedAt) {
   if (typeof frame.seq !== 'number' || typeof frame.text !== 'string') return state;
   return updateByStream(state, frame.stream, (exchange) => {
-    if (exchange.status !== 'streaming' || frame.seq <= exchange.lastSeq) return exchange;
+    if (exchange.status !== 'streaming') return exchange;
+    const place = placeOf(exchange, frame);
+    if (place === 'applied') return exchange;
+    if (place === 'later') return withGap(exchange);
+    // In its place but a seq already applied (a page that had the text before it knew pos): only the place is taken.
+    if (frame.seq <= exchange.lastSeq) return typeof frame.pos === 'number' ? placed(exchange, frame) : exchange;
     if (frame.seq > exchange.lastSeq + 1) return withGap(exchange);
-    return { ...exchange, answer: exchange.answer + frame.text, lastSeq: frame.seq, gap: null };
+    return {
+      ...placed(exchange, frame),
+      answer: exchange.answer + frame.text,
+      lastSeq: frame.seq,
+      parts: withText(exchange.parts, frame.text, receivedAt),
+    };
   });
 }
 
 /**
- * Deltas after `lastSeq` are missing. One `resume` from there fills the hole, so one is asked for, unless a resume
- * from this very seq is already on its way (nothing was applied since it was sent): a gap asks for at most one
- * resume until it is filled.
+ * A protocol-2 frame of a running stream other than a delta (reasoning, a tool call's progress): applied in `pos`
+ * order like a delta, by `change` on the answer's parts. A frame whose content is unusable still takes its place.
+ * @param {ChatState} state
+ * @param {any} frame
+ * @param {(parts: import('./types.js').AnswerPart[]) => import('./types.js').AnswerPart[]} change
+ */
+function streamFrame(state, frame, change) {
+  return updateByStream(state, frame.stream, (exchange) => {
+    if (exchange.status !== 'streaming') return exchange;
+    const place = placeOf(exchange, frame);
+    if (place === 'applied') return exchange;
+    if (place === 'later') return withGap(exchange);
+    return { ...placed(exchange, frame), parts: change(exchange.parts) };
+  });
+}
+
+/**
+ * Where a frame falls in its stream's record, by its `pos`: `next` (apply it), `applied` (a duplicate, as after a
+ * resume) or `later` (frames before it are missing). A frame without `pos` (protocol 1), or an exchange whose place
+ * is not known (`lastPos` null: resumed by `after` alone), counts as next; deltas are then ordered by `seq`.
+ * @param {Exchange} exchange
+ * @param {{pos?: unknown}} frame
+ * @returns {'next'|'applied'|'later'}
+ */
+function placeOf(exchange, frame) {
+  if (typeof frame.pos !== 'number' || exchange.lastPos === null) return 'next';
+  if (frame.pos <= exchange.lastPos) return 'applied';
+  return frame.pos > exchange.lastPos + 1 ? 'later' : 'next';
+}
+
+/** The exchange with `frame` applied in its place: its pos is the last one, and any gap before it is filled. */
+function placed(exchange, frame) {
+  return { ...exchange, lastPos: typeof frame.pos === 'number' ? frame.pos : exchange.lastPos, gap: null };
+}
+
+/**
+ * Frames after `lastPos` (deltas after `lastSeq`) are missing. One `resume` from there fills the hole, so one is asked
+ * for, unless a resume from this very place is already on its way (nothing was applied since it was sent): a gap asks
+ * for at most one resume until it is filled.
  * @param {Exchange} exchange
  * @returns {Exchange}
  */
 function withGap(exchange) {
   if (exchange.gap) return exchange;
-  const resumeOnItsWay = exchange.resumedAfter === exchange.lastSeq && !exchange.needsResume;
+  const resumeOnItsWay =
+    !exchange.needsResume &&
+    exchange.resumedAfter === exchange.lastSeq &&
+    (exchange.resumedPos === null || exchange.resumedPos === exchange.lastPos);
   return { ...exchange, gap: gapAt(exchange), needsResume: !resumeOnItsWay };
 }
 
@@ -217,13 +306,17 @@ function streamDone(state, frame) {
     const waiting = withGap(exchange);
     return waiting === exchange ? state : replaceExchange(state, exchange, waiting);
   }
+  const ttftMs = frame.ttft_ms ?? null;
+  const firstOutputMs = frame.first_output_ms ?? null;
   const finished = {
     ...exchange,
     status: frame.finish_reason === 'cancelled' ? 'cancelled' : 'completed',
     finishReason: frame.finish_reason ?? null,
     usage: frame.usage ?? null,
-    ttftMs: frame.ttft_ms ?? null,
+    ttftMs,
+    firstOutputMs,
     durationMs: frame.duration_ms ?? null,
+    parts: withServerThinkingTime(withToolsStopped(exchange.parts), firstOutputMs, ttftMs),
     needsResume: false,
   };
   return { ...replaceExchange(state, exchange, finished), listVersion: state.listVersion + 1 };
@@ -236,7 +329,13 @@ function streamDone(state, frame) {
 function streamFailed(state, frame) {
   const exchange = findByStream(state, frame.stream);
   if (!exchange || (exchange.status !== 'streaming' && exchange.status !== 'pending') || exchange.gap) return state;
-  const failed = { ...exchange, status: 'failed', error: errorOf(frame), needsResume: false };
+  const failed = {
+    ...exchange,
+    status: 'failed',
+    error: errorOf(frame),
+    parts: withToolsStopped(exchange.parts),
+    needsResume: false,
+  };
   return { ...replaceExchange(state, exchange, failed), listVersion: state.listVersion + 1 };
 }
 
@@ -263,7 +362,7 @@ function cancelledStreamsGone(state) {
   return {
     ...state,
     exchanges: state.exchanges.map((exchange) =>
-      orphaned(exchange) ? { ...exchange, status: 'interrupted' } : exchange,
+      orphaned(exchange) ? { ...exchange, status: 'interrupted', parts: withToolsStopped(exchange.parts) } : exchange,
     ),
   };
 }
@@ -311,31 +410,57 @@ function conversationLoaded(state, detail, persisted = []) {
   };
 }
 
-/** @returns {Exchange} a streaming exchange from the API, with the text this tab had of it when that is further on */
+/**
+ * @returns {Exchange} a streaming exchange from the API, with what this tab had of it (text, parts and place) when
+ *   that is further on
+ */
 function restored(exchange, entry) {
-  const further = entry && entry.lastSeq > exchange.lastSeq && entry.answer.length >= exchange.answer.length;
-  return {
-    ...exchange,
-    prompt: exchange.prompt || entry?.prompt || '',
-    ...(further ? { answer: entry.answer, lastSeq: entry.lastSeq } : {}),
-    needsResume: true,
-  };
+  const further =
+    entry &&
+    entry.lastSeq >= exchange.lastSeq &&
+    entry.answer.length >= exchange.answer.length &&
+    (entry.lastSeq > exchange.lastSeq || (entry.lastPos ?? 0) > (exchange.lastPos ?? 0));
+  const kept = further
+    ? {
+        answer: entry.answer,
+        lastSeq: entry.lastSeq,
+        // An entry of an older page has no place: the resume then goes by `after` alone.
+        lastPos: Number.isInteger(entry.lastPos) ? entry.lastPos : null,
+        parts: partsFromSaved(entry.parts, entry.answer),
+      }
+    : {};
+  return { ...exchange, prompt: exchange.prompt || entry?.prompt || '', ...kept, needsResume: true };
 }
 
-/** @returns {Exchange} */
+/**
+ * A running answer of a protocol-2 server (it sends `parts`) is shown from nothing and replayed whole from place 0
+ * unless the API says which place its parts go up to (`last_pos`): resuming it by `after` alone could apply reasoning
+ * or tool frames it already shows a second time. A protocol-1 server's running answer resumes from its `last_seq`.
+ * @returns {Exchange}
+ */
 function exchangeFromSaved(saved, conversation) {
+  const startOver = saved.status === 'streaming' && Array.isArray(saved.parts) && !Number.isInteger(saved.last_pos);
+  const answer = startOver ? '' : (saved.answer ?? '');
+  const lastSeq = startOver ? 0 : (saved.last_seq ?? 0);
+  const ttftMs = saved.ttft_ms ?? null;
+  const firstOutputMs = saved.first_output_ms ?? null;
+  const parts = startOver ? [] : partsFromSaved(saved.parts, answer);
   return newExchange({
     key: saved.stream,
     stream: saved.stream,
     conversation,
     prompt: saved.prompt ?? '',
     model: saved.model ?? null,
-    answer: saved.answer ?? '',
+    answer,
+    parts: withServerThinkingTime(parts, firstOutputMs, ttftMs),
     status: saved.status ?? 'completed',
-    lastSeq: saved.last_seq ?? 0,
+    lastSeq,
+    // Where a running answer stands in its record, when the API says; nothing shown yet is place 0.
+    lastPos: Number.isInteger(saved.last_pos) ? saved.last_pos : lastSeq === 0 && parts.length === 0 ? 0 : null,
     finishReason: saved.finish_reason ?? null,
     usage: saved.usage ?? null,
-    ttftMs: saved.ttft_ms ?? null,
+    ttftMs,
+    firstOutputMs,
     durationMs: saved.duration_ms ?? null,
     error: saved.error ? { code: saved.error.code, message: saved.error.message, retryable: false } : null,
   });
@@ -353,18 +478,22 @@ export function newExchange(fields) {
     prompt: '',
     model: null,
     answer: '',
+    parts: [],
     status: 'pending',
     lastSeq: 0,
+    lastPos: 0,
     gap: null,
     finishReason: null,
     usage: null,
     ttftMs: null,
+    firstOutputMs: null,
     durationMs: null,
     error: null,
     busy: null,
     cancelRequested: false,
     needsResume: false,
     resumedAfter: null,
+    resumedPos: null,
     ...fields,
   };
 }

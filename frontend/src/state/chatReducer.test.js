@@ -592,3 +592,392 @@ describe('batches', () => {
     expect(state.exchanges[0].answer).toBe('xy');
   });
 });
+
+describe('protocol 2: reasoning, tool calls and pos', () => {
+  /** A frame action as the app makes it: the frame, and the client's clock when it arrived. */
+  const at = (receivedAt, f) => ({ type: 'frame', frame: f, receivedAt });
+  const reasoning = (pos, text) => ({ type: 'reasoning', stream: 's-1', pos, text });
+  const text = (pos, seq, t) => ({ type: 'delta', stream: 's-1', pos, seq, text: t });
+  const toolCall = (pos, call = 'call_1', name = 'current_time') => ({
+    type: 'tool_call',
+    stream: 's-1',
+    pos,
+    call,
+    name,
+  });
+  const toolArguments = (pos, t, call = 'call_1') => ({ type: 'tool_arguments', stream: 's-1', pos, call, text: t });
+  const toolRunning = (pos, call = 'call_1') => ({ type: 'tool_running', stream: 's-1', pos, call });
+  const toolDone = (pos, result, call = 'call_1') => ({
+    type: 'tool_result',
+    stream: 's-1',
+    pos,
+    call,
+    status: 'done',
+    result,
+    error: null,
+    duration_ms: 12,
+  });
+  const started = () => run(sent('r-1'), start('s-1', 'r-1'));
+  const ACTIONS = new Set(['frame', 'resumeSent', 'connectionLost', 'cancelRequested']);
+  /** Applies actions, and frames given bare as the server sends them. */
+  const apply = (state, ...items) =>
+    items.map((item) => (ACTIONS.has(item.type) ? item : frame(item))).reduce(chatReducer, state);
+  const shown = (state) => state.exchanges[0];
+
+  it('merges consecutive reasoning frames into one part, then the answer text follows in its own', () => {
+    const state = apply(
+      started(),
+      at(1000, reasoning(1, 'The user asks')),
+      at(1200, reasoning(2, ' about the sky.')),
+      at(3500, text(3, 1, 'Because')),
+      at(3600, text(4, 2, ' of Rayleigh.')),
+    );
+    expect(shown(state)).toMatchObject({ answer: 'Because of Rayleigh.', lastSeq: 2, lastPos: 4, gap: null });
+    expect(shown(state).parts).toEqual([
+      { kind: 'reasoning', text: 'The user asks about the sky.', startedAt: 1000, durationMs: 2500 },
+      { kind: 'text', text: 'Because of Rayleigh.' },
+    ]);
+  });
+
+  it('leaves the thinking time unknown when no clock reading came with the frames', () => {
+    const state = apply(started(), reasoning(1, 'Hm.'), text(2, 1, 'Yes.'));
+    expect(shown(state).parts[0]).toMatchObject({ kind: 'reasoning', startedAt: null, durationMs: null });
+  });
+
+  it('keeps reasoning, text and tool calls in the order they came, round after round', () => {
+    const state = apply(
+      started(),
+      at(0, reasoning(1, 'Need the time.')),
+      at(400, text(2, 1, 'Let me look.')),
+      at(500, toolCall(3)),
+      at(510, toolArguments(4, '{"time')),
+      at(520, toolArguments(5, 'zone": "UTC"}')),
+      at(600, toolRunning(6)),
+      at(700, toolDone(7, '2026-03-01T12:00:00+00:00')),
+      at(800, reasoning(8, 'Now answer.')),
+      at(1100, text(9, 2, 'It is noon.')),
+    );
+    expect(shown(state).answer).toBe('Let me look.It is noon.');
+    expect(shown(state).parts).toEqual([
+      { kind: 'reasoning', text: 'Need the time.', startedAt: 0, durationMs: 400 },
+      { kind: 'text', text: 'Let me look.' },
+      {
+        kind: 'tool',
+        call: 'call_1',
+        name: 'current_time',
+        arguments: '{"timezone": "UTC"}',
+        status: 'done',
+        result: '2026-03-01T12:00:00+00:00',
+        error: null,
+        durationMs: 12,
+      },
+      { kind: 'reasoning', text: 'Now answer.', startedAt: 800, durationMs: 300 },
+      { kind: 'text', text: 'It is noon.' },
+    ]);
+  });
+
+  it('a tool call opens a card that is written, then runs, then fails with its error', () => {
+    let state = apply(started(), toolCall(1, 'call_x', 'search_history'));
+    expect(shown(state).parts).toEqual([
+      {
+        kind: 'tool',
+        call: 'call_x',
+        name: 'search_history',
+        arguments: '',
+        status: 'writing',
+        result: null,
+        error: null,
+        durationMs: null,
+      },
+    ]);
+    state = apply(state, toolArguments(2, '{"query": "python"}', 'call_x'), toolRunning(3, 'call_x'));
+    expect(shown(state).parts[0]).toMatchObject({ arguments: '{"query": "python"}', status: 'running' });
+    state = apply(state, {
+      type: 'tool_result',
+      stream: 's-1',
+      pos: 4,
+      call: 'call_x',
+      status: 'failed',
+      result: null,
+      error: { code: 'tool_timeout', message: 'The tool took too long.' },
+      duration_ms: 10000,
+    });
+    expect(shown(state).parts[0]).toMatchObject({
+      status: 'failed',
+      result: null,
+      error: { code: 'tool_timeout', message: 'The tool took too long.' },
+      durationMs: 10000,
+    });
+  });
+
+  it('several calls in one round each get their card, and frames find theirs by call id', () => {
+    const state = apply(
+      started(),
+      toolCall(1, 'a', 'current_time'),
+      toolCall(2, 'b', 'search_history'),
+      toolArguments(3, '{}', 'a'),
+      toolArguments(4, '{"query": "x"}', 'b'),
+      toolRunning(5, 'a'),
+      toolRunning(6, 'b'),
+      toolDone(7, 'noon', 'b'),
+    );
+    expect(shown(state).parts.map((part) => [part.call, part.arguments, part.status])).toEqual([
+      ['a', '{}', 'running'],
+      ['b', '{"query": "x"}', 'done'],
+    ]);
+  });
+
+  it('ignores any frame at a pos already applied (a replay after a resume), returning the same state', () => {
+    const before = apply(started(), reasoning(1, 'A'), text(2, 1, 'B'), toolCall(3));
+    for (const duplicate of [reasoning(1, 'A'), text(2, 1, 'B'), toolCall(3, 'call_2'), toolArguments(2, '{}')]) {
+      expect(chatReducer(before, frame(duplicate))).toBe(before);
+    }
+  });
+
+  it('records a gap when a pos is skipped, applies nothing past it, and the replay fills it in order', () => {
+    let state = apply(started(), reasoning(1, 'A'), reasoning(3, 'C'), text(4, 1, 'D'));
+    expect(shown(state)).toMatchObject({ lastPos: 1, answer: '', gap: { stream: 's-1', after: 0 }, needsResume: true });
+    expect(shown(state).parts).toEqual([{ kind: 'reasoning', text: 'A', startedAt: null, durationMs: null }]);
+    state = apply(state, { type: 'resumeSent', stream: 's-1', after: 0, pos: 1 });
+    state = apply(state, reasoning(2, 'B'), reasoning(3, 'C'), text(4, 1, 'D'));
+    expect(shown(state)).toMatchObject({ lastPos: 4, answer: 'D', gap: null, needsResume: false });
+    expect(shown(state).parts.map((part) => part.text)).toEqual(['ABC', 'D']);
+  });
+
+  it('a pos gap while a resume from that very place is on its way does not ask again; further on it does', () => {
+    let state = apply(started(), reasoning(1, 'A'), { type: 'connectionLost' });
+    state = apply(state, { type: 'resumeSent', stream: 's-1', after: 0, pos: 1 }, reasoning(5, 'E'));
+    expect(shown(state)).toMatchObject({ gap: { after: 0 }, needsResume: false, resumedPos: 1 });
+    state = apply(state, reasoning(2, 'B'), reasoning(7, 'G'));
+    expect(shown(state)).toMatchObject({ lastPos: 2, gap: { after: 0 }, needsResume: true });
+  });
+
+  it('a frame type it does not know still takes its place, so the frames after it are not a gap', () => {
+    const state = apply(started(), { type: 'citation', stream: 's-1', pos: 1, url: 'x' }, text(2, 1, 'Hi'));
+    expect(shown(state)).toMatchObject({ lastPos: 2, answer: 'Hi', gap: null });
+    expect(shown(state).parts).toEqual([{ kind: 'text', text: 'Hi' }]);
+  });
+
+  it('a tool frame it cannot use (unknown call, missing fields) takes its place and changes nothing else', () => {
+    const before = apply(started(), toolCall(1));
+    const state = apply(
+      before,
+      toolArguments(2, '{}', 'call_unknown'),
+      { type: 'tool_call', stream: 's-1', pos: 3 },
+      { type: 'tool_arguments', stream: 's-1', pos: 4, call: 'call_1' },
+    );
+    expect(shown(state).lastPos).toBe(4);
+    expect(shown(state).parts).toBe(shown(before).parts);
+  });
+
+  it('a repeated tool_call for a call already shown opens no second card', () => {
+    const state = apply(started(), toolCall(1), toolCall(2));
+    expect(shown(state).parts).toHaveLength(1);
+  });
+
+  it('frames after the end are ignored', () => {
+    const ended = apply(started(), text(1, 1, 'Hi'), done('s-1', 1));
+    expect(chatReducer(ended, frame(reasoning(2, 'more')))).toBe(ended);
+    expect(chatReducer(ended, frame(toolCall(2)))).toBe(ended);
+  });
+
+  it('a stream that ends while a call is written or running shows that call stopped; ended calls stay', () => {
+    const calls = () =>
+      apply(started(), toolCall(1, 'a'), toolRunning(2, 'a'), toolDone(3, 'ok', 'a'), toolCall(4, 'b'));
+    const cancelled = apply(calls(), done('s-1', 0, { finish_reason: 'cancelled' }));
+    expect(shown(cancelled).parts.map((part) => part.status)).toEqual(['done', 'stopped']);
+    const failed = apply(
+      apply(calls(), toolRunning(5, 'b')),
+      frame({ type: 'error', stream: 's-1', code: 'internal_error', message: 'Oops.', retryable: false }),
+    );
+    expect(shown(failed)).toMatchObject({ status: 'failed' });
+    expect(shown(failed).parts.map((part) => part.status)).toEqual(['done', 'stopped']);
+    const interrupted = apply(
+      calls(),
+      { type: 'cancelRequested', stream: 's-1' },
+      frame({ type: 'error', code: 'not_found', message: 'No such stream.' }),
+    );
+    expect(shown(interrupted)).toMatchObject({ status: 'interrupted' });
+    expect(shown(interrupted).parts.map((part) => part.status)).toEqual(['done', 'stopped']);
+  });
+
+  it('done keeps first_output_ms, and its numbers time the thinking that opened the answer', () => {
+    const state = apply(
+      started(),
+      at(5000, reasoning(1, 'Hm.')),
+      at(5300, text(2, 1, 'Yes.')),
+      done('s-1', 1, { first_output_ms: 120, ttft_ms: 900 }),
+    );
+    expect(shown(state)).toMatchObject({ firstOutputMs: 120, ttftMs: 900, status: 'completed' });
+    expect(shown(state).parts[0]).toMatchObject({ kind: 'reasoning', durationMs: 780 });
+  });
+
+  it('done leaves the client measure when a tool call came between the thinking and the first word', () => {
+    const state = apply(
+      started(),
+      at(0, reasoning(1, 'Hm.')),
+      at(300, toolCall(2)),
+      toolDone(3, 'noon'),
+      at(900, text(4, 1, 'Noon.')),
+      done('s-1', 1, { first_output_ms: 100, ttft_ms: 2000 }),
+    );
+    expect(shown(state).parts[0]).toMatchObject({ durationMs: 300 });
+  });
+
+  it('done whose seq says deltas are missing is held back, as in protocol 1', () => {
+    const state = apply(started(), reasoning(1, 'Hm.'), text(2, 1, 'A'), done('s-1', 2));
+    expect(shown(state)).toMatchObject({ status: 'streaming', gap: { after: 1 }, needsResume: true });
+  });
+
+  it('a delta in its place whose seq was already applied only takes the place', () => {
+    const state = started();
+    // As if this page had had the text of seq 1 before it knew pos.
+    const withText = { ...state, exchanges: state.exchanges.map((e) => ({ ...e, answer: 'A', lastSeq: 1 })) };
+    const next = apply(withText, text(1, 1, 'A'), text(2, 2, 'B'));
+    expect(shown(next)).toMatchObject({ answer: 'AB', lastSeq: 2, lastPos: 2, gap: null });
+  });
+
+  it('without pos (a protocol-1 server) deltas still become the text part, ordered by seq', () => {
+    const state = apply(started(), delta('s-1', 1, 'A'), delta('s-1', 3, 'C'), delta('s-1', 2, 'B'));
+    expect(shown(state)).toMatchObject({ answer: 'AB', lastPos: 0, gap: null });
+    expect(shown(state).parts).toEqual([{ kind: 'text', text: 'AB' }]);
+  });
+
+  it('a start with a pos of its own counts as the first place', () => {
+    const state = apply(run(sent('r-1')), { ...start('s-1', 'r-1').frame, pos: 1 }, reasoning(2, 'Hm.'));
+    expect(shown(state)).toMatchObject({ lastPos: 2, gap: null });
+  });
+});
+
+describe('protocol 2 conversations from the API', () => {
+  const saved = (fields = {}) => ({
+    stream: 's-1',
+    prompt: 'What time is it?',
+    answer: 'Let me look.It is noon.',
+    status: 'completed',
+    finish_reason: 'stop',
+    model: 'demo',
+    ttft_ms: 900,
+    first_output_ms: 100,
+    duration_ms: 3000,
+    usage: null,
+    error: null,
+    last_seq: 2,
+    reasoning: 'Need the time.',
+    parts: [
+      { kind: 'reasoning', text: 'Need the time.' },
+      { kind: 'text', text: 'Let me look.' },
+      {
+        kind: 'tool',
+        call: 'call_1',
+        name: 'current_time',
+        arguments: '{}',
+        status: 'done',
+        result: 'noon',
+        error: null,
+        duration_ms: 3,
+      },
+      { kind: 'text', text: 'It is noon.' },
+    ],
+    ...fields,
+  });
+  const load = (...exchanges) => run({ type: 'conversationLoaded', detail: { id: 'c-1', exchanges } });
+
+  it('builds the same parts as the live stream did, timing the opening thinking by the server', () => {
+    const exchange = load(saved()).exchanges[0];
+    expect(exchange).toMatchObject({ firstOutputMs: 100, ttftMs: 900, answer: 'Let me look.It is noon.' });
+    expect(exchange.parts).toEqual([
+      { kind: 'reasoning', text: 'Need the time.', startedAt: null, durationMs: 800 },
+      { kind: 'text', text: 'Let me look.' },
+      {
+        kind: 'tool',
+        call: 'call_1',
+        name: 'current_time',
+        arguments: '{}',
+        status: 'done',
+        result: 'noon',
+        error: null,
+        durationMs: 3,
+      },
+      { kind: 'text', text: 'It is noon.' },
+    ]);
+  });
+
+  it('keeps failed and stopped calls with their errors, and drops parts it does not know', () => {
+    const parts = [
+      {
+        kind: 'tool',
+        call: 'c',
+        name: 'search_history',
+        arguments: 'not json',
+        status: 'failed',
+        result: null,
+        error: { code: 'invalid_arguments', message: 'The arguments are not valid JSON.' },
+        duration_ms: 0,
+      },
+      { kind: 'tool', call: 'd', name: 'current_time', arguments: '', status: 'stopped', result: null, error: null },
+      { kind: 'image', url: 'x' },
+    ];
+    const exchange = load(saved({ parts, answer: '' })).exchanges[0];
+    expect(exchange.parts.map((part) => [part.call, part.status, part.error?.code ?? null])).toEqual([
+      ['c', 'failed', 'invalid_arguments'],
+      ['d', 'stopped', null],
+    ]);
+  });
+
+  it('from an older server without parts, shows the answer alone', () => {
+    const { parts: _parts, reasoning: _reasoning, first_output_ms: _first, ...old } = saved({ answer: 'Noon.' });
+    const exchange = load(old).exchanges[0];
+    expect(exchange.parts).toEqual([{ kind: 'text', text: 'Noon.' }]);
+    expect(exchange.firstOutputMs).toBeNull();
+  });
+
+  it('a running answer with nothing shown resumes from place 0; one kept by this tab from its own place', () => {
+    const running = saved({ status: 'streaming', answer: '', parts: [], last_seq: 0, ttft_ms: null });
+    expect(load(running).exchanges[0]).toMatchObject({ lastPos: 0, needsResume: true });
+
+    const kept = {
+      stream: 's-1',
+      conversation: 'c-1',
+      prompt: 'What time is it?',
+      answer: '',
+      lastSeq: 0,
+      lastPos: 3,
+      parts: [
+        { kind: 'reasoning', text: 'Need the time.', durationMs: 400 },
+        { kind: 'tool', call: 'call_1', name: 'current_time', arguments: '{}', status: 'running' },
+      ],
+    };
+    const state = run({ type: 'conversationLoaded', detail: { id: 'c-1', exchanges: [running] }, persisted: [kept] });
+    expect(state.exchanges[0]).toMatchObject({ lastPos: 3, lastSeq: 0, needsResume: true });
+    expect(state.exchanges[0].parts.map((part) => [part.kind, part.status ?? null])).toEqual([
+      ['reasoning', null],
+      ['tool', 'running'],
+    ]);
+    const continued = [
+      frame({ type: 'tool_result', stream: 's-1', pos: 4, call: 'call_1', status: 'done', result: 'noon' }),
+      frame({ type: 'delta', stream: 's-1', pos: 5, seq: 1, text: 'Noon.' }),
+    ].reduce(chatReducer, state);
+    expect(continued.exchanges[0].parts.map((part) => part.kind)).toEqual(['reasoning', 'tool', 'text']);
+    expect(continued.exchanges[0].answer).toBe('Noon.');
+  });
+
+  it('a running answer shown partly, with no place to resume from, is replayed whole from place 0', () => {
+    const running = saved({ status: 'streaming', answer: 'Let me look.', last_seq: 1, ttft_ms: null });
+    const exchange = load(running).exchanges[0];
+    expect(exchange).toMatchObject({ answer: '', parts: [], lastSeq: 0, lastPos: 0, needsResume: true });
+    const placed = load({ ...running, last_pos: 4 }).exchanges[0];
+    expect(placed).toMatchObject({ answer: 'Let me look.', lastSeq: 1, lastPos: 4 });
+    expect(placed.parts).toHaveLength(4);
+  });
+
+  it('what an older page kept (no place) resumes by seq alone, and the next frame gives the place', () => {
+    const running = saved({ status: 'streaming', answer: '', parts: [], last_seq: 0 });
+    const kept = { stream: 's-1', conversation: 'c-1', prompt: 'q', answer: 'Noo', lastSeq: 2 };
+    let state = run({ type: 'conversationLoaded', detail: { id: 'c-1', exchanges: [running] }, persisted: [kept] });
+    expect(state.exchanges[0]).toMatchObject({ answer: 'Noo', lastSeq: 2, lastPos: null });
+    expect(state.exchanges[0].parts).toEqual([{ kind: 'text', text: 'Noo' }]);
+    state = chatReducer(state, frame({ type: 'delta', stream: 's-1', pos: 9, seq: 3, text: 'n.' }));
+    expect(state.exchanges[0]).toMatchObject({ answer: 'Noon.', lastPos: 9, gap: null });
+  });
+});

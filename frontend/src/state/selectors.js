@@ -21,13 +21,15 @@ export function runningCount(/** @type {ChatState} */ state) {
 }
 
 /**
- * The `resume` an exchange needs now, if any: a running stream resumes from the last seq it has.
+ * The `resume` an exchange needs now, if any: a running stream resumes from the last seq it has and, when it knows
+ * it, the last place (`pos`) in the stream's record.
  * @param {Exchange} exchange
- * @returns {{stream: string, after: number}|null}
+ * @returns {{stream: string, after: number, pos?: number}|null}
  */
 export function resumeDue(exchange) {
   if (exchange.status !== 'streaming' || !exchange.needsResume || !exchange.stream) return null;
-  return { stream: exchange.stream, after: exchange.lastSeq };
+  const due = { stream: exchange.stream, after: exchange.lastSeq };
+  return exchange.lastPos === null ? due : { ...due, pos: exchange.lastPos };
 }
 
 /**
@@ -52,14 +54,16 @@ export function sendBlocker({ ready, draft, state }) {
 }
 
 /**
- * Tokens per second of generation: completion tokens over the time after the first token.
+ * Tokens per second of generation: completion tokens (reasoning included) over the time after the first output
+ * (the first token when the server does not say when the first output came).
  * @param {Exchange} exchange
  * @returns {number|null} null when a number is missing or the time is zero
  */
 export function tokensPerSecond(exchange) {
   const tokens = exchange.usage?.completion_tokens;
-  if (typeof tokens !== 'number' || exchange.durationMs == null || exchange.ttftMs == null) return null;
-  const seconds = (exchange.durationMs - exchange.ttftMs) / 1000;
+  const firstMs = exchange.firstOutputMs ?? exchange.ttftMs;
+  if (typeof tokens !== 'number' || exchange.durationMs == null || firstMs == null) return null;
+  const seconds = (exchange.durationMs - firstMs) / 1000;
   return seconds > 0 ? tokens / seconds : null;
 }
 

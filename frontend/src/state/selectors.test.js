@@ -64,6 +64,16 @@ describe('tokensPerSecond', () => {
     expect(tokensPerSecond(exchange)).toBeCloseTo(45);
   });
 
+  it('counts from the first output when the model thought first: its reasoning tokens are completion tokens', () => {
+    const exchange = newExchange({
+      usage: { completion_tokens: 200 },
+      firstOutputMs: 200,
+      ttftMs: 2200,
+      durationMs: 4200,
+    });
+    expect(tokensPerSecond(exchange)).toBeCloseTo(50);
+  });
+
   it('is null when a number is missing or the time is zero', () => {
     expect(tokensPerSecond(newExchange({ usage: null, ttftMs: 1, durationMs: 2 }))).toBeNull();
     expect(tokensPerSecond(newExchange({ usage: { completion_tokens: 5 }, ttftMs: null, durationMs: 2 }))).toBeNull();
@@ -83,10 +93,15 @@ describe('finishNote', () => {
 
 describe('resumeDue', () => {
   it('is a resume from the last seq for a running stream that needs one, and nothing otherwise', () => {
-    const running = newExchange({ stream: 's-1', status: 'streaming', lastSeq: 4, needsResume: true });
-    expect(resumeDue(running)).toEqual({ stream: 's-1', after: 4 });
+    const running = newExchange({ stream: 's-1', status: 'streaming', lastSeq: 4, lastPos: 9, needsResume: true });
+    expect(resumeDue(running)).toEqual({ stream: 's-1', after: 4, pos: 9 });
     expect(resumeDue({ ...running, needsResume: false })).toBeNull();
     expect(resumeDue({ ...running, status: 'completed' })).toBeNull();
     expect(resumeDue({ ...running, status: 'pending', stream: null })).toBeNull();
+  });
+
+  it('leaves pos out when the place in the record is not known', () => {
+    const running = newExchange({ stream: 's-1', status: 'streaming', lastSeq: 4, lastPos: null, needsResume: true });
+    expect(resumeDue(running)).toEqual({ stream: 's-1', after: 4 });
   });
 });

@@ -17,10 +17,47 @@
  */
 
 /**
- * Deltas that never arrived: the exchange holds text up to seq `after`, and a later seq came first. Nothing more is
- * applied until seq `after + 1` arrives, which a `resume` from `after` replays.
+ * Frames that never arrived: the exchange holds text up to seq `after` (and, in protocol 2, everything up to its
+ * `lastPos`), and a later frame came first. Nothing more is applied until the next one arrives, which a `resume` from
+ * `after` (and `pos`) replays.
  * @typedef {{stream: string, after: number}} Gap
  */
+
+/**
+ * A stretch of the model's reasoning (consecutive `reasoning` frames), shown as plain text in a Thinking section.
+ * @typedef {Object} ReasoningPart
+ * @property {'reasoning'} kind
+ * @property {string} text
+ * @property {number|null} startedAt the client's clock (ms) when its first frame arrived; null when not seen live
+ * @property {number|null} durationMs how long the thinking took: the client's measure until the next output, replaced
+ *   by the server's (`ttft_ms` - `first_output_ms`) when the answer opened with it; null when unknown
+ */
+
+/**
+ * A stretch of answer text (consecutive deltas), shown as markdown.
+ * @typedef {{kind: 'text', text: string}} TextPart
+ */
+
+/**
+ * `writing`: the model is still writing its arguments; `running`: the tool runs; `done` and `failed` came with
+ * `tool_result`; `stopped`: the stream ended before the call did.
+ * @typedef {'writing'|'running'|'done'|'failed'|'stopped'} ToolStatus
+ */
+
+/**
+ * One tool call the model made, shown as a card.
+ * @typedef {Object} ToolPart
+ * @property {'tool'} kind
+ * @property {string} call the provider's call id
+ * @property {string} name the tool's name
+ * @property {string} arguments the JSON text the model wrote, as far as it came
+ * @property {ToolStatus} status
+ * @property {string|null} result what the tool returned (done)
+ * @property {{code: string, message: string}|null} error why it failed (failed)
+ * @property {number|null} durationMs how long it ran
+ */
+
+/** @typedef {ReasoningPart|TextPart|ToolPart} AnswerPart */
 
 /** @typedef {{prompt_tokens?: number, completion_tokens?: number, total_tokens?: number}} Usage */
 
@@ -35,12 +72,17 @@
  * @property {string} prompt what the person asked
  * @property {string|null} model the model that answers, when known
  * @property {string} answer the concatenated delta texts, in seq order
+ * @property {AnswerPart[]} parts what the answer shows, in order: its reasoning, text and tool calls; the text parts
+ *   together are `answer`
  * @property {ExchangeStatus} status
  * @property {number} lastSeq seq of the last delta applied (0: none yet)
+ * @property {number|null} lastPos `pos` of the last frame applied (0: none yet; stays 0 on a protocol-1 server); null
+ *   when not known (a running answer resumed by `after` alone), until the next frame says
  * @property {Gap|null} gap set when a delta or `done` showed that deltas are missing
  * @property {string|null} finishReason the `done` frame's finish_reason
  * @property {Usage|null} usage
- * @property {number|null} ttftMs time to first token
+ * @property {number|null} ttftMs time to first token (of answer text)
+ * @property {number|null} firstOutputMs time to the first output of any kind (reasoning, tool call or text)
  * @property {number|null} durationMs time from accepting the prompt to the end
  * @property {ChatError|null} error the error that ended the stream, or that refused the prompt
  * @property {string|null} busy set by a `busy` frame: the server is overloaded and says the answer may come late
@@ -49,6 +91,7 @@
  *   API while streaming, or a gap appeared. Cleared when the frame was sent (`resumeSent`).
  * @property {number|null} resumedAfter the `after` of the last `resume` sent for it on this connection, so that a gap
  *   at the same seq (nothing applied since) does not ask again
+ * @property {number|null} resumedPos the `pos` of that resume, when it had one
  */
 
 /**
@@ -60,6 +103,9 @@
  * @property {string} prompt
  * @property {string} answer the text up to `lastSeq`
  * @property {number} lastSeq
+ * @property {number|null} [lastPos] the place in the stream's record the parts go up to (absent in entries of an
+ *   older page)
+ * @property {AnswerPart[]} [parts]
  */
 
 /**
@@ -91,6 +137,7 @@
  * @property {string[]} models
  * @property {boolean} demo
  * @property {{max_prompt_chars: number, max_tokens: number, max_streams: number, max_frame_bytes: number}} limits
+ * @property {{name: string, description: string}[]} [tools] the tools offered to this client (protocol 2)
  */
 
 export {};
