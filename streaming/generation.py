@@ -21,6 +21,7 @@ import logging
 import time
 import uuid
 from contextlib import aclosing
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import openai
@@ -41,12 +42,21 @@ from streaming.timing import Timing
 from streaming.tool_calls import Call, CallAssembler, MadeCall, Opened
 from streaming.tools.outcome import TOO_MANY_CALLS, TOOL_FAILED, Outcome
 from streaming.transcript import Transcript
-from streaming.upstream import Piece, add_usage, stream_pieces
+from streaming.upstream import ECHOED_REASONING_FIELD, Piece, add_usage, stream_pieces
 
 logger = logging.getLogger(__name__)
 
 # How long the end of a stream is retried when the database refuses it; the client has its end frame meanwhile.
 SAVE_RETRY_SECONDS = 120
+
+
+@dataclass
+class Said:
+    """What one response of the model wrote: its answer text, and the reasoning the server sent in a field of its
+    own (not an inline think block), in pieces."""
+
+    texts: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
 
 
 class Generation:
@@ -79,6 +89,7 @@ class Generation:
         self.tools = tools.offered_tools(caller=client, model=model)
         self.calls: list[MadeCall] = []
         self._written = {"delta": 0, "reasoning": 0}  # characters read of each, for the offsets of tool calls
+        self.reasoning_field = ""  # where the server sent reasoning (see `upstream.ECHOED_REASONING_FIELD`)
         self.told_busy = False
         self._reader: asyncio.Task[None] | None = None
         self._stopped = False
@@ -160,24 +171,24 @@ class Generation:
         offered = [tool.openai_tool(strict=strict) for tool in self.tools]
         for round in itertools.count(1):
             last = round > settings.STREAMING_MAX_TOOL_ROUNDS
-            text, calls = await self._respond(outbox, round, tools=offered, tool_choice="none" if last else None)
+            said, calls = await self._respond(outbox, round, tools=offered, tool_choice="none" if last else None)
             if not calls:
                 return
-            await self._run_calls(outbox, text, calls, refuse=last)
+            await self._run_calls(outbox, said, calls, refuse=last)
             if last:  # the model called tools although it was told not to: what it wrote is the answer
                 return
 
     async def _respond(
         self, outbox: Outbox, round: int, *, tools: list[ChatCompletionToolParam], tool_choice: Literal["none"] | None
-    ) -> tuple[str, list[MadeCall]]:
-        """One response of the model, relayed as it is written: its answer text, and the calls it made.
+    ) -> tuple[Said, list[MadeCall]]:
+        """One response of the model, relayed as it is written: what it said, and the calls it made.
 
         A call is logged from the moment its name is known, so that one cut off while it is written is logged too.
         """
         splitter = ThinkSplitter(inside=self.model in settings.STREAMING_THINKING_MODELS)
         assembler = CallAssembler(id_prefix=f"call_{self.stream.hex[:8]}_{round}_")
         made: list[MadeCall] = []
-        texts: list[str] = []
+        said = Said()
         request = stream_pieces(
             model=self.model,
             messages=self.messages,
@@ -190,7 +201,10 @@ class Generation:
             async for piece in pieces:
                 self._fold(piece)
                 reasoning, text = splitter.feed(piece.text) if piece.text else ("", "")
-                await self._write(outbox, piece.reasoning + reasoning, text, texts)
+                if piece.reasoning:
+                    said.reasoning.append(piece.reasoning)
+                    self.reasoning_field = self.reasoning_field or piece.reasoning_field
+                await self._write(outbox, piece.reasoning + reasoning, text, said.texts)
                 for fragment in piece.calls:
                     for event in assembler.add(fragment):
                         self.timing.output(text=False)
@@ -199,8 +213,8 @@ class Generation:
                             await outbox.put("tool_call", extra=event)
                         else:
                             await outbox.put("tool_arguments", event.text, event.call)
-        await self._write(outbox, *splitter.flush(), texts)
-        return "".join(texts), made
+        await self._write(outbox, *splitter.flush(), said.texts)
+        return said, made
 
     def _made(self, round: int, call: Call) -> MadeCall:
         made = MadeCall(call, round, self._written["delta"], self._written["reasoning"])
@@ -224,7 +238,7 @@ class Generation:
             texts.append(text)
             await outbox.put("delta", text)
 
-    async def _run_calls(self, outbox: Outbox, text: str, made: list[MadeCall], *, refuse: bool) -> None:
+    async def _run_calls(self, outbox: Outbox, said: Said, made: list[MadeCall], *, refuse: bool) -> None:
         """Run the calls of one response at once, and add them and their results to what the model is sent next.
 
         Past `STREAMING_TOOL_CALLS_PER_ROUND`, and in a response that was asked for without tools, a call is not
@@ -239,16 +253,17 @@ class Generation:
                     group.create_task(self._run_call(outbox, one, refused=index >= cap))
         except ExceptionGroup as failed:  # a relay failure (the tools' own failures are outcomes): the first says why
             raise failed.exceptions[0] from None
-        self.messages.append(
-            {
-                "role": "assistant",
-                "content": text or None,
-                "tool_calls": [
-                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments_text}}
-                    for c in (one.call for one in made)
-                ],
-            }
-        )
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "".join(said.texts) or None,
+            "tool_calls": [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments_text}}
+                for c in (one.call for one in made)
+            ],
+        }
+        if self.reasoning_field == ECHOED_REASONING_FIELD and said.reasoning:
+            message[ECHOED_REASONING_FIELD] = "".join(said.reasoning)
+        self.messages.append(message)  # type: ignore[arg-type]
         for one in made:
             outcome = one.outcome or Outcome.failure(TOOL_FAILED)  # every call has one once the group is done
             self.messages.append({"role": "tool", "tool_call_id": one.call.id, "content": outcome.for_model()})
@@ -376,7 +391,11 @@ class Generation:
         """Whether the row was updated (False: it had already ended), or None when the database failed."""
         try:
             return await database_sync_to_async(services.exchange_finish)(
-                exchange_id=self.stream, ending=ending, transcript=self.transcript, calls=self.calls
+                exchange_id=self.stream,
+                ending=ending,
+                transcript=self.transcript,
+                calls=self.calls,
+                reasoning_field=self.reasoning_field,
             )
         except Exception as exc:
             logger.error("stream %s: its end could not be saved: %s", self.stream, errors.describe(exc))

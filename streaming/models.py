@@ -59,6 +59,11 @@ class Exchange(models.Model):
     prompt = models.TextField()
     answer = models.TextField(blank=True)
     reasoning = models.TextField(blank=True, help_text="What the model wrote while thinking, apart from the answer.")
+    reasoning_field = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="Where the server sent the reasoning; DeepSeek's `reasoning_content` goes back with tool calls.",
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.STREAMING, db_index=True)
     finish_reason = models.CharField(max_length=40, blank=True, db_index=True)
     error_code = models.CharField(max_length=40, blank=True)

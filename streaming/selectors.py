@@ -15,6 +15,7 @@ from streaming.clients import Client
 from streaming.errors import NotFound
 from streaming.models import Conversation, Exchange, ToolCall
 from streaming.tools.outcome import DONE, FAILED, TOOL_FAILED, Outcome
+from streaming.upstream import ECHOED_REASONING_FIELD
 
 CONVERSATIONS_LISTED = 100
 SEARCH_WORDS = 8  # words of a query matched without full-text search: each one is a scan of the client's rows
@@ -33,7 +34,7 @@ def conversation_turns(*, conversation: Conversation) -> list[ChatCompletionMess
         conversation.exchanges.exclude(status=Exchange.Status.STREAMING)
         .exclude(answer="")
         .order_by("created")
-        .only("prompt", "answer")
+        .only("prompt", "answer", "reasoning", "reasoning_field")
         .prefetch_related("tool_calls")
     )
     for exchange in earlier:
@@ -46,20 +47,21 @@ def _answer_messages(exchange: Exchange) -> list[ChatCompletionMessageParam]:
     """The assistant's side of one exchange as the API expects it: the text it wrote before each round of tool
     calls, with the calls, a `tool` message per call, and the rest of the answer."""
     messages: list[ChatCompletionMessageParam] = []
-    written = 0
+    written = reasoned = 0
     for calls in _rounds(exchange):
         text = exchange.answer[written : calls[0].answer_offset]
-        written = calls[0].answer_offset
-        messages.append(
-            {
-                "role": "assistant",
-                "content": text or None,
-                "tool_calls": [
-                    {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                    for c in calls
-                ],
-            }
-        )
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": text or None,
+            "tool_calls": [
+                {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in calls
+            ],
+        }
+        if exchange.reasoning_field == ECHOED_REASONING_FIELD:  # the one exception to "never the reasoning"
+            message[ECHOED_REASONING_FIELD] = exchange.reasoning[reasoned : calls[0].reasoning_offset]
+        written, reasoned = calls[0].answer_offset, calls[0].reasoning_offset
+        messages.append(message)  # type: ignore[arg-type]
         messages.extend({"role": "tool", "tool_call_id": c.call_id, "content": _result_for_model(c)} for c in calls)
     if rest := exchange.answer[written:]:
         messages.append({"role": "assistant", "content": rest})

@@ -63,7 +63,12 @@ def exchange_start(
 
 
 def exchange_finish(
-    *, exchange_id: uuid.UUID, ending: Ending, transcript: Transcript, calls: list[MadeCall] | None = None
+    *,
+    exchange_id: uuid.UUID,
+    ending: Ending,
+    transcript: Transcript,
+    calls: list[MadeCall] | None = None,
+    reasoning_field: str = "",
 ) -> bool:
     """Record how a stream ended, with the answer, reasoning and tool calls exactly as they were streamed.
 
@@ -76,6 +81,7 @@ def exchange_finish(
             status=ending.status,
             answer=transcript.answer,
             reasoning=transcript.reasoning,
+            reasoning_field=reasoning_field,
             last_seq=ending.last_seq,
             layout=transcript.layout,
             finish_reason=ending.finish_reason,

@@ -98,6 +98,7 @@ class Piece:
 
     text: str = ""
     reasoning: str = ""
+    reasoning_field: str = ""  # the delta field the reasoning came in
     calls: tuple[CallFragment, ...] = ()
     finish_reason: str | None = None
     usage: Usage | None = None
@@ -111,6 +112,10 @@ def add_usage(total: Usage | None, more: Usage) -> Usage:
 
 
 _TEXT_ONLY = frozenset({"role", "content"})
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+# DeepSeek refuses a conversation whose assistant messages with tool calls lack the reasoning that led to them, in
+# the field it came in; servers that send reasoning in another field are not sent it back.
+ECHOED_REASONING_FIELD = "reasoning_content"
 
 
 def read_chunk(chunk: dict[str, Any]) -> Piece:
@@ -138,12 +143,15 @@ def read_chunk(chunk: dict[str, Any]) -> Piece:
     delta = choice.get("delta") or {}
     if delta.keys() <= _TEXT_ONLY:  # the common case, kept cheap: a piece of answer text
         return Piece(text=delta.get("content") or "", finish_reason=choice.get("finish_reason"), usage=usage)
-    reasoning = (
-        delta.get("reasoning_content") or delta.get("reasoning") or _details_text(delta.get("reasoning_details"))
+    field, reasoning = next(
+        ((name, value) for name in REASONING_FIELDS if isinstance(value := delta.get(name), str) and value), ("", "")
     )
+    if not reasoning and (reasoning := _details_text(delta.get("reasoning_details"))):
+        field = "reasoning_details"
     return Piece(
         text=delta.get("content") or "",
-        reasoning=reasoning if isinstance(reasoning, str) else "",
+        reasoning=reasoning,
+        reasoning_field=field,
         calls=_call_fragments(delta.get("tool_calls")),
         finish_reason=choice.get("finish_reason"),
         usage=usage,

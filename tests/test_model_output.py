@@ -17,23 +17,21 @@ def chunk(delta: dict, finish_reason: str | None = None) -> dict:
     return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
 
 
+DETAILS = [{"type": "reasoning.text", "text": "Hm"}, {"type": "reasoning.summary", "summary": "m."}]
+
+
 @pytest.mark.parametrize(
-    "delta",
+    ("delta", "field"),
     [
-        {"reasoning_content": "Hmm.", "content": None},  # DeepSeek, llama.cpp
-        {"reasoning": "Hmm."},  # vLLM, Ollama
-        {"reasoning": "Hmm.", "reasoning_details": [{"type": "reasoning.text", "text": "Hmm."}]},  # OpenRouter
-        {
-            "reasoning_details": [
-                {"type": "reasoning.text", "text": "Hm"},
-                {"type": "reasoning.summary", "summary": "m."},
-            ]
-        },
+        ({"reasoning_content": "Hmm.", "content": None}, "reasoning_content"),  # DeepSeek, llama.cpp
+        ({"reasoning": "Hmm."}, "reasoning"),  # vLLM, Ollama
+        ({"reasoning": "Hmm.", "reasoning_details": [{"type": "reasoning.text", "text": "Hmm."}]}, "reasoning"),
+        ({"reasoning_details": DETAILS}, "reasoning_details"),  # OpenRouter, when it sends only the details
     ],
     ids=["reasoning_content", "reasoning", "reasoning-and-details", "details-only"],
 )
-def test_reasoning_is_read_once_in_every_shape(delta):
-    assert read_chunk(chunk(delta)) == Piece(reasoning="Hmm.")
+def test_reasoning_is_read_once_in_every_shape_and_says_where_it_came(delta, field):
+    assert read_chunk(chunk(delta)) == Piece(reasoning="Hmm.", reasoning_field=field)
 
 
 def test_an_encrypted_reasoning_detail_adds_no_text():

@@ -434,9 +434,12 @@ async def test_several_tool_calls_in_one_turn_run_and_their_results_go_back_with
     assert [t["function"]["name"] for t in asked["tools"]] == [name for name in TOOLS if name != "purge_cache"]
     assert asked["tools"][0]["function"]["parameters"]["properties"] == {"number": {"type": "integer"}}
     assert "caller" not in json.dumps(asked["tools"]) and asked.get("tool_choice") in (None, "auto")
+    # Reasoning goes back only where DeepSeek's shape requires it: with the tool calls it led to.
+    echoed = {"reasoning_content": "Two lookups."} if server in ("deepseek", "llama.cpp") else {}
     assert follow_up["messages"] == [
         {"role": "user", "content": "Where is order 7, and the weather in Paris?"},
         {
+            **echoed,
             "role": "assistant",
             "content": "Let me check.",
             "tool_calls": [
@@ -776,10 +779,11 @@ async def test_the_time_limit_during_a_tool_ends_the_stream_and_stops_the_call(u
     await socket.close()
 
 
-async def test_a_later_turn_sends_the_earlier_calls_and_results_the_way_the_api_expects(upstream):
+@pytest.mark.parametrize("server", ["deepseek", "vllm"])
+async def test_a_later_turn_sends_the_earlier_calls_and_results_the_way_the_api_expects(upstream, server):
     upstream.then(
-        Script(server="deepseek", reasoning=["Look it up."], tokens=["Let me check."], tool_calls=[ORDER]),
-        Script(server="deepseek", reasoning=["Got it."], tokens=["It has shipped."]),
+        Script(server=server, reasoning=["Look it up."], tokens=["Let me check."], tool_calls=[ORDER]),
+        Script(server=server, reasoning=["Got it."], tokens=["It has shipped."]),
         Script(tokens=["You are welcome."]),
     )
     socket = await open_socket()
@@ -790,9 +794,11 @@ async def test_a_later_turn_sends_the_earlier_calls_and_results_the_way_the_api_
     await socket.stream_to_end()
 
     call = {"id": "call_order", "type": "function", "function": {"name": "order_status", "arguments": '{"number": 7}'}}
+    echoed = {"reasoning_content": "Look it up."} if server == "deepseek" else {}
     assert upstream.requests[2].body["messages"] == [
         {"role": "user", "content": "Where is order 7?"},
-        {"role": "assistant", "content": "Let me check.", "tool_calls": [call]},
+        # DeepSeek refuses a conversation whose tool calls lack the reasoning that led to them; only that goes back.
+        {"role": "assistant", "content": "Let me check.", "tool_calls": [call], **echoed},
         {"role": "tool", "tool_call_id": "call_order", "content": "Order 7 has shipped."},
         {"role": "assistant", "content": "It has shipped."},
         {"role": "user", "content": "Thanks!"},

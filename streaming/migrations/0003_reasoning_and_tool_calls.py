@@ -61,6 +61,15 @@ class Migration(migrations.Migration):
             name="reasoning",
             field=models.TextField(blank=True, help_text="What the model wrote while thinking, apart from the answer."),
         ),
+        migrations.AddField(
+            model_name="exchange",
+            name="reasoning_field",
+            field=models.CharField(
+                blank=True,
+                help_text="Where the server sent the reasoning; DeepSeek's `reasoning_content` goes back with tool calls.",
+                max_length=40,
+            ),
+        ),
         migrations.CreateModel(
             name="ToolCall",
             fields=[
