@@ -39,10 +39,10 @@ from streaming.publish import frame_event, publish_event, publish_kept
 from streaming.shared import Entry, SharedState
 from streaming.thinking import ThinkSplitter
 from streaming.timing import Timing
-from streaming.tool_calls import Call, CallAssembler, MadeCall, Opened
-from streaming.tools.outcome import TOO_MANY_CALLS, TOOL_FAILED, Outcome
+from streaming.tool_calls import ECHOED_REASONING_FIELD, Answered, Call, CallAssembler, MadeCall, Opened, round_messages
+from streaming.tool_outcome import STOPPED, TOO_MANY_CALLS, Outcome
 from streaming.transcript import Transcript
-from streaming.upstream import ECHOED_REASONING_FIELD, Piece, add_usage, stream_pieces
+from streaming.upstream import Piece, add_usage, stream_pieces
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +189,7 @@ class Generation:
         assembler = CallAssembler(id_prefix=f"call_{self.stream.hex[:8]}_{round}_")
         made: list[MadeCall] = []
         said = Said()
+        self.finish_reason = None  # the last response's reason is the answer's
         request = stream_pieces(
             model=self.model,
             messages=self.messages,
@@ -204,6 +205,7 @@ class Generation:
                 if piece.reasoning:
                     said.reasoning.append(piece.reasoning)
                     self.reasoning_field = self.reasoning_field or piece.reasoning_field
+                    splitter.server_splits()
                 await self._write(outbox, piece.reasoning + reasoning, text, said.texts)
                 for fragment in piece.calls:
                     for event in assembler.add(fragment):
@@ -253,20 +255,13 @@ class Generation:
                     group.create_task(self._run_call(outbox, one, refused=index >= cap))
         except ExceptionGroup as failed:  # a relay failure (the tools' own failures are outcomes): the first says why
             raise failed.exceptions[0] from None
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": "".join(said.texts) or None,
-            "tool_calls": [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments_text}}
-                for c in (one.call for one in made)
-            ],
-        }
-        if self.reasoning_field == ECHOED_REASONING_FIELD and said.reasoning:
-            message[ECHOED_REASONING_FIELD] = "".join(said.reasoning)
-        self.messages.append(message)  # type: ignore[arg-type]
-        for one in made:
-            outcome = one.outcome or Outcome.failure(TOOL_FAILED)  # every call has one once the group is done
-            self.messages.append({"role": "tool", "tool_call_id": one.call.id, "content": outcome.for_model()})
+        echoed = self.reasoning_field == ECHOED_REASONING_FIELD
+        answered = [
+            Answered(one.call.id, one.call.name, one.call.arguments_text, (one.outcome or STOPPED).for_model())
+            for one in made
+        ]
+        text, reasoning = "".join(said.texts), "".join(said.reasoning) if echoed else None
+        self.messages.extend(round_messages(text=text, calls=answered, reasoning=reasoning))  # type: ignore[arg-type]
 
     async def _run_call(self, outbox: Outbox, made: MadeCall, *, refused: bool) -> None:
         await outbox.put("tool_running", extra=made.call.id)
@@ -306,8 +301,7 @@ class Generation:
                 await self._tell_busy()
             seq = len(self.transcript.deltas) + 1
         frame = protocol.encode(self._frame(kind, pos, seq, text, extra))
-        await self._keep(kind, frame, seq=seq)
-        self.transcript.add(kind, frame, text)
+        await self._keep(kind, frame, seq=seq, text=text)
 
     def _frame(self, kind: str, pos: int, seq: int, text: str, extra: Any) -> dict[str, Any]:
         stream = self.stream
@@ -331,10 +325,16 @@ class Generation:
             duration_ms=outcome.duration_ms,
         )
 
-    async def _keep(self, kind: str, frame: str, *, seq: int = 0, end: bool = False) -> None:
-        """Keep a frame in the stream's record and send it; write the record again if Redis lost it."""
+    async def _keep(self, kind: str, frame: str, *, seq: int = 0, end: bool = False, text: str = "") -> None:
+        """Keep a frame in the stream's record and send it; write the record again if Redis lost it.
+
+        The frame joins the record in memory, and the log's transcript of it, before it is sent: once Redis has it, a
+        socket may have it, and a replay from the log must reach as far.
+        """
         entry = Entry(pos=len(self.entries) + 1, seq=seq, end=end, frame=frame)
         self.entries.append(entry)
+        if not end:
+            self.transcript.add(kind, frame, text)
         event = frame_event(kind, self.stream, frame, pos=entry.pos, seq=seq or None, end=end)
         stream = str(self.stream)
         whole = await publish_kept(

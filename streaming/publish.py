@@ -1,8 +1,9 @@
 """Sending a stream's frames to every socket of its client, each kept in the stream's record first.
 
-Every frame of a stream (`start`, `delta`, `busy`, `done`, `error`) takes this one path, so they arrive in the order
-they were sent. Deltas and the end are kept in the stream's record (see `shared`) before they are sent, because a
-socket that sees a gap fills it from there, and one that missed the end finds it there. With Redis under the pub/sub
+Every frame of a stream (`start`, `reasoning`, `delta`, the tool-call frames, `busy`, `done`, `error`) takes this one
+path, so they arrive in the order they were sent. Every frame with a `pos`, and the end, is kept in the stream's
+record (see `shared`) before it is sent, because a socket that sees a gap fills it from there, and one that missed
+the end finds it there. With Redis under the pub/sub
 layer on the same server (`redis_layer`), keeping and sending go in one pipeline shared with every other stream's
 frames of the moment (see `batching`); any other layer takes them one after the other, through its public API.
 

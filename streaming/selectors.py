@@ -14,8 +14,8 @@ from openai.types.chat import ChatCompletionMessageParam
 from streaming.clients import Client
 from streaming.errors import NotFound
 from streaming.models import Conversation, Exchange, ToolCall
-from streaming.tools.outcome import DONE, FAILED, TOOL_FAILED, Outcome
-from streaming.upstream import ECHOED_REASONING_FIELD
+from streaming.tool_calls import ECHOED_REASONING_FIELD, Answered, round_messages
+from streaming.tool_outcome import DONE, FAILED, STOPPED, Outcome
 
 CONVERSATIONS_LISTED = 100
 SEARCH_WORDS = 8  # words of a query matched without full-text search: each one is a scan of the client's rows
@@ -48,21 +48,13 @@ def _answer_messages(exchange: Exchange) -> list[ChatCompletionMessageParam]:
     calls, with the calls, a `tool` message per call, and the rest of the answer."""
     messages: list[ChatCompletionMessageParam] = []
     written = reasoned = 0
+    echoed = exchange.reasoning_field == ECHOED_REASONING_FIELD  # the one exception to "never the reasoning"
     for calls in _rounds(exchange):
         text = exchange.answer[written : calls[0].answer_offset]
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": text or None,
-            "tool_calls": [
-                {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                for c in calls
-            ],
-        }
-        if exchange.reasoning_field == ECHOED_REASONING_FIELD:  # the one exception to "never the reasoning"
-            message[ECHOED_REASONING_FIELD] = exchange.reasoning[reasoned : calls[0].reasoning_offset]
+        reasoning = exchange.reasoning[reasoned : calls[0].reasoning_offset] if echoed else None
         written, reasoned = calls[0].answer_offset, calls[0].reasoning_offset
-        messages.append(message)  # type: ignore[arg-type]
-        messages.extend({"role": "tool", "tool_call_id": c.call_id, "content": _result_for_model(c)} for c in calls)
+        answered = [Answered(c.call_id, c.name, c.arguments, _result_for_model(c)) for c in calls]
+        messages.extend(round_messages(text=text, calls=answered, reasoning=reasoning))  # type: ignore[arg-type]
     if rest := exchange.answer[written:]:
         messages.append({"role": "assistant", "content": rest})
     return messages
@@ -75,7 +67,7 @@ def _rounds(exchange: Exchange) -> list[list[ToolCall]]:
 
 def _result_for_model(call: ToolCall) -> str:
     if call.status == ToolCall.Status.STOPPED:
-        return Outcome.failure(TOOL_FAILED, "The answer was stopped before this call finished.").for_model()
+        return STOPPED.for_model()
     status = DONE if call.status == ToolCall.Status.DONE else FAILED
     return Outcome(status, call.result, call.error_code, call.error_message).for_model()
 

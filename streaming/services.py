@@ -138,11 +138,22 @@ def _conversation_for(*, client: Client, prompt: Prompt) -> Conversation:
     return conversation
 
 
-def exchange_interrupt(*, exchange_id: uuid.UUID, transcript: Transcript, error: StreamingError) -> bool:
-    """Log a stream whose worker died as interrupted, with what its record kept of the answer and the reasoning.
+def exchange_interrupt(
+    *, exchange_id: uuid.UUID, transcript: Transcript, error: StreamingError, calls: list[MadeCall] | None = None
+) -> bool:
+    """Log a stream whose worker died as interrupted, with what its record kept of the answer, the reasoning and
+    the tool calls.
 
     Returns whether this call did it: of several workers sweeping at once, exactly one does.
     """
+    with transaction.atomic():
+        updated = _interrupt(exchange_id, transcript, error)
+        if updated and calls:
+            ToolCall.objects.bulk_create(_call_rows(exchange_id, calls))
+    return updated
+
+
+def _interrupt(exchange_id: uuid.UUID, transcript: Transcript, error: StreamingError) -> bool:
     updated = Exchange.objects.filter(id=exchange_id, status=Exchange.Status.STREAMING).update(
         status=Exchange.Status.INTERRUPTED,
         answer=transcript.answer,

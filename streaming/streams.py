@@ -95,7 +95,8 @@ async def stream_cancel(*, client: Client, stream: uuid.UUID, layer: BaseChannel
 
 @dataclass(frozen=True)
 class Replay:
-    """What a socket that follows a stream from delta `seq` on is owed: the frames it has not had, as sent, in order;
+    """What a socket that follows a stream from a place in its record (or, for a protocol-1 client, from a delta's
+    `seq`) is owed: the frames it has not had, as sent, in order;
     the place in the stream's record that leaves it at (None while the record has a hole: the generation writes it
     again with its next frame); the last delta's `seq`; and whether the stream has ended."""
 

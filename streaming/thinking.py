@@ -35,6 +35,12 @@ class ThinkSplitter:
             return self._inside(text)
         return self._after(text)
 
+    def server_splits(self) -> None:
+        """The server sends reasoning in a field of its own, so the content is the answer: a model listed as opening
+        its think block in the template must not have its whole answer taken for reasoning."""
+        if self._state == "inside" and not self._held:
+            self._state = "start"
+
     def flush(self) -> tuple[str, str]:
         """The end of the content: what was held back is what it looked like it was."""
         held, self._held = self._held, ""

@@ -113,9 +113,6 @@ def add_usage(total: Usage | None, more: Usage) -> Usage:
 
 _TEXT_ONLY = frozenset({"role", "content"})
 REASONING_FIELDS = ("reasoning_content", "reasoning")
-# DeepSeek refuses a conversation whose assistant messages with tool calls lack the reasoning that led to them, in
-# the field it came in; servers that send reasoning in another field are not sent it back.
-ECHOED_REASONING_FIELD = "reasoning_content"
 
 
 def read_chunk(chunk: dict[str, Any]) -> Piece:

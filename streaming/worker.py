@@ -28,6 +28,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
@@ -38,6 +39,7 @@ from streaming.ending import Ending, end_frame
 from streaming.lag import loop_lag
 from streaming.publish import frame_event, publish_event
 from streaming.shared import get_shared
+from streaming.tool_calls import calls_in
 from streaming.transcript import Transcript
 from streaming.upstream import close_clients
 
@@ -207,10 +209,11 @@ async def _interrupt(*, layer: BaseChannelLayer, stream: uuid.UUID, client_key: 
     """End a dead worker's stream: the row keeps the answer its record holds, the sockets get the end."""
     shared = get_shared()
     record = await shared.entries_after(str(stream), 0)
-    transcript = Transcript.of_frames(entry.frame for entry in record.entries if not entry.end)
+    frames = [entry.frame for entry in record.entries if not entry.end]
+    transcript, calls = Transcript.of_frames(frames), calls_in(orjson.loads(frame) for frame in frames)
     error = errors.Interrupted("The server answering this stopped before it finished. The answer so far is kept.")
     interrupted = await database_sync_to_async(services.exchange_interrupt)(
-        exchange_id=stream, transcript=transcript, error=error
+        exchange_id=stream, transcript=transcript, calls=calls, error=error
     )
     if interrupted:
         frame = end_frame(stream, Ending(status="interrupted", last_seq=len(transcript.deltas), error=error))

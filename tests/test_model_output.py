@@ -8,7 +8,7 @@ import pytest
 
 from streaming import protocol
 from streaming.thinking import ThinkSplitter
-from streaming.tool_calls import Arguments, CallAssembler, CallFragment, Opened
+from streaming.tool_calls import Answered, Arguments, CallAssembler, CallFragment, Opened, round_messages
 from streaming.transcript import Transcript, place_after_delta, replay
 from streaming.upstream import Piece, read_chunk
 
@@ -167,3 +167,44 @@ def test_an_ended_stream_replays_from_the_log_frame_for_frame_as_it_was_sent():
     assert replay(stream, answer=transcript.answer, reasoning=transcript.reasoning, layout=transcript.layout) == encoded
     assert orjson.loads(orjson.dumps(transcript.layout)) == transcript.layout  # it is stored as JSON
     assert [place_after_delta(transcript.layout, seq) for seq in (0, 1, 2, 3)] == [0, 3, 8, None]
+
+
+def test_ids_stay_unique_and_short_and_overlong_names_are_cut():
+    calls = CallAssembler(id_prefix="ours_")
+    calls.add(CallFragment(index=0, id="dup", name="echo", arguments="{}"))
+    calls.add(CallFragment(index=1, id="dup", name="other", arguments="{}"))
+    calls.add(CallFragment(index=2, id="x" * 101, name="n" * 500))
+    assert [(c.id, c.name) for c in calls.calls] == [("dup", "echo"), ("ours_2", "other"), ("ours_3", "n" * 64)]
+
+
+def test_an_id_that_comes_after_the_call_began_does_not_split_it():
+    calls = CallAssembler(id_prefix="ours_")
+    calls.add(CallFragment(index=0, name="f", arguments='{"a": '))
+    calls.add(CallFragment(index=0, id="late", arguments="1}"))
+    assert [(c.id, c.arguments_text) for c in calls.calls] == [("ours_1", '{"a": 1}')]
+
+
+def test_whole_calls_without_ids_at_one_index_are_told_apart_by_their_names():
+    calls = CallAssembler(id_prefix="ours_")
+    calls.add(CallFragment(index=0, name="now", arguments="{}"))
+    calls.add(CallFragment(index=0, name="search", arguments='{"q": "x"}'))
+    assert [(c.name, c.arguments_text) for c in calls.calls] == [("now", "{}"), ("search", '{"q": "x"}')]
+
+
+def test_a_server_that_splits_reasoning_itself_keeps_a_think_prefilled_models_content_as_the_answer():
+    splitter = ThinkSplitter(inside=True)
+    splitter.server_splits()  # a `reasoning_content` piece came first
+    assert splitter.feed("The answer.") == ("", "The answer.")
+
+
+def test_the_history_of_a_round_sends_arguments_that_are_not_an_object_as_an_empty_one():
+    calls = [
+        Answered("a", "search", '{"query": "x"}', "found"),
+        Answered("b", "search", '{"query": "cut off', '{"error": "The arguments are not valid JSON."}'),
+        Answered("c", "now", "[1]", "noon"),
+    ]
+    assistant, *results = round_messages(text="", calls=calls, reasoning="Two looks.")
+    assert assistant["content"] is None and assistant["reasoning_content"] == "Two looks."
+    assert [c["function"]["arguments"] for c in assistant["tool_calls"]] == ['{"query": "x"}', "{}", "{}"]
+    assert [(r["role"], r["tool_call_id"]) for r in results] == [("tool", "a"), ("tool", "b"), ("tool", "c")]
+    assert "reasoning_content" not in round_messages(text="t", calls=calls[:1])[0]

@@ -13,7 +13,7 @@ from channels.layers import get_channel_layer
 from channels.testing import HttpCommunicator, WebsocketCommunicator
 
 from chatproject.asgi import application
-from streaming import running
+from streaming import protocol, running
 from streaming.clients import client_of
 from streaming.models import Conversation, Exchange
 from streaming.shared import Entry, get_shared
@@ -139,6 +139,38 @@ async def test_a_stream_nobody_watches_is_stopped_after_the_grace_period(upstrea
 
 async def sweep(started: datetime) -> int:
     return await sweep_dead_workers(layer=get_channel_layer(), worker=worker.id, started=started)
+
+
+async def test_a_dead_workers_stream_is_logged_with_its_reasoning_and_tool_calls_from_its_record():
+    conversation = await Conversation.objects.acreate(client="session:swept", title="t")
+    row = await Exchange.objects.acreate(
+        conversation=conversation, client="session:swept", request="r", model="m", prompt="p", worker="dead-worker-2"
+    )
+    await Exchange.objects.filter(id=row.id).aupdate(created=worker.started - timedelta(minutes=1))
+    stream = str(row.id)
+    frames = [
+        protocol.reasoning_frame(stream=stream, pos=1, text="Look it up."),
+        protocol.delta_frame(stream=stream, pos=2, seq=1, text="Checking."),
+        protocol.tool_call_frame(stream=stream, pos=3, call="c1", name="current_time"),
+        protocol.tool_arguments_frame(stream=stream, pos=4, call="c1", text="{}"),
+        protocol.tool_running_frame(stream=stream, pos=5, call="c1"),
+        protocol.tool_result_frame(stream=stream, pos=6, call="c1", result="noon", error=None, duration_ms=4),
+        protocol.tool_call_frame(stream=stream, pos=7, call="c2", name="search_history"),
+        protocol.tool_arguments_frame(stream=stream, pos=8, call="c2", text='{"query": "te'),
+    ]
+    for entry in frames:
+        seq = entry.get("seq", 0)
+        await get_shared().keep(stream, Entry(pos=entry["pos"], seq=seq, end=False, frame=protocol.encode(entry)))
+
+    assert await sweep(worker.started) == 1
+
+    await row.arefresh_from_db()
+    assert (row.status, row.answer, row.reasoning) == ("interrupted", "Checking.", "Look it up.")
+    calls = [(c.round, c.call_id, c.name, c.arguments, c.status, c.result) async for c in row.tool_calls.all()]
+    assert calls == [
+        (1, "c1", "current_time", "{}", "done", "noon"),
+        (2, "c2", "search_history", '{"query": "te', "stopped", ""),
+    ]
 
 
 async def test_the_streams_of_a_dead_worker_end_interrupted_and_their_client_is_told():

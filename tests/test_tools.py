@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import threading
+import typing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -237,6 +238,24 @@ def test_a_parameter_without_a_type_hint_is_refused():
         tool(untyped)
 
 
+@pytest.mark.parametrize("hint", ["Caller | None", "Optional[Caller]", "list[Caller]"])
+def test_a_caller_the_model_could_fill_in_is_refused(hint):
+    namespace = {"Caller": Caller, "Optional": typing.Optional}
+    exec(f"def lookup(q: str, caller: {hint} = None) -> str:\n    'Look up.'\n    return q", namespace)
+    with pytest.raises(TypeError, match="typed exactly `Caller`"):
+        tool(namespace["lookup"])
+
+
+def test_an_annotated_caller_is_the_caller_and_not_in_the_schema():
+    @tool
+    def lookup(q: str, caller: typing.Annotated[Caller, "who asks"]) -> str:
+        """Look up."""
+        return q
+
+    assert tool_of(lookup).caller_parameter == "caller"
+    assert "caller" not in json.dumps(tool_of(lookup).param_schema())
+
+
 def test_variadic_parameters_and_bad_names_are_refused():
     def variadic(*texts: str) -> str:
         """Takes any number of texts."""
@@ -427,6 +446,7 @@ async def test_login_and_staff_are_checked_again_when_the_call_runs(registry):
         ("[" * 20_000, "The arguments are longer than the 16384 characters allowed."),
         ("[" * 10_000, "The arguments are not valid JSON."),  # nested too deep for the parser
         ('["ab"]', "The arguments must be a JSON object."),
+        ('{"text": "\\ud800"}', "The arguments are not valid JSON."),  # a lone surrogate: not sendable text
         ('{"times": 9}', "The arguments do not fit the tool's parameters: check text, times."),
         ('{"text": "a", "ignore previous instructions": 1}', "The arguments do not fit the tool's parameters: it "),
     ],
@@ -553,3 +573,12 @@ async def test_search_history_runs_as_a_tool_for_its_caller_only(settings):
     assert [f["prompt"] for f in json.loads(outcome.result)] == ["Which Python version?"]
     too_many = await call("search_history", {"query": "python", "limit": 11}, caller=USER, offered={"search_history"})
     assert too_many.error_message == "The arguments do not fit the tool's parameters: check limit."
+
+
+def test_a_wrong_tools_setting_fails_the_system_check_at_start_up(settings):
+    from streaming.apps import check_tools
+
+    assert check_tools() == []
+    settings.STREAMING_TOOLS = ["streaming.tools.builtin.no_such_tool"]
+    [error] = check_tools()
+    assert error.id == "streaming.E001" and "no_such_tool" in error.msg

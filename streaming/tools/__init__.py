@@ -9,13 +9,13 @@ def order_status(number: int, *, caller: Caller) -> str:
 ```
 
 List the function's dotted path in `STREAMING_TOOLS`. `definition` is what a tool is; `registry` which tools there
-are and who is offered which; `running` how a call the model wrote runs; `outcome` how it ended; `builtin` the two
-tools that come with the app.
+are and who is offered which; `running` how a call the model wrote runs; `builtin` the two tools that come with the
+app. How a call ended is `streaming.tool_outcome`, outside this package, since the pure parts of the relay (the
+assembly of calls, the log's reads) need it without the registry.
 """
 
 from streaming.clients import Client as Caller
-from streaming.tools.definition import Tool, ToolError, tool, tool_of
-from streaming.tools.outcome import (
+from streaming.tool_outcome import (
     INVALID_ARGUMENTS,
     TOO_MANY_CALLS,
     TOOL_FAILED,
@@ -23,6 +23,7 @@ from streaming.tools.outcome import (
     TOOL_TIMEOUT,
     Outcome,
 )
+from streaming.tools.definition import Tool, ToolError, tool, tool_of
 from streaming.tools.registry import model_gets_tools, offered_tools, registered_tools, strict_schemas
 from streaming.tools.running import run_call
 

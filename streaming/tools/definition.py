@@ -133,9 +133,11 @@ def _build(function: Callable[..., Any], *, name: str, login: bool, staff: bool)
             raise TypeError(f"{where}: parameter {parameter.name!r} cannot be passed by name; tools take named ones")
         if parameter.name not in hints:
             raise TypeError(f"{where}: parameter {parameter.name!r} has no type hint, so it has no schema")
-        if hints[parameter.name] is Caller:
+        if _is_caller(hints[parameter.name]):
             caller_parameter = parameter.name
             continue
+        if _mentions_caller(hints[parameter.name]):  # the model would write who it is: never
+            raise TypeError(f"{where}: parameter {parameter.name!r} must be typed exactly `Caller` to be the caller")
         default = ... if parameter.default is parameter.empty else parameter.default
         fields[parameter.name] = (hints[parameter.name], default)
     try:
@@ -155,6 +157,19 @@ def _build(function: Callable[..., Any], *, name: str, login: bool, staff: bool)
         staff_required=staff,
         schema=schema,
     )
+
+
+def _is_caller(hint: Any) -> bool:
+    """`Caller`, also as `Annotated[Caller, ...]`: the parameter the app fills in."""
+    if typing.get_origin(hint) is typing.Annotated:
+        hint = typing.get_args(hint)[0]
+    return hint is Caller
+
+
+def _mentions_caller(hint: Any) -> bool:
+    """Whether `Caller` appears anywhere in the hint (`Caller | None`, `list[Caller]`...): a schema would let the model
+    fill it in, forging who asks."""
+    return hint is Caller or any(_mentions_caller(arg) for arg in typing.get_args(hint))
 
 
 class _NotStrict(Exception):

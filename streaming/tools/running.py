@@ -20,6 +20,7 @@ from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import orjson
 import pydantic
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -28,8 +29,7 @@ from django.dispatch import receiver
 
 from streaming import errors
 from streaming.clients import Client as Caller
-from streaming.tools.definition import Tool, ToolError
-from streaming.tools.outcome import (
+from streaming.tool_outcome import (
     DONE,
     INVALID_ARGUMENTS,
     TOOL_FAILED,
@@ -37,9 +37,12 @@ from streaming.tools.outcome import (
     TOOL_TIMEOUT,
     Outcome,
 )
+from streaming.tools.definition import Tool, ToolError
 from streaming.tools.registry import registered_tools
 
 logger = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 1000  # a `ToolError` message is a sentence for the model and the page, not a payload
 
 _pool: ThreadPoolExecutor | None = None
 
@@ -66,7 +69,8 @@ async def run_call(*, name: str, arguments: str, caller: Caller, offered: Collec
             value = await _call(registered, values)
         result = _as_text(value)
     except ToolError as failure:
-        return Outcome.failure(TOOL_FAILED, str(failure.message), duration_ms=_since(started))
+        message = _sendable(str(failure.message))[:MAX_ERROR_CHARS]
+        return Outcome.failure(TOOL_FAILED, message, duration_ms=_since(started))
     except TimeoutError as exc:
         if deadline.expired():
             logger.warning("tool %s took longer than %ss and was given up", name, settings.STREAMING_TOOL_SECONDS)
@@ -98,8 +102,9 @@ def _validated(registered: Tool, arguments: str) -> dict[str, Any]:
             f"The arguments are longer than the {settings.STREAMING_TOOL_ARGUMENT_CHARS} characters allowed."
         )
     try:
-        # Some servers send "" for a call without arguments.
-        decoded = json.loads(arguments) if arguments.strip() else {}
+        # Some servers send "" for a call without arguments. orjson, unlike json, refuses a lone surrogate
+        # ("\ud800"), which a tool echoing it would turn into text that cannot be sent or saved.
+        decoded = orjson.loads(arguments) if arguments.strip() else {}
     except (ValueError, RecursionError):
         raise _Invalid("The arguments are not valid JSON.") from None
     if not isinstance(decoded, dict):
@@ -157,9 +162,14 @@ def _forget_pool(*, setting: str, **kwargs: Any) -> None:
 
 def _as_text(value: Any) -> str:
     """The result as the model reads it: text, or JSON; cut to `STREAMING_TOOL_RESULT_CHARS`, saying so."""
-    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    text = _sendable(value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False))
     limit = settings.STREAMING_TOOL_RESULT_CHARS
     if len(text) <= limit:
         return text
     marker = f"\n[cut: the result had {len(text)} characters, more than the {limit} allowed]"
     return text[: max(limit - len(marker), 0)] + marker
+
+
+def _sendable(text: str) -> str:
+    """`text` as valid UTF-8: a lone surrogate from a tool would stop the next request and the save."""
+    return text.encode("utf-8", "replace").decode()

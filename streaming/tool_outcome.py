@@ -55,3 +55,8 @@ class Outcome:
         if self.status == DONE:
             return self.result or ""
         return json.dumps({"error": self.error_message or MESSAGES[TOOL_FAILED]}, ensure_ascii=False)
+
+
+# What the model is told of a call that has no outcome (every call has one once its round is done; the log's calls
+# of an answer that was stopped mid-call do not).
+STOPPED = Outcome.failure(TOOL_FAILED, "The answer was stopped before this call finished.")
