@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from streaming import errors, protocol
+from streaming import tool_outcome as outcome
 from streaming.errors import UpstreamStreamError
-from streaming.tools import outcome
 from streaming.upstream import Piece, read_chunk
 
 LIMITS = protocol.Limits(
