@@ -7,7 +7,10 @@ Two modes share the accounting (`Tally`):
 
 Each token of the bench upstream is ` <index>@<CLOCK_MONOTONIC µs when written>`, so for every token a client gets
 the added latency is its receipt time minus that stamp, and the text of the whole answer proves that every token
-arrived exactly once and in order. `seq` is checked for loss, duplicates and reordering.
+arrived exactly once and in order. An answer may reason first (`Plan.reasoning`): its reasoning tokens are numbered
+and stamped the same way, count in the latency like the answer's, and their text is checked the same way. `seq` is
+checked for loss, duplicates and reordering over the deltas, and `pos` over every kept frame (reasoning and deltas
+together), which is how a client of protocol 2 sees that nothing of any kind went missing or came out of order.
 
 The relay clients are a minimal WebSocket client on `asyncio.Protocol` rather than the `websockets` library: at
 40,000 frames/s a library's per-message machinery (futures, queues, a task per connection) would take a core of its
@@ -42,9 +45,10 @@ def now_us() -> int:
     return time.monotonic_ns() // 1000
 
 
-def prompt_content(rate: float, tokens: int) -> str:
+def prompt_content(rate: float, tokens: int, reasoning: int = 0) -> str:
     """The prompt tells the bench upstream how to pace this answer (see bench.upstream)."""
-    return f"Benchmark answer, please: rate={rate:g} tokens={tokens}"
+    content = f"Benchmark answer, please: rate={rate:g} tokens={tokens}"
+    return content + f" reasoning={reasoning}" if reasoning else content
 
 
 @dataclass
@@ -59,15 +63,46 @@ class Plan:
     ramp: float  # seconds over which the prompts are spread evenly
     grace: float  # seconds past the expected end to wait for every answer to end
     procs: int = 1
+    reasoning: int = 0  # reasoning tokens before each answer's text, at the same rate
     model: str = "bench-model"
     floor: str = "lines"  # direct mode: "lines" (as the app reads the upstream) or "typed" (the SDK's chunk models)
 
     @property
     def answer_seconds(self) -> float:
-        return self.tokens / self.rate if self.rate else 0.0
+        return (self.reasoning + self.tokens) / self.rate if self.rate else 0.0
 
     def deadline(self, t0: float) -> float:
         return t0 + self.ramp + self.answer_seconds + self.grace
+
+
+@dataclass
+class Order:
+    """Numbers that must arrive as 1, 2, 3... each once: the `seq` of a stream's deltas, or the `pos` of its frames."""
+
+    seen: set[int] = field(default_factory=set)
+    highest: int = 0
+    duplicates: int = 0
+    reordered: int = 0
+    missing: int = 0  # frames that carried no number at all
+
+    def add(self, number: int | None) -> bool:
+        """Count one frame's number; False when the frame is a duplicate (or unnumbered), to be left out."""
+        if number is None:
+            self.missing += 1
+            return False
+        if number in self.seen:
+            self.duplicates += 1
+            return False
+        if number < self.highest:
+            self.reordered += 1
+        self.highest = max(self.highest, number)
+        self.seen.add(number)
+        return True
+
+    def lost(self, last: int | None = None) -> int:
+        """Numbers up to `last` (default: the highest seen) that never came, and frames that had none."""
+        last = self.highest if last is None else last
+        return self.missing + sum(1 for number in range(1, last + 1) if number not in self.seen)
 
 
 @dataclass
@@ -76,31 +111,44 @@ class Tally:
 
     expected_tokens: int
     latencies: list[int]  # shared by the process's clients: µs per token
+    expected_reasoning: int = 0
     sent_at: int = 0
+    first_output_at: int | None = None  # the first reasoning or delta frame
     first_delta_at: int | None = None
     ended_at: int | None = None
     end: str | None = None  # "done", an error code, "closed" or "timeout"
     done_seq: int | None = None
     completion_tokens: int | None = None
-    server_ttft_ms: int | None = None  # the relay's own count, in `done`: prompt accepted to first upstream token
+    server_ttft_ms: int | None = None  # the relay's own count, in `done`: prompt accepted to first answer text
+    server_first_output_ms: int | None = None  # ... and to its first output of any kind
     deltas: int = 0
-    duplicates: int = 0
-    reordered: int = 0
-    texts: dict[int, str] = field(default_factory=dict)
-    max_seq: int = 0
+    reasoning_frames: int = 0
+    seqs: Order = field(default_factory=Order)  # the deltas' `seq`
+    places: Order = field(default_factory=Order)  # every kept frame's `pos`, across kinds
+    texts: dict[int, str] = field(default_factory=dict)  # by seq
+    reasonings: dict[int, str] = field(default_factory=dict)  # by pos
     told_busy: bool = False  # the server sent `busy` for this answer: it said it was overloaded
 
-    def delta(self, seq: int, text: str, received: int) -> None:
-        if seq in self.texts:
-            self.duplicates += 1
+    def delta(self, seq: int, text: str, received: int, *, pos: int | None) -> None:
+        self.places.add(pos)
+        if not self.seqs.add(seq):
             return
-        if seq < self.max_seq:
-            self.reordered += 1
-        self.max_seq = max(self.max_seq, seq)
         self.texts[seq] = text
         self.deltas += 1
         if self.first_delta_at is None:
             self.first_delta_at = received
+        self._output(text, received)
+
+    def reasoning(self, pos: int | None, text: str, received: int) -> None:
+        if not self.places.add(pos):
+            return
+        self.reasonings[pos] = text  # type: ignore[index]  # `add` refuses a frame without `pos`
+        self.reasoning_frames += 1
+        self._output(text, received)
+
+    def _output(self, text: str, received: int) -> None:
+        if self.first_output_at is None:
+            self.first_output_at = received
         append = self.latencies.append
         for token in text.split():
             append(received - int(token.partition("@")[2]))
@@ -110,25 +158,41 @@ class Tally:
             self.end, self.ended_at, self.done_seq, self.completion_tokens = end, received, seq, completion_tokens
 
     def report(self) -> dict[str, Any]:
-        """What the run needs of this client: times, counts and whether its answer was exactly what was sent."""
-        last = self.done_seq if self.done_seq is not None else self.max_seq
-        lost = sum(1 for seq in range(1, last + 1) if seq not in self.texts)
+        """What the run needs of this client: times, counts and whether its answer (and its reasoning) was exactly
+        what was sent. `done` says how many deltas there were; a lost last reasoning frame shows in its text."""
         text = "".join(self.texts[seq] for seq in sorted(self.texts))
+        reasoning = "".join(self.reasonings[pos] for pos in sorted(self.reasonings))
+        exact = text_is_answer(text, self.expected_tokens) and text_is_answer(reasoning, self.expected_reasoning)
         return {
             "end": self.end or "timeout",
-            "ttfd_us": None if self.first_delta_at is None else self.first_delta_at - self.sent_at,
-            "server_ttft_us": None if self.server_ttft_ms is None else self.server_ttft_ms * 1000,
-            "duration_us": None if self.ended_at is None else self.ended_at - self.sent_at,
+            "ttfo_us": _since(self.sent_at, self.first_output_at),
+            "ttfd_us": _since(self.sent_at, self.first_delta_at),
+            "server_ttft_us": _us(self.server_ttft_ms),
+            "server_first_output_us": _us(self.server_first_output_ms),
+            "duration_us": _since(self.sent_at, self.ended_at),
             "ended_at_us": self.ended_at,
             "deltas": self.deltas,
+            "reasoning_frames": self.reasoning_frames,
             "tokens": len(text.split()),
-            "lost": lost,
-            "duplicates": self.duplicates,
-            "reordered": self.reordered,
+            "reasoning_tokens": len(reasoning.split()),
+            "lost": self.seqs.lost(self.done_seq),
+            "duplicates": self.seqs.duplicates,
+            "reordered": self.seqs.reordered,
+            "pos_lost": self.places.lost(),
+            "pos_duplicates": self.places.duplicates,
+            "pos_reordered": self.places.reordered,
             "told_busy": self.told_busy,
-            "text_ok": self.end == "done" and text_is_answer(text, self.expected_tokens),
-            "usage_ok": self.completion_tokens in (None, self.expected_tokens),
+            "text_ok": self.end == "done" and exact,
+            "usage_ok": self.completion_tokens in (None, self.expected_reasoning + self.expected_tokens),
         }
+
+
+def _since(start: int, moment: int | None) -> int | None:
+    return None if moment is None else moment - start
+
+
+def _us(ms: int | None) -> int | None:
+    return None if ms is None else ms * 1000
 
 
 def text_is_answer(text: str, tokens: int) -> bool:
@@ -250,7 +314,10 @@ class WsClient(asyncio.Protocol):
         kind = frame["type"]
         if kind == "delta":
             if frame["stream"] == self.stream:
-                self.tally.delta(frame["seq"], frame["text"], received)
+                self.tally.delta(frame["seq"], frame["text"], received, pos=frame.get("pos"))
+        elif kind == "reasoning":
+            if frame["stream"] == self.stream:
+                self.tally.reasoning(frame.get("pos"), frame["text"], received)
         elif kind == "start":
             self.stream = frame["stream"]
         elif kind == "busy" and frame["stream"] == self.stream:
@@ -258,6 +325,7 @@ class WsClient(asyncio.Protocol):
         elif kind == "done":
             usage = frame.get("usage") or {}
             self.tally.server_ttft_ms = frame.get("ttft_ms")
+            self.tally.server_first_output_ms = frame.get("first_output_ms")
             self.tally.finish("done", received, seq=frame["seq"], completion_tokens=usage.get("completion_tokens"))
             self._ended("done", received)
         elif kind == "error":
@@ -304,7 +372,8 @@ async def open_sockets(urls: list[str], tallies: list[Tally]) -> list[WsClient]:
 
 
 class DirectClient:
-    """One answer read with `AsyncOpenAI` from the upstream; each chunk with text counts as one delta.
+    """One answer read with `AsyncOpenAI` from the upstream; each chunk with text counts as one delta, each chunk with
+    `reasoning_content` as one reasoning frame, numbered (`pos`) in the order they came, as the relay numbers them.
 
     `floor="lines"` reads it the way the app does (the SDK's request and streaming response over its aiohttp
     transport, SSE lines decoded with orjson); `floor="typed"` iterates the SDK's `ChatCompletionChunk` models, which
@@ -316,6 +385,7 @@ class DirectClient:
         self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.task: asyncio.Future[None] | None = None
         self.seq = 0
+        self.pos = 0
         self.usage: int | None = None
 
     def send_prompt(self, content: str) -> None:
@@ -354,7 +424,12 @@ class DirectClient:
                 if chunk.get("usage"):
                     self.usage = chunk["usage"]["completion_tokens"]
                 choices = chunk.get("choices")
-                if choices and (text := (choices[0].get("delta") or {}).get("content")):
+                if not choices:
+                    continue
+                delta = choices[0].get("delta") or {}
+                if reasoning := delta.get("reasoning_content"):
+                    self._reasoning(reasoning, received)
+                if text := delta.get("content"):
                     self._delta(text, received)
 
     async def _read_typed(self, request: dict[str, Any]) -> None:
@@ -364,12 +439,22 @@ class DirectClient:
                 received = now_us()
                 if chunk.usage is not None:
                     self.usage = chunk.usage.completion_tokens
-                if chunk.choices and chunk.choices[0].delta.content:
-                    self._delta(chunk.choices[0].delta.content, received)
+                if not chunk.choices:
+                    continue
+                delta = chunk.choices[0].delta
+                if reasoning := getattr(delta, "reasoning_content", None):  # not a field of the SDK's model: an extra
+                    self._reasoning(reasoning, received)
+                if delta.content:
+                    self._delta(delta.content, received)
 
     def _delta(self, text: str, received: int) -> None:
         self.seq += 1
-        self.tally.delta(self.seq, text, received)
+        self.pos += 1
+        self.tally.delta(self.seq, text, received, pos=self.pos)
+
+    def _reasoning(self, text: str, received: int) -> None:
+        self.pos += 1
+        self.tally.reasoning(self.pos, text, received)
 
     def close(self) -> None:
         pass
@@ -390,7 +475,9 @@ async def _process_run(plan: Plan, indexes: list[int], conn: Any) -> None:
     """Connect, tell the parent, wait for the common start time, send each prompt at its moment, report."""
     loop = asyncio.get_running_loop()
     latencies: list[int] = []
-    tallies = [Tally(expected_tokens=plan.tokens, latencies=latencies) for _ in indexes]
+    tallies = [
+        Tally(expected_tokens=plan.tokens, expected_reasoning=plan.reasoning, latencies=latencies) for _ in indexes
+    ]
     try:
         clients = await _make_clients(plan, indexes, tallies)
     except Exception as exc:
@@ -399,7 +486,7 @@ async def _process_run(plan: Plan, indexes: list[int], conn: Any) -> None:
     conn.send(("ready", None))
     t0 = await loop.run_in_executor(None, conn.recv)  # time.monotonic() at which the first prompt is due
     cpu_start = time.process_time()
-    content = prompt_content(plan.rate, plan.tokens)
+    content = prompt_content(plan.rate, plan.tokens, plan.reasoning)
     for index, client in zip(indexes, clients, strict=True):
         loop.call_at(_loop_time(loop, t0 + plan.ramp * index / plan.clients), client.send_prompt, content)
     remaining = max(0.1, plan.deadline(t0) - time.monotonic())
@@ -562,11 +649,13 @@ def percentile(values: list[float], share: float) -> float | None:
 
 
 def summarize(plan: Plan, t0: float, results: list[dict[str, Any]]) -> dict[str, Any]:
-    """The clients' side of a run: correctness counts, latency percentiles (ms), rates over the streaming window."""
+    """The clients' side of a run: correctness counts, latency percentiles (ms), rates over the streaming window.
+
+    `tokens` and `deltas` are the answers' text; `reasoning_tokens` and `reasoning_frames` their reasoning; `frames`
+    and `output_tokens` both together (without reasoning, the same as `deltas` and `tokens`).
+    """
     clients = [c for r in results for c in r["clients"]]
     latencies = sorted(lat for r in results for lat in r["latencies_us"])
-    ttfd = sorted(c["ttfd_us"] for c in clients if c["ttfd_us"] is not None)
-    server_ttft = sorted(c["server_ttft_us"] for c in clients if c["server_ttft_us"] is not None)
     ends = [c["ended_at_us"] / 1e6 for c in clients if c["ended_at_us"] is not None]
     if len(ends) < len(clients):  # some answers were still streaming when the run gave up on them
         ends.append(plan.deadline(t0))
@@ -574,40 +663,54 @@ def summarize(plan: Plan, t0: float, results: list[dict[str, Any]]) -> dict[str,
     ended = {}
     for client in clients:
         ended[client["end"]] = ended.get(client["end"], 0) + 1
-    tokens = sum(c["tokens"] for c in clients)
-    deltas = sum(c["deltas"] for c in clients)
+    tokens, reasoning_tokens = sum(c["tokens"] for c in clients), sum(c["reasoning_tokens"] for c in clients)
+    deltas, reasoning_frames = sum(c["deltas"] for c in clients), sum(c["reasoning_frames"] for c in clients)
+    output_tokens, frames = tokens + reasoning_tokens, deltas + reasoning_frames
     seconds = window_end - t0
     ms = lambda us: None if us is None else round(us / 1000, 3)  # noqa: E731
+
+    def quantiles(key: str) -> dict[str, float | None]:
+        values = sorted(c[key] for c in clients if c[key] is not None)
+        return {name: ms(percentile(values, q)) for name, q in QUANTILES.items()}
+
     return {
         "clients": len(clients),
         "completed": ended.get("done", 0),
         "ends": ended,
-        "lost": sum(c["lost"] for c in clients),
-        "duplicates": sum(c["duplicates"] for c in clients),
-        "reordered": sum(c["reordered"] for c in clients),
+        **{key: sum(c[key] for c in clients) for key in ORDER_CHECKS},
         "told_busy": sum(1 for c in clients if c["told_busy"]),
         "bad_text": sum(1 for c in clients if c["end"] == "done" and not c["text_ok"]),
         "bad_usage": sum(1 for c in clients if not c["usage_ok"]),
         "tokens": tokens,
         "deltas": deltas,
+        "reasoning_tokens": reasoning_tokens,
+        "reasoning_frames": reasoning_frames,
+        "output_tokens": output_tokens,
+        "frames": frames,
         "tokens_per_delta": round(tokens / deltas, 2) if deltas else None,
+        "tokens_per_frame": round(output_tokens / frames, 2) if frames else None,
         "latency_ms": {name: ms(percentile(latencies, q)) for name, q in QUANTILES.items()},
-        "ttfd_ms": {name: ms(percentile(ttfd, q)) for name, q in QUANTILES.items()},
-        "server_ttft_ms": {name: ms(percentile(server_ttft, q)) for name, q in QUANTILES.items()},
+        "ttfo_ms": quantiles("ttfo_us"),
+        "ttfd_ms": quantiles("ttfd_us"),
+        "server_first_output_ms": quantiles("server_first_output_us"),
+        "server_ttft_ms": quantiles("server_ttft_us"),
         "window_start": t0,
         "window_end": window_end,
         "seconds": round(seconds, 3),
-        "tokens_per_s": round(tokens / seconds, 1),
+        "tokens_per_s": round(output_tokens / seconds, 1),
         "deltas_per_s": round(deltas / seconds, 1),
+        "frames_per_s": round(frames / seconds, 1),
         "load_cpu_s": round(sum(r["cpu"] for r in results), 3),
         "load_procs": len(results),
     }
 
 
 QUANTILES = {"p50": 0.50, "p90": 0.90, "p99": 0.99, "max": 1.0}
+# Counted per client: the deltas' `seq`, then every kept frame's `pos`.
+ORDER_CHECKS = ("lost", "duplicates", "reordered", "pos_lost", "pos_duplicates", "pos_reordered")
+PROBLEMS = (*ORDER_CHECKS, "bad_text", "bad_usage")
 
 
 def passed(summary: dict[str, Any]) -> bool:
-    """Every client got its whole answer, exactly once and in order."""
-    problems = ("lost", "duplicates", "reordered", "bad_text", "bad_usage")
-    return summary["completed"] == summary["clients"] and not any(summary[p] for p in problems)
+    """Every client got its whole answer (and reasoning), exactly once and in order."""
+    return summary["completed"] == summary["clients"] and not any(summary[p] for p in PROBLEMS)

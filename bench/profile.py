@@ -80,6 +80,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.Namespac
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--tokens", type=int, default=400)
+    parser.add_argument("--reasoning", type=int, default=0, help="reasoning tokens before each answer's text")
     parser.add_argument("--sample-rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "bench-profile", help="raw samples")
     parser.add_argument("--database", choices=["auto", "postgres", "sqlite"], default="auto")
@@ -88,6 +89,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.Namespac
         [
             f"--rate={options.rate}",
             f"--tokens={options.tokens}",
+            f"--reasoning={options.reasoning}",
             f"--layers={options.layers}",
             f"--database={options.database}",
         ]

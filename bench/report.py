@@ -1,7 +1,9 @@
 """The benchmark's results as Markdown: the tables docs/performance.md quotes, and the targets checked.
 
 Latency is per token (receipt minus the upstream's emission stamp), so a delta that carries several tokens counts
-each of them; "added" is the relay's figure minus the direct floor's at the same concurrency.
+each of them, and reasoning tokens count like the answer's; "added" is the relay's figure minus the direct floor's at
+the same concurrency. A run whose answers reason first (`--reasoning`) gets a table of its own for what is particular
+to them: reasoning frames, `pos` across kinds, and the time to first output next to the time to first delta.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ def markdown(results: dict[str, Any]) -> str:
     sections = [
         f"Machine: {meta['cpus']} x {meta['cpu_model']}, Python {meta['python']}, database {meta.get('database')}, "
         f"commit {meta['commit']}, {meta['date']}; load average at start {_loadavg(meta)}.",
-        f"Answers: {meta['options']['tokens']} tokens at {meta['options']['rate']:g} tokens/s, prompts spread over "
-        f"{meta['options']['ramp']:g} s. Latency is per token, in ms. {_disturbance(results)}",
+        f"Answers: {meta['options']['tokens']} tokens at {meta['options']['rate']:g} tokens/s{_thinking(meta)}, "
+        f"prompts spread over {meta['options']['ramp']:g} s. Latency is per token, in ms. {_disturbance(results)}",
         f"### Floor: the openai SDK reading the upstream directly ({meta['options']['floor']})\n\n"
         + floor_table(results),
         "### Relay: WebSocket clients of daphne\n\n" + relay_table(results),
     ]
+    if _reasoning(meta):
+        sections.append(f"### Reasoning: {_reasoning(meta)} tokens before each answer\n\n" + reasoning_table(results))
     if results["full_speed"]:
         sections.append("### Full speed (rate 0)\n\n" + full_speed_table(results))
     if results["idle"]:
@@ -58,7 +62,7 @@ def relay_table(results: dict[str, Any]) -> str:
                 run["workers"],
                 f"{run['C']} (search)" if run.get("search") else run["C"],
                 f"{run['completed']}/{run['clients']}",
-                f"{run['lost']} / {run['duplicates']} / {run['reordered']}" + (" BAD TEXT" if run["bad_text"] else ""),
+                _order(run) + (" BAD TEXT" if run["bad_text"] else ""),
                 run.get("told_busy", 0),
                 _pair(run["latency_ms"]),
                 _added(run, floor, "latency_ms"),
@@ -95,6 +99,49 @@ def relay_table(results: dict[str, Any]) -> str:
     return _table(head, rows)
 
 
+def reasoning_table(results: dict[str, Any]) -> str:
+    """The runs of answers that reason first: reasoning frames next to deltas, every kept frame's `pos` checked, and
+    the time to first output (the first reasoning frame) next to the time to first delta (after the reasoning)."""
+    floors = {run["C"]: run for run in results["floor"] if not run["overloaded"]}
+    runs = [("floor", "-", run, None) for run in results["floor"]]
+    ordered = sorted(results["runs"], key=lambda r: (r["layer"], r["workers"], r["C"]))
+    runs += [(run["layer"], run["workers"], run, floors.get(run["C"])) for run in ordered]
+    rows = [
+        [
+            layer,
+            workers,
+            f"{run['C']} (search)" if run.get("search") else run["C"],
+            f"{run['completed']}/{run['clients']}",
+            f"{run['pos_lost']} / {run['pos_duplicates']} / {run['pos_reordered']}",
+            _num(run["reasoning_frames"] / (run["seconds"] or 1)),
+            _num(run["deltas_per_s"]),
+            run["tokens_per_frame"],
+            _pair(run["ttfo_ms"]),
+            _added(run, floor, "ttfo_ms", only="p50"),
+            _ms(run["ttfd_ms"]["p50"]),
+            f"{_ms(run['server_first_output_ms']['p50'])} / {_ms(run['server_ttft_ms']['p50'])}",
+            run["server_cpu_s_per_1k_frames"] if run["mode"] == "relay" else None,
+        ]
+        for layer, workers, run, floor in runs
+    ]
+    head = [
+        "layer",
+        "workers",
+        "C",
+        "done",
+        "pos lost / dup / reord",
+        "reasoning frames/s",
+        "deltas/s",
+        "tokens/frame",
+        "TTFO p50 / p99",
+        "TTFO p50 added",
+        "TTFD p50",
+        "server first output / TTFT p50",
+        "server CPU s / 1k frames",
+    ]
+    return _table(head, rows)
+
+
 def full_speed_table(results: dict[str, Any]) -> str:
     rows = [
         [
@@ -102,7 +149,7 @@ def full_speed_table(results: dict[str, Any]) -> str:
             run["workers"],
             f"{run['C']} x {run['tokens_per_answer']}",
             f"{run['completed']}/{run['clients']}",
-            f"{run['lost']} / {run['duplicates']} / {run['reordered']}",
+            _order(run),
             _num(run["tokens_per_s"]),
             _num(run["tokens_per_s_per_worker"]),
             _num(run["deltas_per_s"]),
@@ -196,6 +243,21 @@ def _table(head: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join("-" if cell is None else str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _order(run: dict[str, Any]) -> str:
+    """Lost, duplicated and reordered deltas by `seq`; and by `pos` (frames of every kind) when any was."""
+    text = f"{run['lost']} / {run['duplicates']} / {run['reordered']}"
+    places = [run.get(key, 0) for key in ("pos_lost", "pos_duplicates", "pos_reordered")]
+    return text + (" (pos {} / {} / {})".format(*places) if any(places) else "")
+
+
+def _reasoning(meta: dict[str, Any]) -> int:
+    return meta["options"].get("reasoning", 0)
+
+
+def _thinking(meta: dict[str, Any]) -> str:
+    return f", each after {_reasoning(meta)} reasoning tokens at that rate" if _reasoning(meta) else ""
 
 
 def _pair(quantiles: dict[str, float | None]) -> str:

@@ -2,9 +2,11 @@
 
     python -m bench.run                                   # the full matrix (under 15 minutes on 2 cores)
     python -m bench.run --concurrency 5 --seconds 2 --layers memory --workers 1
+    python -m bench.run --reasoning 100 --tokens 200      # every answer thinks first: 100 reasoning tokens
 
 For each concurrency C (1, 50, 200, 400, 800 by default), C clients each ask for one answer of `--tokens` tokens at
-`--rate` tokens/s, their prompts spread evenly over the ramp. The floor (the SDK reading the upstream directly) runs
+`--rate` tokens/s, after `--reasoning` tokens of reasoning at the same rate (none by default), their prompts spread
+evenly over the ramp. The floor (the SDK reading the upstream directly) runs
 first at each C; then, for each channel layer and worker count, the relay runs at each C until one fails: a client
 did not get its whole answer exactly once and in order, or the p99 latency passed `--fail-p99-ms` (the relay is
 then overloaded, and a higher C would only take longer to say so); then it bisects for the largest C whose p99
@@ -46,6 +48,7 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=_ints, default=[1, 2], help="daphne workers, e.g. 1,2")
     parser.add_argument("--rate", type=float, default=50, help="tokens per second per answer")
     parser.add_argument("--tokens", type=int, default=200, help="tokens per answer")
+    parser.add_argument("--reasoning", type=int, default=0, help="reasoning tokens before each answer's text")
     parser.add_argument("--seconds", type=float, help="answer length in seconds (sets --tokens to rate x seconds)")
     parser.add_argument("--ramp", type=float, help="seconds over which prompts are spread (default: half an answer)")
     parser.add_argument("--grace", type=float, default=30, help="seconds past the expected end before a run fails")
@@ -125,7 +128,7 @@ def all_passed(results: dict[str, Any]) -> bool:
     answer below the overload threshold. Overload itself (where a sweep stops, and answers may time out) is a
     result, not a failure."""
     runs = results["floor"] + results["runs"] + results["full_speed"]
-    garbled = any(run[key] for run in runs for key in ("lost", "duplicates", "reordered", "bad_text", "bad_usage"))
+    garbled = any(run[key] for run in runs for key in load.PROBLEMS)
     return not garbled and all(run["correct"] or run["overloaded"] for run in runs)
 
 
@@ -161,7 +164,8 @@ class Bench:
 
     def plan(self, mode: str, targets: list[str], clients: int, **overrides: Any) -> load.Plan:
         procs = self.options.load_procs or (1 if clients < 50 else 2)
-        fields = {"rate": self.options.rate, "tokens": self.options.tokens, "ramp": self.options.ramp}
+        fields = {"rate": self.options.rate, "tokens": self.options.tokens, "reasoning": self.options.reasoning}
+        fields["ramp"] = self.options.ramp
         fields |= {"grace": self.options.grace, "procs": procs, "floor": self.options.floor}
         return load.Plan(mode=mode, targets=targets, clients=clients, **fields | overrides)
 
@@ -274,14 +278,16 @@ class Bench:
         cpu["irq"], cpu["steal"] = round(machine["irq"], 3), round(machine["steal"], 3)
         cpu["other"] = round(max(0.0, machine["tasks"] - sum(cpu[name] for name in groups)), 3)
         cpu["machine"] = round(sum(machine.values()), 3)
-        run = {"mode": plan.mode, "C": plan.clients, "rate": plan.rate, "tokens_per_answer": plan.tokens, **summary}
+        run = {"mode": plan.mode, "C": plan.clients, "rate": plan.rate, "tokens_per_answer": plan.tokens}
+        run = {**run, "reasoning_per_answer": plan.reasoning, **summary}
         run["cpu_s"] = cpu
         run["background_cores"] = round((cpu["other"] + cpu["steal"]) / (summary["seconds"] or 1), 2)
         mean_cores = cpu["server"] / (summary["seconds"] or 1)
         peak_cores = max(monitor.peak_cores("server", start, end), mean_cores)  # a run shorter than 1 s has no peak
         run["server_peak_cores"] = round(peak_cores, 2) if server_pids else None
         run["server_cpu_s_per_1k_deltas"] = _per_thousand(cpu["server"], summary["deltas"])
-        run["server_cpu_s_per_1k_tokens"] = _per_thousand(cpu["server"], summary["tokens"])
+        run["server_cpu_s_per_1k_frames"] = _per_thousand(cpu["server"], summary["frames"])
+        run["server_cpu_s_per_1k_tokens"] = _per_thousand(cpu["server"], summary["output_tokens"])
         run["server_rss_peak_mb"] = round(monitor.peak_rss("server", start, end) / 2**20, 1) if server_pids else None
         run["upstream"] = _upstream_delta(before, after)
         run["limits"] = limits(run, len(server_pids), len(results))
@@ -366,10 +372,15 @@ def _upstream_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
 
 def _progress(label: str, run: dict[str, Any]) -> None:
     latency, ttfd = run["latency_ms"], run["ttfd_ms"]
+    reasoning = ""
+    if run.get("reasoning_per_answer"):
+        places = f"{run['pos_lost']} / {run['pos_duplicates']} / {run['pos_reordered']}"
+        reasoning = f" {run['reasoning_frames']} reasoning frames, pos lost/dup/reord {places};"
+        reasoning += f" ttfo p50 {run['ttfo_ms']['p50']} ms;"
     print(
         f"# {label} C={run['C']}: {run['completed']}/{run['clients']} done, lost {run['lost']} dup {run['duplicates']}"
-        f" reord {run['reordered']} bad {run['bad_text']}; latency p50 {latency['p50']} p99 {latency['p99']} ms;"
-        f" ttfd p50 {ttfd['p50']} ms; {run['tokens_per_s']} tok/s, {run['deltas_per_s']} deltas/s;"
+        f" reord {run['reordered']} bad {run['bad_text']};{reasoning} latency p50 {latency['p50']} p99 {latency['p99']}"
+        f" ms; ttfd p50 {ttfd['p50']} ms; {run['tokens_per_s']} tok/s, {run['deltas_per_s']} deltas/s;"
         f" cpu {run['cpu_s']}; limits {run['limits']}",
         file=sys.stderr,
         flush=True,

@@ -6,8 +6,13 @@ and the moment it was written, ` <index>@<CLOCK_MONOTONIC µs>`, so a client in 
 tell how long the token took to reach it (Linux's monotonic clock is one clock for the whole system) and whether
 every token arrived once and in order.
 
-The prompt may set the pace for its own answer: `rate=50 tokens=200` anywhere in the last message (tokens per second,
-0 for as fast as the reader takes them; tokens per answer). The command line sets the defaults.
+An answer may think first: its reasoning tokens come before the content tokens, at the same rate, each in a chunk of
+its own as `delta.reasoning_content` (DeepSeek's shape, with `content` null), numbered from 0 like the content's.
+Usage counts them in `completion_tokens`, as providers do, and in `completion_tokens_details.reasoning_tokens`.
+
+The prompt may set the pace for its own answer: `rate=50 tokens=200 reasoning=100` anywhere in the last message
+(tokens per second, 0 for as fast as the reader takes them; content tokens per answer; reasoning tokens before them).
+The command line sets the defaults.
 
 It shares a 2-core machine with the server under test, so it is written for speed: plain `asyncio.Protocol` (no
 stream objects), one timer per answer on the event loop's heap, chunk bytes built from pre-encoded halves, and every
@@ -15,7 +20,7 @@ token that is due written in one `write`. 800 answers at 50 tokens/s (40,000 wri
 most of it in the kernel's `send`. `GET /stats` tells how late it emitted, so a run can say when the upstream,
 rather than the server, fell behind.
 
-Run: `python -m bench.upstream --port 8001 [--rate 50] [--tokens 200]`.
+Run: `python -m bench.upstream --port 8001 [--rate 50] [--tokens 200] [--reasoning 0]`.
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ import itertools
 import json
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 FULL_SPEED_BATCH = 32  # tokens per write when the answer streams as fast as the reader takes it
 LATE_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 1000)
-PACE = re.compile(r"\b(rate|tokens)=(\d+(?:\.\d+)?)")
+PACE = re.compile(r"\b(rate|tokens|reasoning)=(\d+(?:\.\d+)?)")
 
 
 class Stats:
@@ -79,6 +85,9 @@ class Chunks:
         self.envelope = envelope.encode()
         self.token_head = b"data: " + self.envelope + b'"choices":[{"index":0,"delta":{"content":"'
         self.token_tail = b'"},"logprobs":null,"finish_reason":null}],"usage":null}\n\n'
+        self.reasoning_head = (
+            b"data: " + self.envelope + b'"choices":[{"index":0,"delta":{"content":null,"reasoning_content":"'
+        )
 
     def role(self) -> bytes:
         choice = (
@@ -90,15 +99,20 @@ class Chunks:
         head, tail = self.token_head, self.token_tail
         return b"".join(head + b" %d@%d" % (index, stamp_us) + tail for index in range(first, first + count))
 
-    def ending(self, prompt_tokens: int, completion_tokens: int) -> bytes:
+    def reasoning(self, first: int, count: int, stamp_us: int) -> bytes:
+        head, tail = self.reasoning_head, self.token_tail
+        return b"".join(head + b" %d@%d" % (index, stamp_us) + tail for index in range(first, first + count))
+
+    def ending(self, prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0) -> bytes:
         finish = b'"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null}\n\n'
-        usage = json.dumps(
-            {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            }
-        ).encode()
+        counts: dict[str, Any] = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": reasoning_tokens + completion_tokens,
+            "total_tokens": prompt_tokens + reasoning_tokens + completion_tokens,
+        }
+        if reasoning_tokens:
+            counts["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
+        usage = json.dumps(counts).encode()
         return (
             b"data: "
             + self.envelope
@@ -115,23 +129,39 @@ def http_chunk(payload: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(payload), payload)
 
 
-def pace_of(body: dict[str, Any], default_rate: float, default_tokens: int) -> tuple[float, int]:
-    """The answer's rate and length: from `rate=` and `tokens=` in the last message, else the defaults."""
+@dataclass(frozen=True)
+class Pace:
+    rate: float  # tokens per second, reasoning and content alike; 0: as fast as the reader takes them
+    tokens: int  # content tokens
+    reasoning: int = 0  # reasoning tokens, before the content
+
+
+def pace_of(body: dict[str, Any], default: Pace) -> Pace:
+    """The answer's pace: from `rate=`, `tokens=` and `reasoning=` in the last message, else the defaults."""
     messages = body.get("messages") or [{}]
     found = dict(PACE.findall(str(messages[-1].get("content", ""))))
-    return float(found.get("rate", default_rate)), int(float(found.get("tokens", default_tokens)))
+    return Pace(
+        rate=float(found.get("rate", default.rate)),
+        tokens=int(float(found.get("tokens", default.tokens))),
+        reasoning=int(float(found.get("reasoning", default.reasoning))),
+    )
 
 
 class Answer:
-    """One streamed answer on one connection: a timer per answer, every due token written at once."""
+    """One streamed answer on one connection: a timer per answer, every due token written at once.
 
-    def __init__(self, conn: Connection, *, model: str, rate: float, tokens: int, prompt_tokens: int) -> None:
+    Tokens are counted over the whole answer, reasoning first: index `n` is reasoning token `n` while `n` is below
+    `reasoning`, and content token `n - reasoning` after it.
+    """
+
+    def __init__(self, conn: Connection, *, model: str, pace: Pace, prompt_tokens: int) -> None:
         self.conn = conn
         self.loop = conn.loop
         self.chunks = Chunks(model)
-        self.total = tokens
+        self.reasoning = pace.reasoning
+        self.total = pace.reasoning + pace.tokens
         self.prompt_tokens = prompt_tokens
-        self.period_ns = int(1e9 / rate) if rate > 0 else 0
+        self.period_ns = int(1e9 / pace.rate) if pace.rate > 0 else 0
         self.next_index = 0
         self.timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self.start_ns = time.monotonic_ns()
@@ -154,7 +184,7 @@ class Answer:
         else:
             count = min(FULL_SPEED_BATCH, self.total - self.next_index)
         if count > 0:
-            self.conn.transport.write(http_chunk(self.chunks.tokens(self.next_index, count, now // 1000)))
+            self.conn.transport.write(http_chunk(self._chunks(self.next_index, count, now // 1000)))
             self.conn.stats.tokens += count
             self.conn.stats.writes += 1
             self.next_index += count
@@ -165,8 +195,17 @@ class Answer:
         elif not self.conn.paused:
             self.timer = self.loop.call_soon(self.emit)  # let the other answers have their turn
 
+    def _chunks(self, first: int, count: int, stamp_us: int) -> bytes:
+        """The chunks of tokens `first` to `first + count` of the whole answer: reasoning, then content."""
+        reasoning = self.reasoning
+        if first >= reasoning:  # the common case: content only
+            return self.chunks.tokens(first - reasoning, count, stamp_us)
+        thinking = min(count, reasoning - first)
+        chunks = self.chunks.reasoning(first, thinking, stamp_us)
+        return chunks + self.chunks.tokens(0, count - thinking, stamp_us) if count > thinking else chunks
+
     def finish(self) -> None:
-        ending = http_chunk(self.chunks.ending(self.prompt_tokens, self.total))
+        ending = http_chunk(self.chunks.ending(self.prompt_tokens, self.total - self.reasoning, self.reasoning))
         self.conn.transport.write(ending + b"0\r\n\r\n")
         self.conn.stats.answers_finished += 1
         self.conn.answer_done()
@@ -247,10 +286,10 @@ class Connection(asyncio.Protocol):
             self._respond(400, b'{"error":{"message":"the bench upstream only streams","type":"bench"}}')
             return
         self.stats.requests += 1
-        rate, tokens = pace_of(body, self.server.rate, self.server.tokens)
+        pace = pace_of(body, self.server.pace)
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
         model = str(body.get("model", "bench-model"))
-        self.answer = Answer(self, model=model, rate=rate, tokens=tokens, prompt_tokens=prompt_tokens)
+        self.answer = Answer(self, model=model, pace=pace, prompt_tokens=prompt_tokens)
         head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
         self.answer.begin(head)
 
@@ -260,8 +299,8 @@ class Connection(asyncio.Protocol):
 
 
 class Upstream:
-    def __init__(self, *, rate: float, tokens: int) -> None:
-        self.rate, self.tokens = rate, tokens
+    def __init__(self, *, pace: Pace) -> None:
+        self.pace = pace
         self.stats = Stats()
 
     async def serve(self, host: str, port: int) -> asyncio.Server:
@@ -280,7 +319,8 @@ def install_uvloop() -> bool:
 
 
 async def _main(options: argparse.Namespace) -> None:
-    server = await Upstream(rate=options.rate, tokens=options.tokens).serve(options.host, options.port)
+    pace = Pace(rate=options.rate, tokens=options.tokens, reasoning=options.reasoning)
+    server = await Upstream(pace=pace).serve(options.host, options.port)
     port = server.sockets[0].getsockname()[1]
     print(f"bench upstream listening on http://{options.host}:{port}/v1", flush=True)
     async with server:
@@ -293,6 +333,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--rate", type=float, default=50, help="tokens per second per answer (0: as fast as read)")
     parser.add_argument("--tokens", type=int, default=200, help="tokens per answer")
+    parser.add_argument("--reasoning", type=int, default=0, help="reasoning tokens before each answer's content")
     parser.add_argument("--no-uvloop", action="store_true", help="use the standard asyncio event loop")
     options = parser.parse_args()
     if not options.no_uvloop:

@@ -88,7 +88,8 @@ class Generation:
         self.transcript = Transcript()  # what was sent, by kind: what is saved, by construction
         self.tools = tools.offered_tools(caller=client, model=model)
         self.calls: list[MadeCall] = []
-        self._written = {"delta": 0, "reasoning": 0}  # characters read of each, for the offsets of tool calls
+        # Characters read of the answer and of the reasoning, for the offsets of tool calls.
+        self._answer_chars = self._reasoning_chars = 0
         self.reasoning_field = ""  # where the server sent reasoning (see `upstream.ECHOED_REASONING_FIELD`)
         self.told_busy = False
         self._reader: asyncio.Task[None] | None = None
@@ -200,7 +201,16 @@ class Generation:
         )
         async with aclosing(request) as pieces:
             async for piece in pieces:
-                self._fold(piece)
+                if piece.finish_reason or piece.usage:
+                    self._fold(piece)
+                if splitter.passes_through and not piece.reasoning and not piece.calls:
+                    if text := piece.text:  # plain answer text, once per token: kept to the fewest steps
+                        if self.timing.first_text is None:
+                            self.timing.output(text=True)
+                        self._answer_chars += len(text)
+                        said.texts.append(text)
+                        await outbox.put("delta", text)
+                    continue
                 reasoning, text = splitter.feed(piece.text) if piece.text else ("", "")
                 if piece.reasoning:
                     said.reasoning.append(piece.reasoning)
@@ -219,7 +229,7 @@ class Generation:
         return said, made
 
     def _made(self, round: int, call: Call) -> MadeCall:
-        made = MadeCall(call, round, self._written["delta"], self._written["reasoning"])
+        made = MadeCall(call, round, self._answer_chars, self._reasoning_chars)
         self.calls.append(made)
         return made
 
@@ -232,11 +242,11 @@ class Generation:
     async def _write(self, outbox: Outbox, reasoning: str, text: str, texts: list[str]) -> None:
         if reasoning:
             self.timing.output(text=False)
-            self._written["reasoning"] += len(reasoning)
+            self._reasoning_chars += len(reasoning)
             await outbox.put("reasoning", reasoning)
         if text:
             self.timing.output(text=True)
-            self._written["delta"] += len(text)
+            self._answer_chars += len(text)
             texts.append(text)
             await outbox.put("delta", text)
 
@@ -247,7 +257,7 @@ class Generation:
         run: the model is told so.
         """
         for one in made:  # what the model wrote after a call began still came before the call ran
-            one.answer_offset, one.reasoning_offset = self._written["delta"], self._written["reasoning"]
+            one.answer_offset, one.reasoning_offset = self._answer_chars, self._reasoning_chars
         cap = 0 if refuse else settings.STREAMING_TOOL_CALLS_PER_ROUND
         try:
             async with asyncio.TaskGroup() as group:

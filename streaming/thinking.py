@@ -24,6 +24,8 @@ class ThinkSplitter:
         # closed (the whitespace that follows it is dropped); "answer": everything is answer text.
         self._state = "inside" if inside else "start"
         self._held = ""
+        # Everything from here on is answer text, so a caller may skip `feed` (an attribute: read once per token).
+        self.passes_through = False
 
     def feed(self, text: str) -> tuple[str, str]:
         """The reasoning and the answer text that `text` adds, once the tags around them are known."""
@@ -57,7 +59,7 @@ class ThinkSplitter:
         if OPEN.startswith(opening):  # still could be the tag (or only whitespace so far)
             self._held = held
             return "", ""
-        self._state, self._held = "answer", ""
+        self._state, self._held, self.passes_through = "answer", "", True
         return "", held
 
     def _inside(self, text: str) -> tuple[str, str]:
@@ -74,7 +76,7 @@ class ThinkSplitter:
     def _after(self, text: str) -> tuple[str, str]:
         answer = text.lstrip()
         if answer:
-            self._state = "answer"
+            self._state, self.passes_through = "answer", True
         return "", answer
 
 

@@ -92,7 +92,7 @@ def available_models() -> tuple[str, ...]:
     return tuple(dict.fromkeys([settings.OPENAI_MODEL, *settings.OPENAI_MODELS]))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs several times as much, once per token
 class Piece:
     """What one upstream chunk contributes: answer text, reasoning, tool-call fragments, the finish reason, usage."""
 
@@ -138,7 +138,7 @@ def read_chunk(chunk: dict[str, Any]) -> Piece:
         return Piece(usage=usage)
     choice = choices[0]
     delta = choice.get("delta") or {}
-    if delta.keys() <= _TEXT_ONLY:  # the common case, kept cheap: a piece of answer text
+    if (len(delta) == 1 and "content" in delta) or delta.keys() <= _TEXT_ONLY:  # the common case, kept cheap: text
         return Piece(text=delta.get("content") or "", finish_reason=choice.get("finish_reason"), usage=usage)
     field, reasoning = next(
         ((name, value) for name in REASONING_FIELDS if isinstance(value := delta.get(name), str) and value), ("", "")
