@@ -9,9 +9,9 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.middleware.csrf import get_token
-from django.shortcuts import render
+from django.shortcuts import render, resolve_url
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
@@ -36,6 +36,14 @@ def login_required_unless_open(view: Callable[..., HttpResponse]) -> Callable[..
     return guarded
 
 
+def login_url(*, next_url: str) -> str:
+    """`settings.LOGIN_URL` with `?next=` the page to come back to, as `redirect_to_login` builds it."""
+    login, _, query = resolve_url(settings.LOGIN_URL).partition("?")
+    params = QueryDict(query, mutable=True)
+    params["next"] = next_url
+    return f"{login}?{params.urlencode(safe='/')}"
+
+
 def request_client(request: HttpRequest) -> Client:
     return client_of({"user": request.user, "session": request.session})
 
@@ -56,6 +64,8 @@ def chat(request: HttpRequest) -> HttpResponse:
         "protocol": protocol.PROTOCOL_VERSION,
         "conversationsUrl": reverse("conversation-list"),
         "logoutUrl": reverse("logout") if user.is_authenticated else None,
+        # Where to log in when the login expires (the socket closes with 4401), or to log in at all.
+        "loginUrl": login_url(next_url=request.path),
         "loginRequired": settings.STREAMING_REQUIRE_LOGIN,
     }
     return render(request, "streaming/chat.html", {"chat_config": config})

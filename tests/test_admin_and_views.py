@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from streaming.clients import client_of_session
 from streaming.models import Conversation, Exchange, ToolCall
+from streaming.views import login_url
 
 pytestmark = pytest.mark.django_db
 
@@ -112,3 +113,26 @@ def test_the_login_page_is_the_apps_own_and_logs_in(client, settings):
     assert response.status_code == 302 and response["Location"] == reverse("chat")
     chat = client.get(reverse("chat"))
     assert chat.status_code == 200 and '"authenticated": true' in chat.content.decode()
+
+
+def chat_config(page) -> dict:
+    return page.context["chat_config"]
+
+
+def test_the_page_names_the_login_url_that_comes_back_to_the_chat(client, settings):
+    settings.STREAMING_REQUIRE_LOGIN = True
+    User.objects.create_user("ada", password="a-long-password-1")
+    client.login(username="ada", password="a-long-password-1")
+    config = chat_config(client.get(reverse("chat")))
+    assert config["loginUrl"] == f"{reverse('login')}?next=/"
+    # The link works: the login page takes it, and after logging in again the person is back on the chat.
+    client.logout()
+    page = client.get(config["loginUrl"])
+    assert page.status_code == 200 and 'name="next" value="/"' in page.content.decode()
+    response = client.post(config["loginUrl"], {"username": "ada", "password": "a-long-password-1", "next": "/"})
+    assert response.status_code == 302 and response["Location"] == "/"
+
+
+def test_the_login_url_keeps_a_query_of_its_own_and_may_be_another_site(settings):
+    settings.LOGIN_URL = "https://sso.example.com/login?app=chat"
+    assert login_url(next_url="/chat/") == "https://sso.example.com/login?app=chat&next=/chat/"

@@ -3,6 +3,8 @@ import { Composer } from './components/Composer.jsx';
 import { DemoNotice } from './components/DemoNotice.jsx';
 import { ErrorNotice } from './components/ErrorNotice.jsx';
 import { Header } from './components/Header.jsx';
+import { JumpToLatest } from './components/JumpToLatest.jsx';
+import { LoginNotice } from './components/LoginNotice.jsx';
 import { EmptyChat, MessageList } from './components/MessageList.jsx';
 import { Sidebar } from './components/Sidebar.jsx';
 import { useAnnouncement } from './hooks/useAnnouncement.js';
@@ -11,14 +13,15 @@ import { useConversationOpener } from './hooks/useConversationOpener.js';
 import { useDraft } from './hooks/useDraft.js';
 import { useEscapeKey } from './hooks/useEscapeKey.js';
 import { usePersistedStreams } from './hooks/usePersistedStreams.js';
+import { usePromptQueue } from './hooks/usePromptQueue.js';
 import { useResume } from './hooks/useResume.js';
 import { useStableCallback } from './hooks/useStableCallback.js';
 import { useStickToBottom } from './hooks/useStickToBottom.js';
 import { useActionBatcher } from './socket/actionBatcher.js';
 import { socketUrl } from './socket/socketUrl.js';
-import { useChatSocket } from './socket/useChatSocket.js';
-import { chatReducer, initialChatState } from './state/chatReducer.js';
-import { limitsOf, runningCount, sendBlocker } from './state/selectors.js';
+import { CLOSE_LOGIN_REQUIRED, useChatSocket } from './socket/useChatSocket.js';
+import { chatReducer, initialChatState, LOGIN_REQUIRED } from './state/chatReducer.js';
+import { limitsOf, queueReason, sendBlocker, streamingExchanges } from './state/selectors.js';
 
 /**
  * The chat page. It is the one place where I/O meets state: socket frames and API answers become reducer actions,
@@ -45,7 +48,10 @@ export function App({ config, createSocket }) {
     createSocket,
     // The time of arrival goes with the frame, so the reducer can time the thinking and stay pure.
     onFrame: (frame) => batcher.push({ type: 'frame', frame, receivedAt: performance.now() }),
-    onDisconnect: () => batcher.push({ type: 'connectionLost' }),
+    onDisconnect: ({ code }) => {
+      batcher.push({ type: 'connectionLost' });
+      if (code === CLOSE_LOGIN_REQUIRED) batcher.push({ type: 'loginRequired' });
+    },
   });
 
   const models = socket.ready?.models ?? config.models;
@@ -53,7 +59,8 @@ export function App({ config, createSocket }) {
   const [chosenModel, setChosenModel] = useState(/** @type {string|null} */ (null));
   const model = chosenModel && models.includes(chosenModel) ? chosenModel : defaultModel;
   /** Only name a model in the frame when the person could pick one; otherwise the server's default applies. */
-  const frameModel = models.length > 1 ? model : null;
+  const frameModelOf = (/** @type {string|null} */ chosen) => (models.length > 1 ? chosen : null);
+  const frameModel = frameModelOf(model);
   const demo = socket.ready ? socket.ready.demo === true : config.demo;
 
   const [draft, setDraft] = useDraft();
@@ -74,9 +81,13 @@ export function App({ config, createSocket }) {
   });
   const limits = limitsOf(socket.ready);
   // While another conversation loads, a prompt would land in the one that is about to be replaced.
-  const blocker = opening.loading ? 'Opening the conversation…' : sendBlocker({ ready: socket.ready, draft, state });
-  const retryDisabled = !socket.ready || runningCount(state) >= limits.max_streams;
-  const scroll = useStickToBottom(state.exchanges);
+  const blocker = opening.loading ? 'Opening the conversation…' : sendBlocker({ ready: socket.ready, draft });
+  // A prompt taken now waits for the connection, or for the running answer to end: it is queued, never lost.
+  const queueNote = queueReason({ ready: socket.ready, state });
+  // A Retry goes out at once, so only when a new prompt would too.
+  const retryDisabled = queueNote !== null;
+  const streaming = streamingExchanges(state);
+  const scroll = useStickToBottom();
 
   /** Sends a prompt; returns false (and changes nothing) when the socket could not take it. */
   function sendPrompt(content, conversation) {
@@ -86,19 +97,42 @@ export function App({ config, createSocket }) {
     return true;
   }
 
+  /** Takes the draft: sent at once when it may go, else queued (also when the socket turned out to be gone). */
   function send() {
     if (blocker) return;
-    if (sendPrompt(tidyPrompt(draft), state.conversation)) {
-      setDraft('');
-      scroll.scrollToBottom();
+    const content = tidyPrompt(draft);
+    if (queueNote !== null || !sendPrompt(content, state.conversation)) {
+      dispatchNow({ type: 'promptQueued', request: newRequestId(), content, model });
     }
+    setDraft('');
+    scroll.scrollToBottom();
   }
+
+  /** Sends a queued prompt into the conversation open now, under the request id and model it was queued with. */
+  const sendQueued = useStableCallback((/** @type {import('./state/types.js').Exchange} */ exchange) =>
+    socket.send(
+      promptFrame({
+        request: exchange.request,
+        content: exchange.prompt,
+        conversation: state.conversation,
+        model: frameModelOf(exchange.model),
+      }),
+    ),
+  );
+  usePromptQueue({ ready: socket.ready, state, send: sendQueued, dispatch: dispatchNow });
 
   const stop = useStableCallback((/** @type {string} */ stream) => {
     if (!socket.send({ type: 'cancel', stream })) return;
     dispatchNow({ type: 'cancelRequested', stream });
     // The Stop button goes away with the stream; keep keyboard focus somewhere useful.
     textareaRef.current?.focus();
+  });
+
+  /** Stop (where Send is) and Escape stop every answer running here; usually the one, since follow-ups queue. */
+  const stopAnswers = useStableCallback(() => {
+    for (const exchange of streamingExchanges(state)) {
+      if (!exchange.cancelRequested) stop(exchange.stream);
+    }
   });
 
   /**
@@ -123,11 +157,22 @@ export function App({ config, createSocket }) {
   } = useConversationList(config.conversationsUrl, state.listVersion);
   const announcement = useAnnouncement(state.exchanges, socket.status);
   useEscapeKey(navOpen, closeNav);
+  useEscapeKey(!navOpen && streaming.length > 0 && socket.ready !== null, stopAnswers);
   useEffect(() => {
     if (window.matchMedia?.('(min-width: 721px)').matches) textareaRef.current?.focus();
   }, []);
 
   const notices = state.notices.map((notice) => {
+    if (notice.code === LOGIN_REQUIRED) {
+      return (
+        <LoginNotice
+          key={notice.id}
+          message={notice.message}
+          loginUrl={config.loginUrl}
+          onDismiss={() => dispatch({ type: 'noticeDismissed', id: notice.id })}
+        />
+      );
+    }
     const exchange = state.exchanges.find((candidate) => candidate.key === notice.exchangeKey);
     return (
       <ErrorNotice
@@ -170,8 +215,9 @@ export function App({ config, createSocket }) {
       />
       {navOpen && <div className="backdrop" aria-hidden="true" onClick={closeNav} />}
       <main className="chat">
-        <div className="messages" ref={scroll.ref} onScroll={scroll.onScroll}>
-          <div className="messages-inner">
+        {/* Focusable and named: on a phone it is the one thing that scrolls, and a keyboard must reach it. */}
+        <div className="messages" ref={scroll.ref} tabIndex={0} role="region" aria-label="Conversation">
+          <div className="messages-inner" ref={scroll.contentRef}>
             {opening.error && (
               <ErrorNotice message={opening.error} retryable={false} onDismiss={opening.dismissError} />
             )}
@@ -182,15 +228,15 @@ export function App({ config, createSocket }) {
             ) : (
               <MessageList
                 exchanges={state.exchanges}
-                onStop={stop}
                 onRetry={retry}
                 retryDisabled={retryDisabled}
-                stopDisabled={!socket.ready}
+                waitingFor={socket.ready ? 'answer' : 'connection'}
               />
             )}
           </div>
         </div>
         <div className="composer-area">
+          <JumpToLatest visible={!scroll.atBottom} onJump={scroll.scrollToBottom} />
           {notices}
           {demo && <DemoNotice />}
           <Composer
@@ -198,6 +244,11 @@ export function App({ config, createSocket }) {
             onDraftChange={setDraft}
             onSend={send}
             blocker={blocker}
+            queueNote={queueNote}
+            streaming={streaming.length > 0}
+            onStop={stopAnswers}
+            stopping={streaming.length > 0 && streaming.every((exchange) => exchange.cancelRequested)}
+            stopDisabled={!socket.ready}
             maxChars={limits.max_prompt_chars}
             models={models}
             model={model}

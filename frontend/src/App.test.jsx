@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { App } from './App.jsx';
 import { DEFAULT_CONFIG } from './config.js';
 import { FakeSocket, readyFrame } from './test/fakeSocket.js';
-import { byTestId, oneByRole, render } from './test/render.jsx';
+import { byRole, byTestId, oneByRole, render } from './test/render.jsx';
 
 /**
  * The page end to end inside jsdom: a fake socket plays the server, a stubbed fetch plays the HTTP API.
@@ -109,14 +109,17 @@ describe('the chat page', () => {
     expect(view.container.textContent).toContain('Set OPENAI_API_KEY to use a real model.');
   });
 
-  it('only enables Send when a message can really be sent', async () => {
+  it('enables Send for any message it can take, connected or not (one that cannot go yet is queued)', async () => {
     view = render(<App config={config} createSocket={FakeSocket.create} />);
+    expect(one('send').disabled).toBe(true); // nothing typed
     type('Hello');
-    expect(one('send').disabled).toBe(true); // not connected
+    expect(one('send').disabled).toBe(false); // not connected: it would be queued
+    expect(one('composer').getAttribute('aria-describedby')).toBe('composer-hint');
+    expect(view.container.querySelector('#composer-hint').textContent).toMatch(/queue it: it is sent once connected/);
     act(() => FakeSocket.latest().open());
-    expect(one('send').disabled).toBe(true); // no ready yet
     await serve(readyFrame());
     expect(one('send').disabled).toBe(false);
+    expect(view.container.querySelector('#composer-hint').textContent).toBe('Enter to send');
     type('   ');
     expect(one('send').disabled).toBe(true);
   });
@@ -284,15 +287,24 @@ describe('the chat page', () => {
     expect(one('answer-text').textContent).toBe('Hello');
   });
 
-  it('keeps what was typed when the socket is gone', async () => {
+  it('keeps what was typed when the socket is gone: queued, shown, and sent once it is back', async () => {
     await connect();
     type('Important words');
     act(() => FakeSocket.latest().drop());
     await settle();
     expect(one('connection-status').textContent).toBe('reconnecting');
-    expect(one('send').disabled).toBe(true);
     pressEnter();
-    expect(one('composer').value).toBe('Important words');
+    expect(one('composer').value).toBe('');
+    expect(one('message-user').textContent).toContain('Important words');
+    expect(one('queued-note').textContent).toMatch(/waiting for the connection/);
+
+    act(() => window.dispatchEvent(new Event('online')));
+    act(() => FakeSocket.latest().open());
+    await serve(readyFrame());
+    const prompts = FakeSocket.made.flatMap((socket) => socket.sent).filter((frame) => frame.type === 'prompt');
+    expect(prompts).toHaveLength(1);
+    expect(prompts[0]).toMatchObject({ content: 'Important words' });
+    expect(byTestId(view.container, 'queued-note')).toHaveLength(0);
   });
 
   it('lists conversations and opens one', async () => {
@@ -480,6 +492,7 @@ describe('resuming streams', () => {
     await connect();
     await startAnswer('s-1');
     await serve({ type: 'delta', stream: 's-1', seq: 1, text: 'Half' });
+    window.dispatchEvent(new Event('pagehide')); // growing text waits for a timer or for the page to go
     expect(JSON.parse(sessionStorage.getItem(STORAGE_KEY))).toEqual([
       {
         stream: 's-1',
@@ -647,5 +660,268 @@ describe('protocol 2: thinking and tool calls', () => {
     expect(byTestId(view.container, 'tool-call')).toHaveLength(1);
     expect(one('tool-call').dataset.status).toBe('stopped');
     expect(one('tool-arguments').textContent).toBe('{}');
+  });
+});
+
+describe('sending while it cannot go yet, stopping, phones, login, copy', () => {
+  const prompts = () =>
+    FakeSocket.made.flatMap((socket) => socket.sent).filter((frame) => frame.type === 'prompt');
+  const hint = () => view.container.querySelector('#composer-hint').textContent;
+  const doneFrame = (stream, seq) => ({
+    type: 'done',
+    stream,
+    seq,
+    finish_reason: 'stop',
+    usage: null,
+    ttft_ms: 5,
+    duration_ms: 50,
+  });
+
+  function pressKey(key, target = one('composer')) {
+    act(() => {
+      target.dispatchEvent(new KeyboardEvent('keydown', { key, bubbles: true, cancelable: true }));
+    });
+  }
+
+  it('Enter while connecting takes the prompt, shows it pending, and sends it once when the socket is ready', async () => {
+    view = render(<App config={config} createSocket={FakeSocket.create} />);
+    type('Hello early');
+    pressEnter();
+    expect(one('composer').value).toBe('');
+    expect(one('message-user').textContent).toContain('Hello early');
+    expect(one('message-user').dataset.status).toBe('queued');
+    expect(one('queued-note').textContent).toMatch(/sent once connected/);
+
+    act(() => FakeSocket.latest().open());
+    await settle();
+    expect(prompts()).toEqual([]); // open, but no ready yet
+    await serve(readyFrame());
+    expect(prompts()).toHaveLength(1);
+    expect(prompts()[0]).toMatchObject({ content: 'Hello early' });
+    expect(prompts()[0].conversation).toBeUndefined();
+    await settle();
+    expect(byTestId(view.container, 'queued-note')).toHaveLength(0);
+
+    await serve({ type: 'start', stream: 's-1', request: prompts()[0].request, conversation: 'c-1' });
+    expect(one('message-assistant').dataset.status).toBe('streaming');
+    expect(byTestId(view.container, 'message-user')).toHaveLength(1);
+    await serve(readyFrame()); // a second ready (or any re-render) sends nothing again
+    expect(prompts()).toHaveLength(1);
+  });
+
+  it('a follow-up typed while an answer streams is queued under it and sent, once, when it ends', async () => {
+    await connect();
+    type('First');
+    pressEnter();
+    const first = prompts()[0];
+    await serve(
+      { type: 'start', stream: 's-1', request: first.request, conversation: 'c-1', content: 'First' },
+      { type: 'delta', stream: 's-1', seq: 1, text: 'Part one' },
+    );
+    type('Follow-up');
+    expect(hint()).toMatch(/Enter to queue it: it is sent when the answer ends/);
+    pressEnter();
+    expect(prompts()).toHaveLength(1);
+    const users = byTestId(view.container, 'message-user');
+    expect(users.map((user) => user.textContent)).toEqual([expect.stringContaining('First'), expect.stringContaining('Follow-up')]);
+    expect(one('queued-note').textContent).toMatch(/queued: sent when the answer above ends/);
+    expect(users[1].closest('li').previousElementSibling.contains(one('message-assistant'))).toBe(true);
+
+    await serve({ type: 'delta', stream: 's-1', seq: 2, text: ' and two.' }, doneFrame('s-1', 2));
+    expect(prompts()).toHaveLength(2);
+    expect(prompts()[1]).toMatchObject({ content: 'Follow-up', conversation: 'c-1' });
+    await serve({ type: 'start', stream: 's-2', request: prompts()[1].request, conversation: 'c-1' });
+    await serve(doneFrame('s-2', 0));
+    expect(prompts()).toHaveLength(2);
+    expect(byTestId(view.container, 'message-assistant').map((answer) => answer.dataset.status)).toEqual([
+      'completed',
+      'completed',
+    ]);
+  });
+
+  it('the first prompt of a new chat and a second one typed before its start go into one conversation', async () => {
+    await connect();
+    type('One');
+    pressEnter();
+    type('Two');
+    pressEnter();
+    expect(prompts()).toHaveLength(1);
+    await serve({ type: 'start', stream: 's-1', request: prompts()[0].request, conversation: 'c-9' });
+    expect(prompts()).toHaveLength(1);
+    await serve(doneFrame('s-1', 0));
+    expect(prompts()[1]).toMatchObject({ content: 'Two', conversation: 'c-9' });
+  });
+
+  it('Stop takes the place of Send while an answer streams, and Escape stops it too', async () => {
+    await connect();
+    type('Long story');
+    pressEnter();
+    expect(oneByRole(view.container, 'button', { name: 'Send' })).toBeTruthy();
+    await serve({ type: 'start', stream: 's-1', request: prompts()[0].request, conversation: 'c-1' });
+    const bar = view.container.querySelector('.composer-bar');
+    const stopButton = oneByRole(view.container, 'button', { name: 'Stop' });
+    expect(bar.lastElementChild).toBe(stopButton);
+    expect(byTestId(view.container, 'send')).toHaveLength(0);
+    expect(one('message-assistant').querySelector('button[aria-label="Stop"]')).toBeNull();
+    // With a follow-up typed, Send comes back just before Stop, which stays where it was.
+    type('More');
+    expect(bar.lastElementChild).toBe(oneByRole(view.container, 'button', { name: 'Stop' }));
+    expect(oneByRole(view.container, 'button', { name: 'Send' }).nextElementSibling).toBe(bar.lastElementChild);
+
+    pressKey('Escape', document.body);
+    expect(FakeSocket.latest().sent.filter((frame) => frame.type === 'cancel')).toEqual([
+      { type: 'cancel', stream: 's-1' },
+    ]);
+    expect(oneByRole(view.container, 'button', { name: 'Stop' }).disabled).toBe(true);
+    pressKey('Escape', document.body); // once is enough
+    expect(FakeSocket.latest().sent.filter((frame) => frame.type === 'cancel')).toHaveLength(1);
+
+    await serve({ ...doneFrame('s-1', 0), finish_reason: 'cancelled' });
+    expect(byRole(view.container, 'button', { name: 'Stop' })).toHaveLength(0);
+    pressKey('Escape', document.body);
+    expect(FakeSocket.latest().sent.filter((frame) => frame.type === 'cancel')).toHaveLength(1);
+  });
+
+  it('the Stop button stops the answer', async () => {
+    await connect();
+    type('Long story');
+    pressEnter();
+    await serve({ type: 'start', stream: 's-1', request: prompts()[0].request, conversation: 'c-1' });
+    act(() => oneByRole(view.container, 'button', { name: 'Stop' }).click());
+    expect(FakeSocket.latest().sent.at(-1)).toEqual({ type: 'cancel', stream: 's-1' });
+  });
+
+  describe('on a touch screen without hover', () => {
+    let queries;
+    beforeEach(() => {
+      queries = [];
+      vi.stubGlobal('matchMedia', (query) => {
+        queries.push(query);
+        return {
+          matches: query === '(pointer: coarse) and (hover: none)',
+          addEventListener() {},
+          removeEventListener() {},
+        };
+      });
+    });
+
+    it('leaves Enter alone (a new line) and sends with the Send button', async () => {
+      await connect();
+      expect(one('composer').getAttribute('enterkeyhint')).toBe('enter');
+      type('line one');
+      pressEnter();
+      expect(prompts()).toEqual([]);
+      expect(one('composer').value).toBe('line one');
+      expect(hint()).toBe('Tap Send to send');
+      act(() => oneByRole(view.container, 'button', { name: 'Send' }).click());
+      expect(prompts()).toHaveLength(1);
+      expect(prompts()[0]).toMatchObject({ content: 'line one' });
+    });
+  });
+
+  it('on a desktop Enter sends and the keyboard says so', async () => {
+    await connect();
+    expect(one('composer').getAttribute('enterkeyhint')).toBe('send');
+    type('Hi');
+    pressEnter();
+    expect(prompts()).toHaveLength(1);
+  });
+
+  it('a login that has gone (close 4401) shows one notice with a Log in link back here, and stops reconnecting', async () => {
+    const loginUrl = '/accounts/login/?next=/';
+    view = render(<App config={{ ...config, loginUrl }} createSocket={FakeSocket.create} />);
+    act(() => FakeSocket.latest().open());
+    await serve(readyFrame());
+    window.history.replaceState(null, '', '/#11111111-2222-3333-4444-555555555555');
+    act(() => {
+      FakeSocket.latest().receive({ type: 'error', code: 'not_allowed', message: 'Log in to chat.', retryable: false });
+      FakeSocket.latest().drop(4401);
+    });
+    await settle(1500);
+    expect(FakeSocket.made).toHaveLength(1);
+    expect(one('connection-status').textContent).toBe('logged out');
+    expect(byTestId(view.container, 'error')).toHaveLength(0);
+    const notice = one('login-notice');
+    expect(notice.textContent).toMatch(/no longer logged in/);
+    const link = one('login-link');
+    expect(link.textContent).toBe('Log in');
+    const href = new URL(link.getAttribute('href'), 'http://x');
+    expect(href.pathname).toBe('/accounts/login/');
+    expect(href.searchParams.get('next')).toBe('/#11111111-2222-3333-4444-555555555555');
+  });
+
+  it('a worker restarting (close 4012) reconnects at once and resumes the answer', async () => {
+    await connect();
+    type('Go');
+    pressEnter();
+    await serve(
+      { type: 'start', stream: 's-1', request: prompts()[0].request, conversation: 'c-1' },
+      { type: 'delta', stream: 's-1', seq: 1, text: 'So far' },
+    );
+    act(() => FakeSocket.latest().drop(4012));
+    await settle(300); // the restart spread is at most 250 ms; a backoff would wait longer
+    expect(FakeSocket.made).toHaveLength(2);
+    act(() => FakeSocket.latest().open());
+    await serve(readyFrame());
+    expect(FakeSocket.latest().sent).toEqual([{ type: 'resume', stream: 's-1', after: 1 }]);
+  });
+
+  it('after a reload a failed answer keeps its Retry, which sends the same prompt again', async () => {
+    const failed = {
+      ...SAVED,
+      exchanges: [
+        {
+          ...SAVED.exchanges[0],
+          prompt: 'Flaky question',
+          answer: 'Half an',
+          status: 'failed',
+          finish_reason: null,
+          error: { code: 'upstream_unavailable', message: 'The model provider could not be reached.' },
+        },
+      ],
+    };
+    fetchMock.mockImplementation(async (url) =>
+      url === `/api/conversations/${SAVED.id}/` ? Response.json(failed) : Response.json({ conversations: [] }),
+    );
+    window.history.replaceState(null, '', `/#${SAVED.id}`);
+    await connect();
+    await settle();
+    expect(one('message-assistant').dataset.status).toBe('failed');
+    expect(one('error').textContent).toContain('could not be reached');
+    const retryButton = oneByRole(view.container, 'button', { name: 'Retry' });
+    expect(retryButton.disabled).toBe(false);
+    act(() => retryButton.click());
+    expect(prompts()).toEqual([
+      expect.objectContaining({ type: 'prompt', content: 'Flaky question', conversation: SAVED.id }),
+    ]);
+  });
+
+  it('copies a whole answer as its markdown, and a person\'s message, saying Copied', async () => {
+    const writeText = vi.fn(async () => {});
+    vi.stubGlobal('navigator', { ...navigator, clipboard: { writeText } });
+    vi.stubGlobal('isSecureContext', true);
+    await connect();
+    type('Question');
+    pressEnter();
+    await serve(
+      { type: 'start', stream: 's-1', request: prompts()[0].request, conversation: 'c-1' },
+      { type: 'delta', stream: 's-1', seq: 1, text: '**Bold** and `code`' },
+    );
+    // No Copy for an answer still being written.
+    expect(byRole(one('message-assistant'), 'button', { name: 'Copy' })).toHaveLength(0);
+    await serve(doneFrame('s-1', 1));
+
+    const copyAnswer = oneByRole(one('message-assistant'), 'button', { name: 'Copy' });
+    await act(async () => copyAnswer.click());
+    expect(writeText).toHaveBeenLastCalledWith('**Bold** and `code`');
+    expect(copyAnswer.dataset.label).toBe('Copied');
+    expect(copyAnswer.textContent).toBe(''); // the message's text stays what was said
+
+    const copyPrompt = oneByRole(one('message-user'), 'button', { name: 'Copy' });
+    await act(async () => copyPrompt.click());
+    expect(writeText).toHaveBeenLastCalledWith('Question');
+    expect(copyPrompt.getAttribute('aria-label')).toBe('Copied');
+    await settle(2100);
+    expect(copyPrompt.getAttribute('aria-label')).toBe('Copy');
   });
 });

@@ -32,6 +32,10 @@ CHROMIUM_ARGS = [
 # Slow enough that an answer takes a few seconds: it can be watched growing, and stopped half-way.
 DEMO_TOKENS_PER_SECOND = "40"
 VIEWPORT = {"width": 1280, "height": 800}
+DESKTOP = {"viewport": VIEWPORT}
+# A phone of today's common size: its pointer is a finger (coarse, no hover), and the page lays out for a phone.
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True}
+DEVICES = {"desktop": DESKTOP, "phone": PHONE}
 SERVER_LOG_LINES = 200
 DELTA = re.compile(r'"type":\s*"delta"')
 
@@ -97,7 +101,24 @@ def browser(playwright: Playwright, chromium_executable: Path) -> Iterator[Brows
 @pytest.fixture
 def page(browser: Browser, server: Daphne, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A page in a fresh browser context: no cookies, so a new session and a new client of the chat."""
-    context = browser.new_context(base_url=server.url, viewport=VIEWPORT, color_scheme="light", locale="en-US")
+    yield from open_page(browser, server, request, DESKTOP)
+
+
+@pytest.fixture
+def phone_page(browser: Browser, server: Daphne, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """Like `page`, on a phone: a narrow viewport, a touch screen, a mobile browser's layout viewport."""
+    yield from open_page(browser, server, request, PHONE)
+
+
+@pytest.fixture(params=["desktop", "phone"])
+def device_page(browser: Browser, server: Daphne, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """`page` and `phone_page` in turn: for what must work at both sizes."""
+    yield from open_page(browser, server, request, DEVICES[request.param])
+
+
+def open_page(browser: Browser, server: Daphne, request: pytest.FixtureRequest, device: dict) -> Iterator[Page]:
+    """A page of `server` in a fresh context with the device's viewport (and touch), its errors and frames logged."""
+    context = browser.new_context(base_url=server.url, color_scheme="light", locale="en-US", **device)
     context.set_default_timeout(10_000)
     page = context.new_page()
     log: list[str] = []

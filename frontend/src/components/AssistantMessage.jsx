@@ -2,23 +2,17 @@ import { memo } from 'react';
 import { finishNote } from '../state/selectors.js';
 import { AnswerParts } from './AnswerParts.jsx';
 import { AnswerStats } from './AnswerStats.jsx';
+import { CopyButton } from './CopyButton.jsx';
 import { ErrorNotice } from './ErrorNotice.jsx';
 
 /**
- * One answer: its parts (thinking, text, tool calls), a Stop button (and the server's word that it is overloaded)
- * while it streams, then how it ended (note, stats or error).
+ * One answer: its parts (thinking, text, tool calls), the server's word that it is overloaded while it streams, then
+ * how it ended (note, stats or error) and a Copy button for its markdown. Stop is in the composer, where Send is.
  *
- * @param {{exchange: import('../state/types.js').Exchange, onStop: (stream: string) => void,
- *   onRetry: (exchange: import('../state/types.js').Exchange) => void, retryDisabled: boolean,
- *   stopDisabled: boolean}} props
+ * @param {{exchange: import('../state/types.js').Exchange,
+ *   onRetry: (exchange: import('../state/types.js').Exchange) => void, retryDisabled: boolean}} props
  */
-export const AssistantMessage = memo(function AssistantMessage({
-  exchange,
-  onStop,
-  onRetry,
-  retryDisabled,
-  stopDisabled,
-}) {
+export const AssistantMessage = memo(function AssistantMessage({ exchange, onRetry, retryDisabled }) {
   const streaming = exchange.status === 'streaming';
   const note = finishNote(exchange);
   return (
@@ -41,18 +35,6 @@ export const AssistantMessage = memo(function AssistantMessage({
         />
       )}
       <div className="answer-footer">
-        {streaming && (
-          <button
-            type="button"
-            className="button small stop-button"
-            data-testid="stop"
-            onClick={() => onStop(exchange.stream)}
-            disabled={stopDisabled || exchange.cancelRequested}
-          >
-            <span className="stop-icon" aria-hidden="true" />
-            {exchange.cancelRequested ? 'Stopping…' : 'Stop'}
-          </button>
-        )}
         {streaming && exchange.busy && (
           <span className="answer-note" data-testid="busy-note">
             {exchange.busy}
@@ -63,6 +45,7 @@ export const AssistantMessage = memo(function AssistantMessage({
             {note}
           </span>
         )}
+        {!streaming && exchange.answer !== '' && <CopyButton text={exchange.answer} />}
         {!streaming && <AnswerStats exchange={exchange} />}
       </div>
     </article>

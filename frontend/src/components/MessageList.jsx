@@ -3,25 +3,23 @@ import { UserMessage } from './UserMessage.jsx';
 
 /**
  * The conversation: each exchange as the person's message and the answer.
- * @param {{exchanges: import('../state/types.js').Exchange[], onStop: (stream: string) => void,
+ * @param {{exchanges: import('../state/types.js').Exchange[],
  *   onRetry: (exchange: import('../state/types.js').Exchange) => void, retryDisabled: boolean,
- *   stopDisabled: boolean}} props stopDisabled and retryDisabled are true while
- *   there is no connection to send the frame on
+ *   waitingFor?: 'connection'|'answer'}} props retryDisabled is true while there is no connection to send the frame
+ *   on; waitingFor is what a queued prompt waits for
  */
-export function MessageList({ exchanges, onStop, onRetry, retryDisabled, stopDisabled }) {
+export function MessageList({ exchanges, onRetry, retryDisabled, waitingFor = 'answer' }) {
   return (
     <ol className="message-list" aria-label="Messages">
       {exchanges.map((exchange) => (
         <li key={exchange.key} className="exchange">
-          <UserMessage exchange={exchange} />
+          <UserMessage exchange={exchange} waitingFor={waitingFor} />
           {exchange.status === 'pending' && <PendingAnswer />}
           {exchange.stream !== null && (
             <AssistantMessage
               exchange={exchange}
-              onStop={onStop}
               onRetry={onRetry}
               retryDisabled={retryDisabled}
-              stopDisabled={stopDisabled}
             />
           )}
         </li>

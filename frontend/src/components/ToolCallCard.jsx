@@ -51,17 +51,17 @@ export const ToolCallCard = memo(function ToolCallCard({ part }) {
   );
 });
 
+/** A long text scrolls in its box: the box takes keyboard focus (the arrow keys scroll it) and has a name. */
+const SCROLLABLE = { tabIndex: 0, role: 'group' };
+
 /** The arguments as they stream (raw), laid out once the model has finished writing them. */
 function ToolArguments({ text, complete }) {
   const shown = useMemo(() => (complete ? readableJson(text) : text), [text, complete]);
   if (shown === '') return null;
   return (
-    <>
-      <span className="sr-only">Arguments:</span>
-      <pre className="tool-arguments" data-testid="tool-arguments">
-        {shown}
-      </pre>
-    </>
+    <pre className="tool-arguments" data-testid="tool-arguments" {...SCROLLABLE} aria-label="Arguments">
+      {shown}
+    </pre>
   );
 }
 
@@ -72,7 +72,9 @@ function ToolResult({ text }) {
   return (
     <div className="tool-result">
       <Disclosure label="Result" open={open} onToggle={toggle} panelClassName="tool-result-text">
-        <pre data-testid="tool-result">{shown}</pre>
+        <pre data-testid="tool-result" {...SCROLLABLE} aria-label="Result">
+          {shown}
+        </pre>
       </Disclosure>
     </div>
   );

@@ -1,7 +1,9 @@
 import { useEffect } from 'react';
 
 /**
- * Calls `onEscape` when Escape is pressed while `active`; used to close the conversation drawer on a phone.
+ * Calls `onEscape` when Escape is pressed while `active`: it closes the conversation drawer on a phone, and stops
+ * the running answer. An Escape that ends an input method's composition, or that something else already handled,
+ * is left alone.
  * @param {boolean} active
  * @param {() => void} onEscape
  */
@@ -9,7 +11,7 @@ export function useEscapeKey(active, onEscape) {
   useEffect(() => {
     if (!active) return undefined;
     const onKeyDown = (event) => {
-      if (event.key === 'Escape') onEscape();
+      if (event.key === 'Escape' && !event.isComposing && !event.defaultPrevented) onEscape();
     };
     window.addEventListener('keydown', onKeyDown);
     return () => window.removeEventListener('keydown', onKeyDown);

@@ -3,6 +3,11 @@ import { useCallback, useEffect, useRef } from 'react';
 const STORAGE_KEY = 'streaming-chat.streams';
 /** More than a client can run at once; older entries (streams that ended while another conversation was open) go. */
 const KEPT = 10;
+/**
+ * How long the text of a growing answer may wait before it is written. Writing a 150 KB answer on every frame cost
+ * the page its frame budget; a reload (or a closed tab) writes at once, on `pagehide` and `visibilitychange`.
+ */
+export const PERSIST_EVERY_MS = 1000;
 
 /** @typedef {import('../state/types.js').PersistedStream} PersistedStream */
 /** @typedef {import('../state/types.js').Exchange} Exchange */
@@ -10,7 +15,9 @@ const KEPT = 10;
 /**
  * Keeps the answers that are streaming in this tab's sessionStorage (stream, conversation, prompt, text and seq so
  * far, and the parts shown with their place in the stream's record), so that after a reload the conversation shows
- * what it had and resumes from there instead of from nothing. An entry goes as soon as its stream is seen ending.
+ * what it had and resumes from there instead of from nothing. An entry goes as soon as its stream is seen ending,
+ * and a new one is written as soon as its stream starts; the growing text of a running one is written at most every
+ * `PERSIST_EVERY_MS`, and at once when the page is hidden or unloaded, so a reload resumes from where it was.
  *
  * @param {Exchange[]} exchanges what is shown now
  * @returns {() => PersistedStream[]} what is kept, for the next conversation that is opened
@@ -18,12 +25,36 @@ const KEPT = 10;
 export function usePersistedStreams(exchanges) {
   const entries = useRef(/** @type {PersistedStream[]|null} */ (null));
   if (entries.current === null) entries.current = readPersistedStreams();
+  const timer = useRef(/** @type {ReturnType<typeof setTimeout>|null} */ (null));
+  const write = useCallback(() => {
+    if (timer.current !== null) clearTimeout(timer.current);
+    timer.current = null;
+    writePersistedStreams(entries.current ?? []);
+  }, []);
+  /** Writes what is waiting for the timer, if anything. */
+  const flush = useCallback(() => {
+    if (timer.current !== null) write();
+  }, [write]);
   useEffect(() => {
-    const next = updatedStreams(entries.current ?? [], exchanges);
-    if (next === entries.current) return;
+    const previous = entries.current ?? [];
+    const next = updatedStreams(previous, exchanges);
+    if (next === previous) return;
     entries.current = next;
-    writePersistedStreams(next);
-  }, [exchanges]);
+    if (sameStreams(previous, next)) timer.current ??= setTimeout(write, PERSIST_EVERY_MS);
+    else write();
+  }, [exchanges, write]);
+  useEffect(() => {
+    const onHide = () => {
+      if (document.visibilityState === 'hidden') flush();
+    };
+    window.addEventListener('pagehide', flush);
+    document.addEventListener('visibilitychange', onHide);
+    return () => {
+      window.removeEventListener('pagehide', flush);
+      document.removeEventListener('visibilitychange', onHide);
+      flush();
+    };
+  }, [flush]);
   return useCallback(() => entries.current ?? [], []);
 }
 
@@ -60,6 +91,12 @@ export function updatedStreams(entries, exchanges) {
     changed = true;
   }
   return changed ? [...byStream.values()].slice(-KEPT) : entries;
+}
+
+/** Whether two lists of entries are of the same streams (only their contents moved on). */
+function sameStreams(before, after) {
+  const streams = new Set(before.map((entry) => entry.stream));
+  return before.length === after.length && after.every((entry) => streams.has(entry.stream));
 }
 
 /** A clock reading means nothing to the next page (its clock starts again), so it is not kept. */

@@ -1,8 +1,13 @@
 import { act } from 'react';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { newExchange } from '../state/chatReducer.js';
 import { renderHook } from '../test/render.jsx';
-import { readPersistedStreams, updatedStreams, usePersistedStreams } from './usePersistedStreams.js';
+import {
+  PERSIST_EVERY_MS,
+  readPersistedStreams,
+  updatedStreams,
+  usePersistedStreams,
+} from './usePersistedStreams.js';
 
 const KEY = 'streaming-chat.streams';
 const running = (fields = {}) =>
@@ -19,9 +24,11 @@ const running = (fields = {}) =>
 const stored = () => JSON.parse(sessionStorage.getItem(KEY) ?? 'null');
 
 beforeEach(() => sessionStorage.clear());
+afterEach(() => vi.useRealTimers());
 
 describe('usePersistedStreams', () => {
   it('keeps only streaming answers, with what a reload needs, and drops each when it ends', () => {
+    vi.useFakeTimers();
     const hook = renderHook(({ exchanges }) => usePersistedStreams(exchanges), {
       exchanges: [running(), newExchange({ key: 'p', status: 'pending' })],
     });
@@ -37,9 +44,37 @@ describe('usePersistedStreams', () => {
       },
     ]);
     hook.rerender({ exchanges: [running({ answer: 'Because of', lastSeq: 3 })] });
+    vi.advanceTimersByTime(PERSIST_EVERY_MS);
     expect(stored()[0]).toMatchObject({ answer: 'Because of', lastSeq: 3 });
     hook.rerender({ exchanges: [running({ status: 'completed', answer: 'Because of it.', lastSeq: 4 })] });
     expect(sessionStorage.getItem(KEY)).toBeNull();
+    hook.unmount();
+  });
+
+  it('writes a growing answer on a timer, not on every frame, and at once when the page goes away', () => {
+    vi.useFakeTimers();
+    const setItem = vi.spyOn(Storage.prototype, 'setItem');
+    const hook = renderHook(({ exchanges }) => usePersistedStreams(exchanges), { exchanges: [running()] });
+    expect(setItem).toHaveBeenCalledTimes(1); // a new stream is written at once
+    for (let seq = 3; seq < 63; seq += 1) {
+      hook.rerender({ exchanges: [running({ answer: `Because ${'x'.repeat(seq)}`, lastSeq: seq })] });
+    }
+    expect(setItem).toHaveBeenCalledTimes(1);
+    expect(stored()[0].lastSeq).toBe(2);
+    vi.advanceTimersByTime(PERSIST_EVERY_MS);
+    expect(setItem).toHaveBeenCalledTimes(2);
+    expect(stored()[0].lastSeq).toBe(62);
+
+    hook.rerender({ exchanges: [running({ answer: 'Because of this', lastSeq: 63 })] });
+    window.dispatchEvent(new Event('pagehide')); // a reload: what is waiting is written before the page goes
+    expect(stored()[0]).toMatchObject({ answer: 'Because of this', lastSeq: 63 });
+    hook.rerender({ exchanges: [running({ answer: 'Because of this and', lastSeq: 64 })] });
+    Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
+    document.dispatchEvent(new Event('visibilitychange'));
+    delete document.visibilityState;
+    expect(stored()[0].lastSeq).toBe(64);
+    expect(setItem).toHaveBeenCalledTimes(4);
+    setItem.mockRestore();
     hook.unmount();
   });
 

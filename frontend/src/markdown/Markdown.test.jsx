@@ -125,3 +125,102 @@ describe('while streaming', () => {
     expect(container.querySelectorAll('td')).toHaveLength(2);
   });
 });
+
+describe('math', () => {
+  it('typesets inline and display LaTeX with KaTeX', () => {
+    const container = show('Euler: $e^{i\\pi} + 1 = 0$.\n\n$$\n\\int_0^1 x^2 \\, dx = \\frac{1}{3}\n$$');
+    expect(container.querySelectorAll('.katex')).toHaveLength(2);
+    expect(container.querySelector('.katex-display')).not.toBeNull();
+    expect(container.querySelector('.katex-display math annotation').textContent).toContain('\\frac{1}{3}');
+  });
+
+  it('keeps a display formula with blank lines in one block, so it is typeset whole', () => {
+    const container = show('$$\na = 1\n\nb = 2\n$$\n\nAfter.');
+    expect(container.querySelectorAll('.katex-display')).toHaveLength(1);
+    expect(container.textContent).toContain('After.');
+  });
+
+  it('shows a display formula still being written as its source, and typesets it once closed', () => {
+    const open = show('Here:\n\n$$\n\\frac{a}{', true);
+    expect(open.querySelector('.katex')).toBeNull();
+    expect(open.textContent).toContain('\\frac{a}{');
+    view.rerender(<Markdown text={'Here:\n\n$$\n\\frac{a}{b}\n$$'} streaming />);
+    expect(view.container.querySelector('.katex-display')).not.toBeNull();
+  });
+
+  it('runs untrusted: \\href, \\url and \\includegraphics make no link or image, and no HTML is set', () => {
+    const container = show(
+      '$\\href{javascript:alert(1)}{click}$ $\\url{https://evil.example}$ ' +
+        '$\\includegraphics{https://evil.example/track.png}$ $\\htmlId{x}{y}$ $\\htmlStyle{color:red}{z}$',
+    );
+    expect(container.querySelector('a, img, [id="x"]')).toBeNull();
+    // The TeX source stays readable as text (KaTeX's MathML annotation); no attribute carries the addresses.
+    const attributes = [...container.querySelectorAll('*')].flatMap((element) =>
+      [...element.attributes].map((attribute) => attribute.value),
+    );
+    expect(attributes.filter((value) => /javascript:|evil\.example/.test(value))).toEqual([]);
+  });
+
+  it('is not parsed inside code', () => {
+    const container = show('`$x$` and\n\n```\n$$y$$\n```');
+    expect(container.querySelector('.katex')).toBeNull();
+  });
+});
+
+describe('hostile output stays inert', () => {
+  it('an <img onerror> in text, a link or a table cell is text', () => {
+    const container = show('<img src=x onerror=alert(1)>\n\n| a |\n| - |\n| <img src=x onerror=alert(2)> |');
+    expect(container.querySelector('img')).toBeNull();
+    expect(container.querySelector('td').textContent).toBe('<img src=x onerror=alert(2)>');
+  });
+
+  it('javascript:, vbscript: and data: links lose their address', () => {
+    const container = show(
+      '[a](javascript:alert(1)) [b](JAVASCRIPT:alert(1)) [c](vbscript:x) [d](data:text/html,<script>x</script>) ' +
+        '<javascript:alert(1)>',
+    );
+    for (const link of container.querySelectorAll('a')) {
+      expect(link.getAttribute('href') ?? '').not.toMatch(/^(javascript|vbscript|data):/i);
+    }
+  });
+
+  it('links carry rel="noopener noreferrer nofollow" and open in a new tab, autolinks too', () => {
+    const container = show('[x](https://example.com) and https://example.org');
+    const links = [...container.querySelectorAll('a')];
+    expect(links).toHaveLength(2);
+    for (const link of links) {
+      expect(link.getAttribute('rel')).toBe('noopener noreferrer nofollow');
+      expect(link.getAttribute('target')).toBe('_blank');
+    }
+  });
+
+  it('a remote image is a link, not a request: ![x](http://evil/track.png)', () => {
+    const container = show('![x](http://evil/track.png) and ![](http://evil/blank.png)');
+    expect(container.querySelector('img')).toBeNull();
+    const links = [...container.querySelectorAll('a.image-link')];
+    expect(links.map((link) => link.getAttribute('href'))).toEqual(['http://evil/track.png', 'http://evil/blank.png']);
+    expect(links[0].getAttribute('rel')).toBe('noopener noreferrer nofollow');
+  });
+
+  it('an image with a javascript: address becomes its alt text', () => {
+    const container = show('![pic](javascript:alert(1))');
+    expect(container.querySelector('img, a[href^="javascript"]')).toBeNull();
+  });
+});
+
+describe('long code blocks', () => {
+  it('stream without the markdown parser, in pieces whose text is the code exactly', () => {
+    const code = Array.from({ length: 500 }, (_, index) => `line ${index}`).join('\n');
+    const container = show(`Intro\n\n\`\`\`python\n${code}`, true);
+    expect(parsed).toEqual(['Intro\n']);
+    expect(container.querySelector('code').textContent).toBe(code);
+    expect(container.querySelectorAll('.code-chunk').length).toBeGreaterThan(1);
+  });
+
+  it('stay plain past the highlighting limit once finished', () => {
+    const code = 'x = 1\n'.repeat(5000);
+    const container = show(`\`\`\`python\n${code}\`\`\``);
+    expect(container.querySelector('code .hljs-number')).toBeNull();
+    expect(container.querySelector('code').textContent).toBe(code.slice(0, -1));
+  });
+});

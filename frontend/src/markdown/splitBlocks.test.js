@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { splitBlocks } from './splitBlocks.js';
+import { endsInOpenMath, fencedCode, splitBlocks } from './splitBlocks.js';
 
 describe('splitBlocks', () => {
   it('splits paragraphs at blank lines and joins back to the same text', () => {
@@ -44,5 +44,43 @@ describe('splitBlocks', () => {
       const prefix = splitBlocks(text.slice(0, length));
       expect(prefix.slice(0, -1)).toEqual(full.slice(0, prefix.length - 1));
     }
+  });
+});
+
+describe('splitBlocks: math and code fences', () => {
+  it('keeps a $$ display formula with blank lines in one block', () => {
+    expect(splitBlocks('A\n\n$$\nx\n\ny\n$$\n\nB')).toEqual(['A\n', '$$\nx\n\ny\n$$\n', 'B']);
+  });
+
+  it('treats $$x$$ on one line as inline math, not a fence', () => {
+    expect(splitBlocks('$$x$$\n\nnext')).toEqual(['$$x$$\n', 'next']);
+  });
+
+  it('starts a block at a code fence in the first column once its line is complete', () => {
+    expect(splitBlocks('Here is code:\n```js\nx')).toEqual(['Here is code:', '```js\nx']);
+    expect(splitBlocks('Here is code:\n```js')).toEqual(['Here is code:\n```js']);
+  });
+});
+
+describe('fencedCode', () => {
+  it('reads a block that is one fence: language, code, closed or not', () => {
+    expect(fencedCode('```py title\na\n\nb\n```\n')).toEqual({ language: 'py', code: 'a\n\nb', closed: true });
+    expect(fencedCode('~~~\nstill')).toEqual({ language: undefined, code: 'still', closed: false });
+  });
+
+  it('leaves anything else to the parser', () => {
+    expect(fencedCode('text\n```\nx\n```')).toBeNull();
+    expect(fencedCode('  ```\nx\n```')).toBeNull();
+    expect(fencedCode('```a\\_b\nx\n```')).toBeNull();
+    expect(fencedCode('```\nx\n```\nafter')).toBeNull();
+    expect(fencedCode('$$\nx\n$$')).toBeNull();
+  });
+});
+
+describe('endsInOpenMath', () => {
+  it('is true only inside an unclosed $$ block', () => {
+    expect(endsInOpenMath('$$\n\\frac{a}{')).toBe(true);
+    expect(endsInOpenMath('$$\nx\n$$')).toBe(false);
+    expect(endsInOpenMath('```\n$$\n')).toBe(false);
   });
 });

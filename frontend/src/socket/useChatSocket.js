@@ -5,10 +5,12 @@ import { backoffDelay } from './backoff.js';
 const OPEN = 1;
 /** The close code of a worker that is restarting (docs/protocol.md): another worker answers at once. */
 const CLOSE_RESTARTING = 4012;
+/** The close code of a socket without the login the server requires (docs/protocol.md): trying again cannot help. */
+export const CLOSE_LOGIN_REQUIRED = 4401;
 /** The most a reconnect after a restart waits, spread so that every socket of the worker does not come back at once. */
 const RESTART_SPREAD_MS = 250;
 
-/** @typedef {'connecting'|'connected'|'reconnecting'} ConnectionStatus */
+/** @typedef {'connecting'|'connected'|'reconnecting'|'loginRequired'} ConnectionStatus */
 /** @typedef {import('../state/types.js').ReadyFrame} ReadyFrame */
 
 /**
@@ -27,7 +29,8 @@ const RESTART_SPREAD_MS = 250;
  * What the hook gives the view.
  * @typedef {Object} ChatSocket
  * @property {ConnectionStatus} status `connecting` before the first connection opened, `connected` while a socket is
- *   open, `reconnecting` after one dropped (until the next one opens)
+ *   open, `reconnecting` after one dropped (until the next one opens), `loginRequired` once the server closed it for
+ *   want of a login (4401): the hook then stops reconnecting
  * @property {ReadyFrame|null} ready the `ready` frame of the open connection; null until it arrives and after a drop,
  *   so `ready !== null` means "prompts can be sent now"
  * @property {(frame: object) => boolean} send writes a frame as JSON; false (and nothing sent) when no socket is open,
@@ -43,11 +46,14 @@ function openWebSocket(url) {
  * Owns the chat's one WebSocket: opens it, hands every frame to `onFrame`, and reconnects after a drop with capped,
  * jittered exponential backoff (reset once the server says `ready` again). Going back online retries at once, and so
  * does a close with code 4012 (the worker is restarting: it has sent every stream's end, and another worker answers).
+ * A close with code 4401 (the login has gone) ends it: every attempt would be refused the same way until the person
+ * logs in again, which reloads the page.
  *
  * @param {Object} options
  * @param {string} options.url the ws:// or wss:// address
  * @param {(frame: any) => void} options.onFrame called with each parsed frame, `ready` included
- * @param {() => void} [options.onDisconnect] called when a socket closes (not when the hook unmounts)
+ * @param {(close: {code: number|undefined}) => void} [options.onDisconnect] called when a socket closes (not when
+ *   the hook unmounts), with the close code
  * @param {(url: string) => SocketLike} [options.createSocket] the transport; the browser's WebSocket by default
  * @param {() => number} [options.random] jitter source, replaceable in tests
  * @returns {ChatSocket}
@@ -97,7 +103,11 @@ export function useChatSocket({ url, onFrame, onDisconnect, createSocket = openW
       if (stopped || socketRef.current !== socket) return;
       socketRef.current = null;
       setReady(null);
-      handlers.current.onDisconnect?.();
+      handlers.current.onDisconnect?.({ code });
+      if (code === CLOSE_LOGIN_REQUIRED) {
+        setStatus('loginRequired');
+        return;
+      }
       scheduleRetry(code === CLOSE_RESTARTING ? Math.round(random() * RESTART_SPREAD_MS) : undefined);
     }
 

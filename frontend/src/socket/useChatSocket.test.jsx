@@ -111,6 +111,28 @@ describe('useChatSocket', () => {
     expect(FakeSocket.made).toHaveLength(2);
   });
 
+  it('stops reconnecting when the server closes with 4401, login required, and says so', () => {
+    const closes = [];
+    hook = renderHook(useChatSocket, {
+      url: URL,
+      createSocket: FakeSocket.create,
+      random: middle,
+      onFrame: () => {},
+      onDisconnect: (close) => closes.push(close),
+    });
+    act(() => FakeSocket.latest().open());
+
+    act(() => FakeSocket.latest().drop(4401));
+
+    expect(hook.result.current.status).toBe('loginRequired');
+    expect(hook.result.current.ready).toBeNull();
+    expect(closes).toEqual([{ code: 4401 }]);
+    act(() => vi.advanceTimersByTime(60_000));
+    act(() => window.dispatchEvent(new Event('online')));
+    expect(FakeSocket.made).toHaveLength(1);
+    expect(hook.result.current.status).toBe('loginRequired');
+  });
+
   it('caps the wait between attempts', () => {
     mount();
     act(() => FakeSocket.latest().drop());

@@ -31,6 +31,19 @@ import {
 /** How many of this tab's request ids to remember; a `start` older than that is long overdue anyway. */
 const SENT_REQUESTS_KEPT = 50;
 
+/** The notice code of a login that has gone (close 4401); the page shows it with a "Log in" link. */
+export const LOGIN_REQUIRED = 'login_required';
+
+/** The error codes whose `retryable` is true (docs/protocol.md), for errors the API gives without it. */
+const RETRYABLE_CODES = new Set([
+  'too_many_streams',
+  'rate_limited',
+  'upstream_unavailable',
+  'interrupted',
+  'shutting_down',
+  'internal_error',
+]);
+
 /** @returns {ChatState} */
 export function initialChatState() {
   return { conversation: null, exchanges: [], notices: [], nextNoticeId: 1, sentRequests: [], listVersion: 0 };
@@ -49,12 +62,18 @@ export function chatReducer(state, action) {
       return applyFrame(state, action.frame, action.receivedAt ?? null);
     case 'promptSent':
       return promptSent(state, action);
+    case 'promptQueued':
+      return promptQueued(state, action);
+    case 'queuedPromptSent':
+      return queuedPromptSent(state, action);
     case 'promptResent':
       return promptResent(state, action);
     case 'cancelRequested':
       return updateByStream(state, action.stream, (exchange) => ({ ...exchange, cancelRequested: true }));
     case 'connectionLost':
       return connectionLost(state);
+    case 'loginRequired':
+      return loginRequired(state);
     case 'resumeSent':
       return updateByStream(state, action.stream, (exchange) => ({
         ...exchange,
@@ -129,6 +148,26 @@ function promptSent(state, { request, content, conversation = null, model = null
   };
 }
 
+/**
+ * The person sent a prompt that cannot go out yet: the socket is not ready, or an answer is still running (a
+ * follow-up must wait for it, so that the model gets it as context). It is shown at once as `queued`; the
+ * `usePromptQueue` hook sends it when it may go (`queuedPromptSent`).
+ */
+function promptQueued(state, { request, content, model = null }) {
+  const exchange = newExchange({ key: request, request, prompt: content, model, status: 'queued' });
+  return { ...state, exchanges: [...state.exchanges, exchange] };
+}
+
+/** A queued prompt went out, into the conversation open at that moment: it now waits for its `start`. */
+function queuedPromptSent(state, { key, conversation = null }) {
+  const queued = state.exchanges.find((exchange) => exchange.key === key && exchange.status === 'queued');
+  if (!queued) return state;
+  return {
+    ...replaceExchange(state, queued, { ...queued, conversation, status: 'pending' }),
+    sentRequests: rememberRequest(state.sentRequests, queued.request),
+  };
+}
+
 /** Retry of a refused prompt: the same exchange goes back to pending under a new request id. */
 function promptResent(state, { key, request }) {
   return {
@@ -163,6 +202,23 @@ function connectionLost(state) {
   };
   for (const exchange of pending) next = refusePrompt(next, exchange.key, error);
   return next;
+}
+
+/**
+ * The server closed the socket because the login is gone (close 4401); the socket hook does not reconnect. Its
+ * `not_allowed` error came just before: that notice gives way to one that says what to do (log in again).
+ */
+function loginRequired(state) {
+  const others = state.notices.filter((notice) => notice.code !== 'not_allowed' || notice.exchangeKey !== null);
+  return addNotice(
+    { ...state, notices: others },
+    {
+      code: LOGIN_REQUIRED,
+      message: 'You are no longer logged in. Log in again to go on chatting.',
+      retryable: false,
+      exchangeKey: null,
+    },
+  );
 }
 
 // ---- frames -------------------------------------------------------------------------------------------------------
@@ -377,8 +433,13 @@ function refusePrompt(state, key, error) {
   return addNotice(next, { ...error, exchangeKey: key });
 }
 
+/** A notice replaces an older one about the same prompt, or (about no prompt) one that says the same thing. */
 function addNotice(state, notice) {
-  const withoutOld = state.notices.filter((old) => !notice.exchangeKey || old.exchangeKey !== notice.exchangeKey);
+  const withoutOld = state.notices.filter((old) =>
+    notice.exchangeKey
+      ? old.exchangeKey !== notice.exchangeKey
+      : old.exchangeKey !== null || old.code !== notice.code || old.message !== notice.message,
+  );
   return {
     ...state,
     notices: [...withoutOld, { id: state.nextNoticeId, ...notice }],
@@ -462,7 +523,10 @@ function exchangeFromSaved(saved, conversation) {
     ttftMs,
     firstOutputMs,
     durationMs: saved.duration_ms ?? null,
-    error: saved.error ? { code: saved.error.code, message: saved.error.message, retryable: false } : null,
+    // The API does not say whether trying again may work; the code does (docs/protocol.md), as it did live.
+    error: saved.error
+      ? { code: saved.error.code, message: saved.error.message, retryable: RETRYABLE_CODES.has(saved.error.code) }
+      : null,
   });
 }
 

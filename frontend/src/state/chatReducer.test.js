@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chatReducer, initialChatState, newExchange } from './chatReducer.js';
+import { chatReducer, initialChatState, LOGIN_REQUIRED, newExchange } from './chatReducer.js';
 
 /** Applies actions in order, the way the batcher hands them over. */
 function run(...actions) {
@@ -280,6 +280,28 @@ describe('errors', () => {
     expect(state.exchanges[0]).toMatchObject({ key: 'r-1', stream: 's-1', status: 'streaming' });
   });
 
+  it('the same notice about no prompt is shown once, however often the server says it', () => {
+    const error = frame({ type: 'error', code: 'not_allowed', message: 'Log in to chat.', retryable: false });
+    const state = run(error, error, error);
+    expect(state.notices).toHaveLength(1);
+    expect(state.notices[0]).toMatchObject({ code: 'not_allowed', message: 'Log in to chat.' });
+  });
+
+  it('a login that has gone (close 4401) replaces the not_allowed notice with one login notice', () => {
+    const error = frame({ type: 'error', code: 'not_allowed', message: 'Log in to chat.', retryable: false });
+    const state = run(
+      error,
+      { type: 'connectionLost' },
+      { type: 'loginRequired' },
+      error,
+      { type: 'connectionLost' },
+      { type: 'loginRequired' },
+    );
+    expect(state.notices).toEqual([
+      { id: 4, code: LOGIN_REQUIRED, message: expect.stringMatching(/log in/i), retryable: false, exchangeKey: null },
+    ]);
+  });
+
   it('notices can be dismissed', () => {
     const state = run(frame({ type: 'error', code: 'bad_request', message: 'x' }), { type: 'noticeDismissed', id: 1 });
     expect(state.notices).toEqual([]);
@@ -327,6 +349,49 @@ describe('start from another tab of the same client', () => {
   it('streams its deltas like our own', () => {
     const state = run(start('s-1', 'r-other', 'c-5'), delta('s-1', 1, 'Hi'), done('s-1', 1));
     expect(state.exchanges[0]).toMatchObject({ answer: 'Hi', status: 'completed' });
+  });
+});
+
+describe('queued prompts', () => {
+  const queued = (request, content = 'And at sunset?') => ({ type: 'promptQueued', request, content, model: 'demo' });
+
+  it('shows a queued prompt at once, after what is running, without an answer yet', () => {
+    const state = run(sent('r-1'), start('s-1', 'r-1'), queued('r-2'));
+    expect(state.exchanges.map((exchange) => [exchange.key, exchange.status])).toEqual([
+      ['r-1', 'streaming'],
+      ['r-2', 'queued'],
+    ]);
+    expect(state.exchanges[1]).toMatchObject({ request: 'r-2', prompt: 'And at sunset?', stream: null });
+  });
+
+  it('once sent it waits for its start in the conversation it went into, and the start attaches to it', () => {
+    const state = run(
+      sent('r-1'),
+      start('s-1', 'r-1'),
+      queued('r-2'),
+      done('s-1', 0),
+      { type: 'queuedPromptSent', key: 'r-2', conversation: 'c-1' },
+      start('s-2', 'r-2', 'c-1', 'And at sunset?'),
+    );
+    expect(state.exchanges).toHaveLength(2);
+    expect(state.exchanges[1]).toMatchObject({ key: 'r-2', stream: 's-2', status: 'streaming', conversation: 'c-1' });
+    expect(state.sentRequests).toEqual(['r-1', 'r-2']);
+  });
+
+  it('sending it twice changes nothing the second time', () => {
+    const once = run(queued('r-1'), { type: 'queuedPromptSent', key: 'r-1', conversation: null });
+    expect(chatReducer(once, { type: 'queuedPromptSent', key: 'r-1', conversation: null })).toBe(once);
+  });
+
+  it('a start does not attach to a prompt still queued', () => {
+    const state = run(queued('r-1'), start('s-1', 'r-1'));
+    expect(state.exchanges[0]).toMatchObject({ status: 'queued', stream: null });
+  });
+
+  it('a dropped connection leaves queued prompts queued: they were never sent', () => {
+    const state = run(sent('r-1'), start('s-1', 'r-1'), queued('r-2'), { type: 'connectionLost' });
+    expect(state.exchanges[1]).toMatchObject({ status: 'queued', error: null });
+    expect(state.notices).toEqual([]);
   });
 });
 
@@ -414,13 +479,19 @@ describe('conversations from the API', () => {
     expect(state.exchanges[1]).toMatchObject({ answer: 'Longer waves', status: 'completed' });
   });
 
-  it('a saved failure keeps its error, without Retry', () => {
-    const failed = {
+  it('a saved failure keeps its error, with Retry when its code says trying again may work', () => {
+    const failedWith = (code) => ({
       ...detail,
-      exchanges: [{ ...detail.exchanges[0], status: 'failed', error: { code: 'x', message: 'Oops' } }],
-    };
-    const state = run({ type: 'conversationLoaded', detail: failed });
-    expect(state.exchanges[0].error).toEqual({ code: 'x', message: 'Oops', retryable: false });
+      exchanges: [{ ...detail.exchanges[0], status: 'failed', error: { code, message: 'Oops' } }],
+    });
+    for (const code of ['rate_limited', 'upstream_unavailable', 'interrupted', 'internal_error']) {
+      const state = run({ type: 'conversationLoaded', detail: failedWith(code) });
+      expect(state.exchanges[0].error).toEqual({ code, message: 'Oops', retryable: true });
+    }
+    for (const code of ['upstream_error', 'prompt_too_long', 'time_limit', 'x']) {
+      const state = run({ type: 'conversationLoaded', detail: failedWith(code) });
+      expect(state.exchanges[0].error).toEqual({ code, message: 'Oops', retryable: false });
+    }
   });
 
   it('New chat clears the conversation but keeps which requests were ours', () => {

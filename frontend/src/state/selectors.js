@@ -33,24 +33,49 @@ export function resumeDue(exchange) {
 }
 
 /**
- * Why the composer cannot send right now, in words for the person, or null when it can.
- * Sending needs an open socket that said `ready`, a non-blank message within the size limit, a free stream slot,
- * and, in a new chat, the first prompt's `start` (so that the second prompt joins the same conversation).
- * @param {{ready: ReadyFrame|null, draft: string, state: ChatState}} input
+ * Why the composer cannot take the message, in words for the person, or null when it can: it must not be blank
+ * and must fit the size limit. A message taken while it cannot go out yet is queued (see `queueReason`).
+ * @param {{ready: ReadyFrame|null, draft: string}} input
  * @returns {string|null}
  */
-export function sendBlocker({ ready, draft, state }) {
-  if (!ready) return 'Waiting for the connection…';
+export function sendBlocker({ ready, draft }) {
   const limits = limitsOf(ready);
   if (draft.trim() === '') return 'Type a message to send.';
   if (draft.length > limits.max_prompt_chars) {
     return `The message is too long (at most ${limits.max_prompt_chars.toLocaleString()} characters).`;
   }
-  if (runningCount(state) >= limits.max_streams) return 'Wait for an answer to finish, or stop one.';
-  if (state.conversation === null && state.exchanges.some((exchange) => exchange.status === 'pending')) {
-    return 'Starting the conversation…';
-  }
   return null;
+}
+
+/**
+ * Why a prompt sent now would wait in the queue, or null when it goes out at once. A prompt goes out once the
+ * socket said `ready` and nothing is running: no answer streams (a follow-up must see the whole answer it follows)
+ * and no prompt waits for its `start` (in a new chat that `start` names the conversation the next prompt joins).
+ * Earlier queued prompts go first.
+ * @param {{ready: ReadyFrame|null, state: ChatState}} input
+ * @returns {string|null}
+ */
+export function queueReason({ ready, state }) {
+  if (!ready) return 'It is sent once connected.';
+  const waiting = state.exchanges.some(
+    (exchange) => exchange.status === 'pending' || exchange.status === 'streaming' || exchange.status === 'queued',
+  );
+  return waiting ? 'It is sent when the answer ends.' : null;
+}
+
+/**
+ * The queued prompt to send now, if any: the oldest one, once nothing runs ahead of it.
+ * @param {ChatState} state
+ * @returns {Exchange|null}
+ */
+export function nextQueued(state) {
+  const running = state.exchanges.some((exchange) => exchange.status === 'pending' || exchange.status === 'streaming');
+  return running ? null : (state.exchanges.find((exchange) => exchange.status === 'queued') ?? null);
+}
+
+/** The streams shown that are still running, for Stop and Escape. */
+export function streamingExchanges(/** @type {ChatState} */ state) {
+  return state.exchanges.filter((exchange) => exchange.status === 'streaming' && exchange.stream !== null);
 }
 
 /**

@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { chatReducer, initialChatState, newExchange } from './chatReducer.js';
-import { finishNote, limitsOf, resumeDue, runningCount, sendBlocker, tokensPerSecond } from './selectors.js';
+import {
+  finishNote,
+  limitsOf,
+  nextQueued,
+  queueReason,
+  resumeDue,
+  runningCount,
+  sendBlocker,
+  streamingExchanges,
+  tokensPerSecond,
+} from './selectors.js';
 
 const ready = {
   type: 'ready',
@@ -20,30 +30,51 @@ function withExchanges(...statuses) {
 }
 
 describe('sendBlocker', () => {
-  it('blocks until the server said ready', () => {
-    expect(sendBlocker({ ready: null, draft: 'hi', state: initialChatState() })).toMatch(/connection/i);
+  it('takes a message before the server said ready: it is queued, not refused', () => {
+    expect(sendBlocker({ ready: null, draft: 'hi' })).toBeNull();
   });
 
   it('blocks a blank message', () => {
-    expect(sendBlocker({ ready, draft: '  \n ', state: initialChatState() })).toMatch(/type a message/i);
+    expect(sendBlocker({ ready, draft: '  \n ' })).toMatch(/type a message/i);
   });
 
   it('blocks a message over max_prompt_chars', () => {
-    expect(sendBlocker({ ready, draft: 'x'.repeat(11), state: initialChatState() })).toMatch(/too long/i);
+    expect(sendBlocker({ ready, draft: 'x'.repeat(11) })).toMatch(/too long/i);
   });
 
-  it('blocks when max_streams answers are running', () => {
-    expect(sendBlocker({ ready, draft: 'hi', state: withExchanges('streaming', 'pending') })).toMatch(/wait/i);
-    expect(sendBlocker({ ready, draft: 'hi', state: withExchanges('streaming', 'completed') })).toBeNull();
+  it('allows a message when everything is in place', () => {
+    expect(sendBlocker({ ready, draft: 'hello' })).toBeNull();
+  });
+});
+
+describe('queueReason and nextQueued', () => {
+  it('queues until the server said ready', () => {
+    expect(queueReason({ ready: null, state: initialChatState() })).toMatch(/once connected/i);
+  });
+
+  it('queues a follow-up while an answer streams or a prompt waits for its start, and behind queued ones', () => {
+    for (const status of ['streaming', 'pending', 'queued']) {
+      expect(queueReason({ ready, state: withExchanges('completed', status) })).toMatch(/when the answer ends/i);
+    }
+    expect(queueReason({ ready, state: withExchanges('completed', 'failed', 'cancelled') })).toBeNull();
   });
 
   it('waits for the first start of a new chat, so the next prompt joins the same conversation', () => {
     const state = chatReducer(initialChatState(), { type: 'promptSent', request: 'r-1', content: 'a' });
-    expect(sendBlocker({ ready: { ...ready, limits: { max_streams: 3 } }, draft: 'b', state })).toMatch(/starting/i);
+    expect(queueReason({ ready, state })).not.toBeNull();
   });
 
-  it('allows a message when everything is in place', () => {
-    expect(sendBlocker({ ready, draft: 'hello', state: initialChatState() })).toBeNull();
+  it('gives the oldest queued prompt once nothing runs', () => {
+    expect(nextQueued(withExchanges('streaming', 'queued'))).toBeNull();
+    expect(nextQueued(withExchanges('pending', 'queued'))).toBeNull();
+    expect(nextQueued(withExchanges('completed', 'queued', 'queued'))?.key).toBe('k1');
+    expect(nextQueued(withExchanges('completed'))).toBeNull();
+  });
+
+  it('lists the answers Stop stops', () => {
+    const state = withExchanges('streaming', 'completed', 'pending');
+    state.exchanges[0].stream = 's-0';
+    expect(streamingExchanges(state).map((exchange) => exchange.key)).toEqual(['k0']);
   });
 });
 

@@ -5,10 +5,12 @@
 
 /**
  * Where an exchange is in its life.
+ * `queued`: the person sent the prompt, and this tab holds it until it may go: the socket is ready and no answer
+ * is running (a follow-up waits for the answer it follows).
  * `pending`: this tab sent the prompt and waits for the server's `start`.
  * `streaming`: `start` arrived and `delta`s are coming in.
  * The others are final; `interrupted` only comes from the HTTP API (the server stopped mid-answer).
- * @typedef {'pending'|'streaming'|'completed'|'cancelled'|'failed'|'interrupted'} ExchangeStatus
+ * @typedef {'queued'|'pending'|'streaming'|'completed'|'cancelled'|'failed'|'interrupted'} ExchangeStatus
  */
 
 /**
