@@ -262,3 +262,47 @@ def test_a_150_kb_code_block_after_reasoning_and_a_tool_card_streams_whole_and_i
         print(f"\nlong answer, animation-frame gaps: {summary}")
     finally:
         page.context.close()
+
+
+# Math, and what a model that read hostile text may write
+
+
+HOSTILE_ANSWER = [
+    "Energy: $E = mc^2$, and in full:\n\n",
+    "$$\n\\int_0^1 x^2 \\, dx = \\frac{1}{3}\n$$\n\n",
+    'Raw HTML stays text: <img src="x" onerror="window.__pwned = true"> ',
+    "<script>window.__pwned = true</script>\n\n",
+    "[a real link](https://example.com/docs) and [a trap](javascript:window.__pwned=true)\n\n",
+    "![a tracking pixel](http://127.0.0.1:9/pixel.png)\n\n",
+    "$\\href{javascript:window.__pwned=true}{click}$",
+]
+
+
+def test_math_renders_and_hostile_markup_links_and_images_in_an_answer_stay_inert(
+    browser: Browser, scripted_server: Daphne, upstream: Upstream, request: pytest.FixtureRequest
+) -> None:
+    page = next(open_page(browser, scripted_server, request, DESKTOP))
+    try:
+        pixel_requests: list[str] = []
+        page.on("request", lambda r: pixel_requests.append(r.url) if "pixel.png" in r.url else None)
+        open_chat(page)
+        upstream.then(Script(tokens=HOSTILE_ANSWER))
+        send(page, "Show me some maths.")
+        wait_until_completed(page, 0)
+        reply = answer(page, 0).get_by_test_id("answer-text")
+
+        expect(reply.locator(".katex").first).to_be_visible()
+        expect(reply.locator(".katex-display")).to_have_count(1)
+        expect(reply).to_contain_text('<img src="x" onerror="window.__pwned = true">')
+        assert reply.locator("img, script").count() == 0
+        real = reply.get_by_role("link", name="a real link")
+        expect(real).to_have_attribute("rel", "noopener noreferrer nofollow")
+        assert all(
+            not (link.get_attribute("href") or "").lower().startswith("javascript:")
+            for link in reply.locator("a").all()
+        )
+        expect(reply.get_by_role("link", name="a tracking pixel")).to_have_count(1)  # shown as a link, not loaded
+        assert pixel_requests == []
+        assert page.evaluate("window.__pwned === undefined")
+    finally:
+        page.context.close()
