@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from channels.db import database_sync_to_async
+from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from pydantic import Field
 
@@ -431,12 +432,23 @@ async def test_a_tool_not_offered_is_refused_and_not_run(registry):
     assert CALLS == []
 
 
-async def test_login_and_staff_are_checked_again_when_the_call_runs(registry):
+@pytest.mark.django_db(transaction=True)  # the rights are read in the tools' own thread
+async def test_login_and_staff_are_checked_again_when_the_call_runs_as_the_database_has_them(registry):
+    member = await User.objects.acreate(username="member")
+    staff = await User.objects.acreate(username="staff", is_staff=True)
+    as_member = Caller(key=f"user:{member.pk}", user_id=member.pk)
+    as_staff = Caller(key=f"user:{staff.pk}", user_id=staff.pk, is_staff=True)
     assert (await call("members_only", caller=ANONYMOUS, offered=registry)).error_code == TOOL_NOT_OFFERED
-    assert (await call("staff_only", caller=USER, offered=registry)).error_code == TOOL_NOT_OFFERED
+    assert (await call("staff_only", caller=as_member, offered=registry)).error_code == TOOL_NOT_OFFERED
     assert CALLS == []
-    assert (await call("members_only", caller=USER, offered=registry)).result == "member"
-    assert (await call("staff_only", caller=STAFF, offered=registry)).result == "staff"
+    assert (await call("members_only", caller=as_member, offered=registry)).result == "member"
+    assert (await call("staff_only", caller=as_staff, offered=registry)).result == "staff"
+
+    # Since the socket connected (and the caller was found), staff status was taken away, the member deactivated.
+    await User.objects.filter(pk=staff.pk).aupdate(is_staff=False)
+    await User.objects.filter(pk=member.pk).aupdate(is_active=False)
+    assert (await call("staff_only", caller=as_staff, offered=registry)).error_code == TOOL_NOT_OFFERED
+    assert (await call("members_only", caller=as_member, offered=registry)).error_code == TOOL_NOT_OFFERED
 
 
 @pytest.mark.parametrize(

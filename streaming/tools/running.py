@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 import pydantic
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.signals import setting_changed
 from django.db import close_old_connections
 from django.dispatch import receiver
@@ -56,7 +57,7 @@ async def run_call(*, name: str, arguments: str, caller: Caller, offered: Collec
     """
     started = time.monotonic()
     registered = registered_tools().get(name) if name in offered else None
-    if registered is None or not registered.allows(caller):
+    if registered is None or not registered.allows(caller) or not await _still_allowed(registered, caller):
         return Outcome.failure(TOOL_NOT_OFFERED, duration_ms=_since(started))
     try:
         values = _validated(registered, arguments)
@@ -127,6 +128,25 @@ def _invalid_message(registered: Tool, exc: pydantic.ValidationError) -> str:
     if unknown:
         message += f"{';' if failing else ':'} it takes no other parameters"
     return message + "."
+
+
+async def _still_allowed(registered: Tool, caller: Caller) -> bool:
+    """For a tool that needs a login or staff, the user as the database has them now: the caller was found when its
+    socket connected, and a user deactivated or no longer staff since must not keep the tool."""
+    if not registered.login_required:
+        return True
+    loop = asyncio.get_running_loop()
+    rights = await loop.run_in_executor(_executor(), _rights_of, caller.user_id)
+    return rights is not None and rights[0] and (rights[1] or not registered.staff_required)
+
+
+def _rights_of(user_id: int | None) -> tuple[bool, bool] | None:
+    """(is_active, is_staff) of the user, or None if there is no such user."""
+    close_old_connections()
+    try:
+        return get_user_model().objects.filter(pk=user_id).values_list("is_active", "is_staff").first()
+    finally:
+        close_old_connections()
 
 
 async def _call(registered: Tool, values: Mapping[str, Any]) -> Any:
