@@ -24,6 +24,9 @@ class Conversation(models.Model):
     title = models.CharField(max_length=200)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True, db_index=True)
+    deleted = models.DateTimeField(
+        null=True, blank=True, help_text="When its client deleted it: hidden from them, kept in the log."
+    )
 
     class Meta:
         ordering = ["-updated"]
