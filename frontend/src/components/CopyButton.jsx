@@ -5,12 +5,18 @@ import { copyText } from '../markdown/clipboard.js';
 const COPIED_MS = 2000;
 
 /**
- * A "Copy" button for a whole message: it copies `text` (an answer's markdown source, or what the person typed) and
- * says "Copied" (or "Copy failed") for a moment. As in a code block's Copy, its words are an attribute shown by CSS
- * and its accessible name, not a text node, so that a message's text content stays what was said.
- * @param {{text: string, className?: string}} props
+ * A Copy button: it copies `text` (an answer's markdown source, what the person typed, or a code block) and says
+ * "Copied" (or "Copy failed") for a moment. Its words are an attribute shown by CSS and its accessible name, not a
+ * text node, so that the text content of what it sits in stays what was said.
+ * @param {{text: string, name?: string, className?: string, iconSize?: number, testId?: string}} props
  */
-export function CopyButton({ text, className = '' }) {
+export function CopyButton({
+  text,
+  name = 'Copy',
+  className = 'button small ghost message-copy',
+  iconSize = 14,
+  testId = 'copy',
+}) {
   const [copied, setCopied] = useState(/** @type {boolean|null} */ (null));
   useEffect(() => {
     if (copied === null) return undefined;
@@ -18,18 +24,19 @@ export function CopyButton({ text, className = '' }) {
     return () => clearTimeout(timer);
   }, [copied]);
 
-  const label = copied === null ? 'Copy' : copied ? 'Copied' : 'Copy failed';
+  const label = copied === null ? name : copied ? 'Copied' : 'Copy failed';
   return (
     <button
       type="button"
-      className={`button small ghost message-copy ${className}`.trim()}
-      data-testid="copy"
+      className={className}
+      data-testid={testId}
       aria-label={label}
-      data-label={label}
+      title={label}
+      data-label={copied === null ? 'Copy' : label}
       data-copied={copied === null ? undefined : String(copied)}
       onClick={async () => setCopied(await copyText(text))}
     >
-      <svg viewBox="0 0 24 24" width="14" height="14" aria-hidden="true" focusable="false">
+      <svg viewBox="0 0 24 24" width={iconSize} height={iconSize} aria-hidden="true" focusable="false">
         {copied ? (
           <path d="M5 12.5l4.5 4.5L19 7.5" fill="none" stroke="currentColor" strokeWidth="2" />
         ) : (

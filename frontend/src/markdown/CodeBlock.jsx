@@ -1,9 +1,7 @@
-import { memo, useEffect, useMemo, useState } from 'react';
-import { copyText } from './clipboard.js';
+import { memo, useMemo } from 'react';
+import { CopyButton } from '../components/CopyButton.jsx';
 import { canHighlight, highlightCode } from './highlightCode.js';
 
-/** How long the Copy button shows that it worked. */
-const COPIED_MS = 2000;
 /**
  * Longer code stays plain: highlighting 150 KB takes highlight.js about 100 ms, and rendering its spans more, a
  * visible stall when the block completes (GitHub's file view has a similar limit).
@@ -32,7 +30,7 @@ export function CodeBlock({ code, language, highlight }) {
   );
   return (
     <div className="code-block" data-language={language || 'text'}>
-      <CopyButton text={code} />
+      <CopyButton text={code} name="Copy code" className="copy-button" iconSize={16} testId="copy-code" />
       <pre tabIndex={0} role="group" aria-label={language ? `Code, ${language}` : 'Code'}>
         <code className={language ? `hljs language-${language}` : 'hljs'}>{content}</code>
       </pre>
@@ -65,41 +63,3 @@ const CodeChunk = memo(function CodeChunk({ text }) {
   return <span className="code-chunk">{text}</span>;
 });
 
-/** @param {{text: string}} props */
-function CopyButton({ text }) {
-  const [copied, setCopied] = useState(/** @type {boolean|null} */ (null));
-  useEffect(() => {
-    if (copied === null) return undefined;
-    const timer = setTimeout(() => setCopied(null), COPIED_MS);
-    return () => clearTimeout(timer);
-  }, [copied]);
-
-  const label = copied === null ? 'Copy code' : copied ? 'Copied' : 'Copy failed';
-  return (
-    <button
-      type="button"
-      className="copy-button"
-      aria-label={label}
-      title={label}
-      data-label={copied === null ? 'Copy' : label}
-      data-copied={copied === null ? undefined : String(copied)}
-      onClick={async () => setCopied(await copyText(text))}
-    >
-      <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" focusable="false">
-        {copied ? (
-          <path d="M5 12.5l4.5 4.5L19 7.5" fill="none" stroke="currentColor" strokeWidth="2" />
-        ) : (
-          <>
-            <rect x="8" y="8" width="12" height="12" rx="2" fill="none" stroke="currentColor" strokeWidth="2" />
-            <path
-              d="M16 8V6a2 2 0 0 0-2-2H6a2 2 0 0 0-2 2v8a2 2 0 0 0 2 2h2"
-              fill="none"
-              stroke="currentColor"
-              strokeWidth="2"
-            />
-          </>
-        )}
-      </svg>
-    </button>
-  );
-}
