@@ -12,12 +12,16 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import redis
 import websockets
+
+from tests.fake_openai import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 30
@@ -192,3 +196,38 @@ class RedisServer:
         """How many connections are subscribed to a pub/sub channel (one per worker for a client's group)."""
         with redis.Redis.from_url(self.url) as client:
             return dict(client.pubsub_numsub(channel)).get(channel.encode(), 0)
+
+
+class FakeOpenAIThread:
+    """The fake provider (`tests.fake_openai`) on an event loop of its own thread, for the browser tests: Playwright's
+    sync API owns the main thread, and a daphne the test starts talks to this server over HTTP."""
+
+    def __init__(self) -> None:
+        self.fake = FakeOpenAI()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="fake-openai", daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.fake.start(), self.loop).result(10)
+
+    def reset(self, default: Any = None) -> None:
+        """Forget the requests and queued scripts; `default` (a `Script`) answers what nothing queued answers."""
+
+        def reset() -> None:
+            self.fake.reset()
+            if default is not None:
+                self.fake.default = default
+
+        self.loop.call_soon_threadsafe(reset)
+
+    def then(self, *scripts: Any) -> None:
+        """Queue `Script`s for the next requests, in order."""
+        self.loop.call_soon_threadsafe(self.fake.then, *scripts)
+
+    def asked(self) -> list[list[dict[str, Any]]]:
+        """The messages of each request the model got, in order."""
+        return [list(request.messages) for request in list(self.fake.requests)]
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.fake.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)

@@ -12,25 +12,14 @@ import json
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.chat import ANSWER_TIMEOUT_MS, open_chat
+from tests.e2e.chat import send_with_button as send
 from tests.live import ROOT
 
 pytestmark = pytest.mark.e2e
 
-ANSWER_TIMEOUT_MS = 30_000
 AXE = ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
 BLOCKING = {"serious", "critical"}
-
-
-def open_chat(page: Page) -> None:
-    page.goto("/")
-    expect(page.get_by_test_id("connection-status")).to_have_text("connected")
-
-
-def send(page: Page, prompt: str) -> None:
-    composer = page.get_by_role("textbox", name="Message")
-    composer.fill(prompt)
-    page.get_by_role("button", name="Send").click()
-    expect(composer).to_have_value("")
 
 
 def blocking_violations(page: Page) -> list[str]:

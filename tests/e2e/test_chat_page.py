@@ -12,17 +12,16 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Page, expect
 
+from tests.e2e.chat import answer, answer_text, conversation_id, open_chat, send, wait_until_completed
 from tests.e2e.conftest import without_markup
 from tests.live import ROOT
 
 pytestmark = pytest.mark.e2e
 
 # A demo answer is about 190 tokens at 40 tokens a second; this leaves room for a slow machine.
-ANSWER_TIMEOUT_MS = 30_000
 ARTIFACTS = ROOT / "test-artifacts"
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 XSS_PROMPT = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 
 # Records every distinct text of the (first) answer, as the browser renders it, from before the prompt is sent.
@@ -37,39 +36,6 @@ RECORD_ANSWER_SNAPSHOTS = """() => {
   };
   new MutationObserver(record).observe(document.body, {childList: true, subtree: true, characterData: true});
 }"""
-
-
-def open_chat(page: Page) -> None:
-    page.goto("/")
-    expect(page.get_by_test_id("connection-status")).to_have_text("connected")
-
-
-def send(page: Page, prompt: str) -> None:
-    """Types a prompt and presses Enter, the way a person sends one."""
-    composer = page.get_by_test_id("composer")
-    composer.fill(prompt)
-    expect(page.get_by_test_id("send")).to_be_enabled()
-    composer.press("Enter")
-    expect(composer).to_have_value("")
-
-
-def answer(page: Page, index: int) -> Locator:
-    return page.get_by_test_id("message-assistant").nth(index)
-
-
-def answer_text(page: Page, index: int) -> Locator:
-    return answer(page, index).get_by_test_id("answer-text")
-
-
-def wait_until_completed(page: Page, index: int) -> None:
-    expect(answer(page, index)).to_have_attribute("data-status", "completed", timeout=ANSWER_TIMEOUT_MS)
-
-
-def conversation_id(page: Page) -> str:
-    """The open conversation, from the address (`/#<uuid>`)."""
-    fragment = page.evaluate("window.location.hash").removeprefix("#")
-    assert UUID.match(fragment), f"no conversation id in the address: {page.url}"
-    return fragment
 
 
 def token_counts(stats: str) -> tuple[int, int]:

@@ -8,11 +8,9 @@ to drop, Playwright's WebSocket route holds it back or closes it; otherwise ever
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,9 +18,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, WebSocketRoute, expect
 
-from tests.e2e.test_chat_page import ANSWER_TIMEOUT_MS, answer, answer_text, conversation_id, wait_until_completed
-from tests.fake_openai import FakeOpenAI, Script
-from tests.live import ROOT, Daphne, drop_live_database, live_database_url, migrate, server_env
+from tests.e2e.chat import ANSWER_TIMEOUT_MS, answer, answer_text, conversation_id, wait_until_completed
+from tests.fake_openai import Script
+from tests.live import ROOT, Daphne, FakeOpenAIThread, drop_live_database, live_database_url, migrate, server_env
 
 pytestmark = pytest.mark.e2e
 
@@ -33,51 +31,21 @@ ANSWER = "".join(WORDS).strip()
 SOCKET = "**/ws/chat/"
 
 
-class UpstreamThread:
-    """The fake upstream on an event loop of its own thread: Playwright's sync API owns the main thread's loop."""
-
-    def __init__(self) -> None:
-        self.fake = FakeOpenAI()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="fake-openai", daemon=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.fake.start(), self.loop).result(10)
-
-    def reset(self) -> None:
-        def reset() -> None:
-            self.fake.reset()
-            self.fake.default = Script(tokens=list(WORDS), interval=0.05)
-
-        self.loop.call_soon_threadsafe(reset)
-
-    def then(self, *scripts: Script) -> None:
-        self.loop.call_soon_threadsafe(self.fake.then, *scripts)
-
-    def asked(self) -> list[list[dict[str, Any]]]:
-        """The messages of each request the model got, in order."""
-        return [list(request.messages) for request in list(self.fake.requests)]
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.fake.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
 @pytest.fixture(scope="module")
-def model() -> Iterator[UpstreamThread]:
-    upstream = UpstreamThread()
+def model() -> Iterator[FakeOpenAIThread]:
+    upstream = FakeOpenAIThread()
     yield upstream
     upstream.stop()
 
 
 @pytest.fixture(autouse=True)
-def fresh_model(model: UpstreamThread) -> UpstreamThread:
-    model.reset()
+def fresh_model(model: FakeOpenAIThread) -> FakeOpenAIThread:
+    model.reset(default=Script(tokens=list(WORDS), interval=0.05))
     return model
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, model: UpstreamThread) -> Iterator[Daphne]:
+def server(tmp_path_factory: pytest.TempPathFactory, model: FakeOpenAIThread) -> Iterator[Daphne]:
     """Replaces conftest's server: the fake upstream answers, login is required, and there is one user."""
     workdir = tmp_path_factory.mktemp("e2e-composer")
     database_url = live_database_url(workdir, name="composer")
@@ -176,7 +144,7 @@ def saved_exchanges(page: Page) -> list[dict[str, Any]]:
 
 
 def test_enter_before_the_socket_is_ready_and_during_a_reconnect_sends_the_prompt_once_it_is(
-    page: Page, fresh_model: UpstreamThread
+    page: Page, fresh_model: FakeOpenAIThread
 ) -> None:
     sockets = Sockets(page)
     sockets.holding = True
@@ -213,7 +181,7 @@ def test_enter_before_the_socket_is_ready_and_during_a_reconnect_sends_the_promp
 
 
 def test_a_follow_up_typed_while_an_answer_streams_waits_for_it_and_the_model_gets_the_whole_answer(
-    page: Page, fresh_model: UpstreamThread
+    page: Page, fresh_model: FakeOpenAIThread
 ) -> None:
     log_in(page)
     connected(page)
@@ -326,7 +294,7 @@ def test_a_login_that_expires_shows_one_notice_whose_link_logs_in_and_comes_back
 
 
 def test_after_a_reload_a_failed_answer_keeps_its_retry_which_asks_the_same_again(
-    page: Page, fresh_model: UpstreamThread
+    page: Page, fresh_model: FakeOpenAIThread
 ) -> None:
     prompt = "A question the provider drops"
     fresh_model.then(Script(tokens=list(WORDS), interval=0.02, drop_after=5))
@@ -350,7 +318,7 @@ def test_after_a_reload_a_failed_answer_keeps_its_retry_which_asks_the_same_agai
 
 
 def test_copy_gives_an_answers_markdown_and_a_persons_message_and_says_copied(
-    page: Page, fresh_model: UpstreamThread
+    page: Page, fresh_model: FakeOpenAIThread
 ) -> None:
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     markdown = ["Use **bold** ", "and `code`:", "\n\n- one\n- two"]

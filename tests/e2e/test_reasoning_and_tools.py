@@ -14,9 +14,10 @@ from itertools import pairwise
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from tests.e2e.chat import ANSWER_TIMEOUT_MS, open_chat, send
+
 pytestmark = pytest.mark.e2e
 
-ANSWER_TIMEOUT_MS = 30_000
 PROMPT = "What time is it?"
 THOUGHT = re.compile(r"^Thought for \d")
 # From the API the thinking time is known only when the answer text followed the thinking directly (the server's
@@ -51,19 +52,6 @@ RECORD_THINKING = """(() => {
 # True when the nodes come in this order in the page.
 IN_DOCUMENT_ORDER = """(nodes) => nodes.every((node, index) =>
   index === 0 || Boolean(nodes[index - 1].compareDocumentPosition(node) & Node.DOCUMENT_POSITION_FOLLOWING))"""
-
-
-def open_chat(page: Page) -> None:
-    page.goto("/")
-    expect(page.get_by_test_id("connection-status")).to_have_text("connected")
-
-
-def send(page: Page, prompt: str) -> None:
-    composer = page.get_by_test_id("composer")
-    composer.fill(prompt)
-    expect(page.get_by_test_id("send")).to_be_enabled()
-    composer.press("Enter")
-    expect(composer).to_have_value("")
 
 
 def first_answer(page: Page) -> Locator:

@@ -8,19 +8,20 @@ ones, only the model is scripted. Its answer is 150 KB in one code block, after 
 
 from __future__ import annotations
 
-import asyncio
 import statistics
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.e2e import chat
+from tests.e2e.chat import answer, open_chat
+from tests.e2e.chat import send_with_button as send
 from tests.e2e.conftest import DESKTOP, PHONE, open_page
-from tests.fake_openai import FakeOpenAI, Script, ToolCallScript
-from tests.live import Daphne, drop_live_database, live_database_url, migrate, server_env
+from tests.fake_openai import Script, ToolCallScript
+from tests.live import Daphne, FakeOpenAIThread, drop_live_database, live_database_url, migrate, server_env
 
 pytestmark = pytest.mark.e2e
 
@@ -54,24 +55,8 @@ MEASURE_FRAMES = """(() => {
 })();"""
 
 
-def open_chat(page: Page) -> None:
-    page.goto("/")
-    expect(page.get_by_test_id("connection-status")).to_have_text("connected")
-
-
-def send(page: Page, prompt: str) -> None:
-    composer = page.get_by_role("textbox", name="Message")
-    composer.fill(prompt)
-    page.get_by_role("button", name="Send").click()
-    expect(composer).to_have_value("")
-
-
-def answer(page: Page, index: int):
-    return page.get_by_test_id("message-assistant").nth(index)
-
-
 def wait_until_completed(page: Page, index: int) -> None:
-    expect(answer(page, index)).to_have_attribute("data-status", "completed", timeout=ANSWER_TIMEOUT_MS)
+    chat.wait_until_completed(page, index, timeout=ANSWER_TIMEOUT_MS)  # a long answer takes longer
 
 
 def distance_from_bottom(page: Page) -> float:
@@ -150,40 +135,15 @@ def test_scrolling_up_while_an_answer_streams_stays_put_and_jump_to_latest_follo
 # A long answer, from the fake provider
 
 
-class Upstream:
-    """The fake provider on an event loop in a thread of its own."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="fake-openai", daemon=True)
-        self.thread.start()
-        self.fake = FakeOpenAI()
-        self.run(self.fake.start())
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=10)
-
-    def then(self, *scripts: Script) -> None:
-        async def queue() -> None:
-            self.fake.then(*scripts)
-
-        self.run(queue())
-
-    def stop(self) -> None:
-        self.run(self.fake.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[Upstream]:
-    upstream = Upstream()
+def upstream() -> Iterator[FakeOpenAIThread]:
+    upstream = FakeOpenAIThread()
     yield upstream
     upstream.stop()
 
 
 @pytest.fixture(scope="module")
-def scripted_server(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[Daphne]:
+def scripted_server(tmp_path_factory: pytest.TempPathFactory, upstream: FakeOpenAIThread) -> Iterator[Daphne]:
     """A daphne in debug mode whose model is the fake provider, offered the built-in tools."""
     workdir = tmp_path_factory.mktemp("e2e-scripted")
     database_url = live_database_url(workdir, name="scripted")
@@ -233,7 +193,7 @@ def long_answer_scripts() -> tuple[Script, Script]:
 
 
 def test_a_150_kb_code_block_after_reasoning_and_a_tool_card_streams_whole_and_its_frame_gaps_are_recorded(
-    browser: Browser, scripted_server: Daphne, upstream: Upstream, request: pytest.FixtureRequest
+    browser: Browser, scripted_server: Daphne, upstream: FakeOpenAIThread, request: pytest.FixtureRequest
 ) -> None:
     page = next(open_page(browser, scripted_server, request, DESKTOP))
     try:
@@ -279,7 +239,7 @@ HOSTILE_ANSWER = [
 
 
 def test_math_renders_and_hostile_markup_links_and_images_in_an_answer_stay_inert(
-    browser: Browser, scripted_server: Daphne, upstream: Upstream, request: pytest.FixtureRequest
+    browser: Browser, scripted_server: Daphne, upstream: FakeOpenAIThread, request: pytest.FixtureRequest
 ) -> None:
     page = next(open_page(browser, scripted_server, request, DESKTOP))
     try:
