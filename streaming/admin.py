@@ -1,4 +1,5 @@
-"""The exchange log in the admin: read-only, for staff, searchable over prompts and answers.
+"""The exchange log in the admin: read-only, for staff, searchable over prompts, answers and feedback comments,
+filterable by the feedback given.
 
 An anonymous visitor shows as the hash of their session key (see `streaming.clients`): staff can tell visitors apart
 without seeing the key, which would let them take over the visitor's chat.
@@ -88,6 +89,7 @@ class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
         who,
         "model",
         "status",
+        "feedback",
         "finish_reason",
         "first_output_ms",
         "ttft_ms",
@@ -95,8 +97,8 @@ class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
         "prompt_tokens",
         "completion_tokens",
     ]
-    list_filter = ["status", "model", "finish_reason", "demo", ("created", admin.DateFieldListFilter)]
-    search_fields = ["prompt", "answer"]
+    list_filter = ["status", "feedback", "model", "finish_reason", "demo", ("created", admin.DateFieldListFilter)]
+    search_fields = ["prompt", "answer", "feedback_comment"]
     date_hierarchy = "created"
     list_select_related = ["user"]
     fieldsets = [
@@ -104,6 +106,7 @@ class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
         ("Request", {"fields": ["model", "demo", "parameters", "prompt_text"]}),
         ("Reasoning", {"fields": ["reasoning_text"], "classes": ["collapse"]}),
         ("Answer", {"fields": ["status", "finish_reason", "error_code", "error_message", "answer_text", "last_seq"]}),
+        ("Feedback", {"fields": ["feedback", "feedback_comment_text", "feedback_at"]}),
         (
             "Timing and usage",
             {"fields": ["first_output_ms", "ttft_ms", "duration_ms", "prompt_tokens", "completion_tokens"]},
@@ -124,10 +127,16 @@ class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
     def answer_text(self, exchange: Exchange) -> str:
         return preformatted(exchange.answer)
 
+    @admin.display(description="comment")
+    def feedback_comment_text(self, exchange: Exchange) -> str:
+        return preformatted(exchange.feedback_comment)
+
 
 @admin.register(Conversation)
 class ConversationAdmin(ReadOnly, admin.ModelAdmin):
-    list_display = ["title", who, "created", "updated"]
+    # Conversations their client deleted stay in the log: they show here with the time they were deleted.
+    list_display = ["title", who, "created", "updated", "deleted"]
+    list_filter = [("deleted", admin.EmptyFieldListFilter)]
     list_select_related = ["user"]
     search_fields = ["title"]
     inlines = [ExchangeInline]

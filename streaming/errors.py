@@ -41,6 +41,12 @@ class NotAllowed(StreamingError):
     default_message = "You are not allowed to do that."
 
 
+class StillStreaming(NotAllowed):
+    """The answer is still being written: it can be rated once it has ended (HTTP 409)."""
+
+    default_message = "This answer is still being written. Rate it once it has ended."
+
+
 class NotFound(StreamingError):
     """The conversation or stream does not exist, or belongs to another client (we do not say which)."""
 

@@ -7,6 +7,8 @@ Invariants:
   the tool-call frames were sent (see `streaming.transcript`).
 - `client` is the identity whose sockets receive the stream (see `streaming.clients`); a conversation and all its
   exchanges belong to one client, and only that client can read or continue them.
+- Once an exchange has ended, its client may rate it (`feedback`, with a comment): the one later write to the row,
+  and it changes only the `feedback*` fields, never what was streamed.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ class Conversation(models.Model):
         return self.title
 
 
+FEEDBACK_COMMENT_CHARS = 2000
+
+
 class Exchange(models.Model):
     """One prompt and the answer streamed for it; its id is the stream id clients see."""
 
@@ -44,6 +49,10 @@ class Exchange(models.Model):
         CANCELLED = "cancelled"
         FAILED = "failed"
         INTERRUPTED = "interrupted"
+
+    class Rating(models.TextChoices):
+        UP = "up", "good (thumbs up)"
+        DOWN = "down", "bad (thumbs down)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     conversation = models.ForeignKey(Conversation, related_name="exchanges", on_delete=models.CASCADE)
@@ -85,6 +94,10 @@ class Exchange(models.Model):
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     finished = models.DateTimeField(null=True, blank=True)
+    # What the person thought of the answer, once it ended (`services.exchange_rate`); blank when they said nothing.
+    feedback = models.CharField(max_length=10, choices=Rating.choices, blank=True, db_index=True)
+    feedback_comment = models.TextField(max_length=FEEDBACK_COMMENT_CHARS, blank=True)
+    feedback_at = models.DateTimeField(null=True, blank=True, help_text="When the feedback was last given.")
 
     class Meta:
         ordering = ["-created"]

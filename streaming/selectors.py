@@ -19,6 +19,8 @@ from streaming.tool_outcome import DONE, FAILED, STOPPED, Outcome
 
 CONVERSATIONS_LISTED = 100
 SEARCH_WORDS = 8  # words of a query matched without full-text search: each one is a scan of the client's rows
+SEARCH_PAGE = 20  # conversations on a page of the sidebar's search
+SNIPPET_BEFORE, SNIPPET_AFTER = 40, 120  # characters of a search result's snippet around the word found
 
 
 def conversation_turns(*, conversation: Conversation) -> list[ChatCompletionMessageParam]:
@@ -72,16 +74,23 @@ def _result_for_model(call: ToolCall) -> str:
     return Outcome(status, call.result, call.error_code, call.error_message).for_model()
 
 
+def conversations_of(*, client: Client, include_deleted: bool = False) -> QuerySet[Conversation]:
+    """The client's conversations; those it deleted only with `include_deleted` (the log keeps them)."""
+    conversations = Conversation.objects.filter(client=client.key)
+    return conversations if include_deleted else conversations.filter(deleted__isnull=True)
+
+
 def conversation_list(*, client: Client) -> list[dict[str, Any]]:
-    conversations = Conversation.objects.filter(client=client.key).order_by("-updated")[:CONVERSATIONS_LISTED]
-    return [
-        {"id": str(c.id), "title": c.title, "updated": c.updated.isoformat()}
-        for c in conversations.only("id", "title", "updated")
-    ]
+    conversations = conversations_of(client=client).order_by("-updated")[:CONVERSATIONS_LISTED]
+    return [_conversation_summary(c) for c in conversations.only("id", "title", "updated")]
+
+
+def _conversation_summary(conversation: Conversation) -> dict[str, Any]:
+    return {"id": str(conversation.id), "title": conversation.title, "updated": conversation.updated.isoformat()}
 
 
 def conversation_detail(*, client: Client, conversation_id: uuid.UUID) -> dict[str, Any]:
-    conversation = Conversation.objects.filter(id=conversation_id, client=client.key).first()
+    conversation = conversations_of(client=client).filter(id=conversation_id).first()
     if conversation is None:
         raise NotFound("There is no such conversation.")
     return {
@@ -111,7 +120,15 @@ def _exchange_as_dict(exchange: Exchange) -> dict[str, Any]:
         "error": error,
         "last_seq": exchange.last_seq,
         "created": exchange.created.isoformat(),
+        "feedback": exchange_feedback(exchange),
     }
+
+
+def exchange_feedback(exchange: Exchange) -> dict[str, str] | None:
+    """What the client thought of the answer, as the API shows it: `{"rating", "comment"}`, or None if nothing."""
+    if not exchange.feedback:
+        return None
+    return {"rating": exchange.feedback, "comment": exchange.feedback_comment}
 
 
 def answer_parts(exchange: Exchange) -> list[dict[str, Any]]:
@@ -168,37 +185,123 @@ def exchange_of_client(*, client: Client, stream: uuid.UUID) -> Exchange:
     return exchange
 
 
-def exchange_search(*, client: Client, query: str, limit: int) -> list[Exchange]:
-    """The client's own ended exchanges that match `query`, at most `limit`, with their conversations.
+def exchange_matches(*, client: Client, query: str, include_deleted: bool = False) -> QuerySet[Exchange]:
+    """The client's own ended exchanges whose prompt or answer matches `query`: the one search that the built-in
+    `search_history` tool and the sidebar's search share. Exchanges of conversations the client deleted are left out
+    unless `include_deleted`.
 
-    On PostgreSQL a full-text search of prompt and answer (web-search syntax: words, "a phrase", -not), best ranked
-    first; elsewhere each of its words (the first `SEARCH_WORDS`) as a case-insensitive substring of either, newest
-    first. Streams still running are left out: their answer is not written yet, and the stream asking is one of
-    them.
+    On PostgreSQL a full-text search (web-search syntax: words, "a phrase", -not), best ranked first; elsewhere each
+    of its words (the first `SEARCH_WORDS`) as a case-insensitive substring of either, newest first. Streams still
+    running are left out: their answer is not written yet, and the stream asking is one of them. A blank query
+    matches nothing.
     """
     query = query.strip()
-    if not query or limit < 1:
+    if not query:
+        return Exchange.objects.none()
+    ended = Exchange.objects.filter(client=client.key).exclude(status=Exchange.Status.STREAMING)
+    if not include_deleted:
+        ended = ended.filter(conversation__deleted__isnull=True)
+    return _match(ended, query, ("prompt", "answer"))
+
+
+def exchange_search(*, client: Client, query: str, limit: int) -> list[Exchange]:
+    """The client's own ended exchanges that match `query` (see `exchange_matches`), at most `limit`, with their
+    conversations: what the built-in `search_history` tool reads.
+
+    It speaks to the person, so, like their own search and list, it does not show the conversations they deleted;
+    the log and the admin still have them.
+    """
+    if limit < 1:
         return []
-    ended = (
-        Exchange.objects.filter(client=client.key)
-        .exclude(status=Exchange.Status.STREAMING)
-        .select_related("conversation")
+    return list(exchange_matches(client=client, query=query).select_related("conversation")[:limit])
+
+
+def conversation_search(*, client: Client, query: str, page: int = 1) -> dict[str, Any]:
+    """One page of the client's own conversations (never deleted ones) whose title or content matches `query`,
+    newest first, `SEARCH_PAGE` to a page, each with a `snippet` of an exchange that matched ("" when only the
+    title did). `next_page` is the next page's number, or None on the last page.
+
+    Content matching is `exchange_matches`, the tool's search; titles are matched the same way.
+    """
+    query = query.strip()
+    found: list[dict[str, Any]] = []
+    if not query or page < 1:
+        return {"conversations": found, "page": page, "next_page": None}
+    matching = exchange_matches(client=client, query=query)
+    by_title = _match(conversations_of(client=client), query, ("title",)).values("id")
+    conversations = (
+        conversations_of(client=client)
+        .filter(Q(id__in=by_title) | Q(id__in=matching.values("conversation_id")))
+        .order_by("-updated", "-id")
+        .only("id", "title", "updated")
     )
-    found = full_text_match(ended, query) if connection.vendor == "postgresql" else every_word_match(ended, query)
-    return list(found[:limit])
+    offset = (page - 1) * SEARCH_PAGE
+    shown = list(conversations[offset : offset + SEARCH_PAGE + 1])  # one more says whether a next page exists
+    more = len(shown) > SEARCH_PAGE
+    shown = shown[:SEARCH_PAGE]
+    best = _best_exchanges(matching, [c.id for c in shown])
+    for conversation in shown:
+        exchange = best.get(conversation.id)
+        found.append({**_conversation_summary(conversation), "snippet": _snippet(exchange, query) if exchange else ""})
+    return {"conversations": found, "page": page, "next_page": page + 1 if more else None}
 
 
-def full_text_match(exchanges: QuerySet[Exchange], query: str) -> QuerySet[Exchange]:
-    """PostgreSQL's full-text search of prompt and answer, best ranked first."""
+def _best_exchanges(matching: QuerySet[Exchange], conversation_ids: list[uuid.UUID]) -> dict[uuid.UUID, Exchange]:
+    """The best-matching exchange (first in the search's order) of each of these conversations."""
+    best: dict[uuid.UUID, Exchange] = {}
+    if not conversation_ids:
+        return best
+    # At most a page's conversations, and only their matching exchanges: bounded by what the client wrote there.
+    for exchange in matching.filter(conversation_id__in=conversation_ids).only("conversation_id", "prompt", "answer"):
+        best.setdefault(exchange.conversation_id, exchange)
+    return best
+
+
+def _snippet(exchange: Exchange, query: str) -> str:
+    """Plain text around the first word of the query found in the prompt, else the answer; else the prompt's start.
+
+    Never markup: the page shows it as text. (PostgreSQL may have matched a stemmed form the text does not contain
+    as typed; then the prompt's start stands for the exchange.)
+    """
+    words = [w.strip('"').lstrip("-") for w in query.split()[:SEARCH_WORDS]]
+    for text in (exchange.prompt, exchange.answer):
+        flat = " ".join(text.split())
+        lowered = flat.casefold()
+        places = [lowered.find(w.casefold()) for w in words if w]
+        places = [p for p in places if p >= 0]
+        if places:
+            at = min(places)
+            begin = max(0, at - SNIPPET_BEFORE)
+            end = min(len(flat), at + SNIPPET_AFTER)
+            return ("…" if begin else "") + flat[begin:end] + ("…" if end < len(flat) else "")
+    flat = " ".join(exchange.prompt.split())
+    return flat[:SNIPPET_AFTER] + ("…" if len(flat) > SNIPPET_AFTER else "")
+
+
+def _match(rows: QuerySet[Any], query: str, fields: tuple[str, ...]) -> QuerySet[Any]:
+    if connection.vendor == "postgresql":
+        return full_text_match(rows, query, fields=fields)
+    return every_word_match(rows, query, fields=fields)
+
+
+def full_text_match(
+    rows: QuerySet[Any], query: str, *, fields: tuple[str, ...] = ("prompt", "answer")
+) -> QuerySet[Any]:
+    """PostgreSQL's full-text search of `fields`, best ranked first."""
     from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 
-    document, words = SearchVector("prompt", "answer"), SearchQuery(query, search_type="websearch")
-    matched = exchanges.annotate(document=document, rank=SearchRank(document, words)).filter(document=words)
+    document, words = SearchVector(*fields), SearchQuery(query, search_type="websearch")
+    matched = rows.annotate(document=document, rank=SearchRank(document, words)).filter(document=words)
     return matched.order_by("-rank", "-created")
 
 
-def every_word_match(exchanges: QuerySet[Exchange], query: str) -> QuerySet[Exchange]:
-    """Each word of the query anywhere in the prompt or the answer, newest first: for any database."""
+def every_word_match(
+    rows: QuerySet[Any], query: str, *, fields: tuple[str, ...] = ("prompt", "answer")
+) -> QuerySet[Any]:
+    """Each word of the query anywhere in one of `fields`, newest first: for any database."""
     for word in query.split()[:SEARCH_WORDS]:
-        exchanges = exchanges.filter(Q(prompt__icontains=word) | Q(answer__icontains=word))
-    return exchanges.order_by("-created")
+        anywhere = Q()
+        for field in fields:
+            anywhere |= Q(**{f"{field}__icontains": word})
+        rows = rows.filter(anywhere)
+    return rows.order_by("-created")

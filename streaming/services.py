@@ -1,7 +1,8 @@
 """Writes to the exchange log. Synchronous ORM code; async callers wrap these in `database_sync_to_async`.
 
 Each stream costs two writes: `exchange_start` when the prompt is accepted and `exchange_finish` when it ends (with
-its tool calls, in the same transaction).
+its tool calls, in the same transaction). Feedback on an answer (`exchange_rate`) is a write of its own, to an ended
+row's `feedback*` fields only.
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from streaming.clients import Client
 from streaming.ending import Ending
-from streaming.errors import NotFound, StreamingError, TooManyStreams
+from streaming.errors import BadRequest, NotFound, StillStreaming, StreamingError, TooManyStreams
 from streaming.history import fit_history
-from streaming.models import Conversation, Exchange, ToolCall
+from streaming.models import FEEDBACK_COMMENT_CHARS, Conversation, Exchange, ToolCall
 from streaming.protocol import Prompt
 from streaming.selectors import conversation_turns
 from streaming.tool_calls import MadeCall
 from streaming.transcript import Transcript
 
-TITLE_CHARS = 80
+TITLE_CHARS = 80  # of the first prompt, as a new conversation's title
+TITLE_MAX_CHARS = 200  # of a title the person gives (the column's length)
 
 
 def exchange_start(
@@ -131,11 +133,54 @@ def _conversation_for(*, client: Client, prompt: Prompt) -> Conversation:
     if prompt.conversation is None:
         title = " ".join(prompt.content.split())[:TITLE_CHARS]
         return Conversation.objects.create(client=client.key, user_id=client.user_id, title=title)
-    conversation = Conversation.objects.filter(id=prompt.conversation, client=client.key).first()
+    # A deleted conversation is gone for its client: it takes no more prompts.
+    conversation = Conversation.objects.filter(id=prompt.conversation, client=client.key, deleted__isnull=True).first()
     if conversation is None:
         raise NotFound("There is no such conversation.")
     conversation.save(update_fields=["updated"])  # newest first in the sidebar
     return conversation
+
+
+def conversation_rename(*, client: Client, conversation_id: uuid.UUID, title: object) -> Conversation:
+    """Give one of the client's conversations a new title, trimmed; its place in the list does not change.
+
+    Raises:
+        BadRequest: the title is not a string of 1 to `TITLE_MAX_CHARS` characters once trimmed; nothing changes.
+        NotFound: the conversation is not one of the client's, or it was deleted.
+    """
+    if not isinstance(title, str):
+        raise BadRequest("'title' must be a string.")
+    title = title.strip()
+    if not 1 <= len(title) <= TITLE_MAX_CHARS:
+        raise BadRequest(f"The title must be 1 to {TITLE_MAX_CHARS} characters long.")
+    conversation = Conversation.objects.filter(id=conversation_id, client=client.key, deleted__isnull=True).first()
+    if conversation is None:
+        raise NotFound("There is no such conversation.")
+    conversation.title = title
+    conversation.save(update_fields=["title"])  # not `updated`: renaming is not a new message
+    return conversation
+
+
+def conversation_delete(*, client: Client, conversation_id: uuid.UUID) -> list[uuid.UUID]:
+    """Hide one of the client's conversations from it (a soft delete: the log and the admin keep it), and return
+    the streams still running in it, which the caller cancels (`streams.streams_cancel`).
+
+    It is marked deleted before those streams are cancelled, so that no new prompt can start another one in between.
+
+    Raises:
+        NotFound: the conversation is not one of the client's, or it was deleted already.
+    """
+    with transaction.atomic():
+        deleted = Conversation.objects.filter(id=conversation_id, client=client.key, deleted__isnull=True).update(
+            deleted=timezone.now()
+        )
+        if not deleted:
+            raise NotFound("There is no such conversation.")
+        return list(
+            Exchange.objects.filter(conversation_id=conversation_id, status=Exchange.Status.STREAMING).values_list(
+                "id", flat=True
+            )
+        )
 
 
 def exchange_interrupt(
@@ -165,3 +210,53 @@ def _interrupt(exchange_id: uuid.UUID, transcript: Transcript, error: StreamingE
         finished=timezone.now(),
     )
     return updated == 1
+
+
+def exchange_rate(*, client: Client, exchange_id: uuid.UUID, rating: object, comment: object = "") -> Exchange:
+    """Keep what the client thought of one of its answers once it has ended: `"up"` or `"down"`, with an optional
+    comment (trimmed), replacing any it gave before; or `None`, which takes the feedback back, comment and all.
+    Nothing else of the exchange changes.
+
+    Raises:
+        BadRequest: `rating` is not "up", "down" or None, or `comment` is not a string of at most
+            `FEEDBACK_COMMENT_CHARS` characters (without NUL), or a comment comes without a rating; nothing changes.
+        NotFound: the exchange is not one of the client's, or its conversation was deleted.
+        StillStreaming: the answer is still being written.
+    """
+    rating, comment = _valid_feedback(rating, comment)
+    exchange = (
+        Exchange.objects.filter(id=exchange_id, client=client.key, conversation__deleted__isnull=True)
+        .only("id", "status")
+        .first()
+    )
+    if exchange is None:
+        raise NotFound("There is no such answer.")
+    given = timezone.now() if rating else None
+    # A stream's end is written by `exchange_finish` without reading the row: the status is checked in the update.
+    updated = (
+        Exchange.objects.filter(id=exchange.id)
+        .exclude(status=Exchange.Status.STREAMING)
+        .update(feedback=rating, feedback_comment=comment, feedback_at=given)
+    )
+    if not updated:
+        raise StillStreaming()
+    exchange.feedback, exchange.feedback_comment, exchange.feedback_at = rating, comment, given
+    return exchange
+
+
+def _valid_feedback(rating: object, comment: object) -> tuple[str, str]:
+    """The rating ("" for none) and the trimmed comment, or BadRequest saying what is wrong."""
+    if rating is not None and rating not in Exchange.Rating.values:
+        raise BadRequest('The rating must be "up", "down" or null.')
+    if comment is None:
+        comment = ""
+    if not isinstance(comment, str):
+        raise BadRequest("The comment must be a string.")
+    comment = comment.strip()
+    if len(comment) > FEEDBACK_COMMENT_CHARS:
+        raise BadRequest(f"The comment must be at most {FEEDBACK_COMMENT_CHARS} characters long.")
+    if "\x00" in comment:
+        raise BadRequest("The comment must not contain NUL characters.")
+    if rating is None and comment:
+        raise BadRequest('A comment needs a rating: send "up" or "down" with it.')
+    return (rating if isinstance(rating, str) else ""), comment

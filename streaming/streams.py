@@ -83,14 +83,30 @@ async def stream_cancel(*, client: Client, stream: uuid.UUID, layer: BaseChannel
 
     Someone else's stream is reported as not found, not as forbidden, so that ids cannot be probed.
     """
-    generation = running.get(stream)
-    if generation is not None and generation.client.key == client.key:
-        generation.stop()
+    if _stop_here(client, stream):
         return
     exchange = await database_sync_to_async(selectors.exchange_of_client)(client=client, stream=stream)
     if exchange.status != Exchange.Status.STREAMING:
         raise errors.NotFound("That stream is not running.")
     await layer.group_send(WORKERS_GROUP, {"type": "worker.cancel", "stream": str(stream)})
+
+
+async def streams_cancel(*, client: Client, streams: list[uuid.UUID], layer: BaseChannelLayer) -> None:
+    """Stop streams the log has just said are this client's and running (a conversation being deleted: see
+    `services.conversation_delete`), on whichever worker runs them; each ends `cancelled`, its partial answer kept.
+    A stream that has ended meanwhile is left alone by the worker the cancel reaches."""
+    for stream in streams:
+        if not _stop_here(client, stream):
+            await layer.group_send(WORKERS_GROUP, {"type": "worker.cancel", "stream": str(stream)})
+
+
+def _stop_here(client: Client, stream: uuid.UUID) -> bool:
+    """Stop the stream if this process runs it for this client; whether it did."""
+    generation = running.get(stream)
+    if generation is None or generation.client.key != client.key:
+        return False
+    generation.stop()
+    return True
 
 
 @dataclass(frozen=True)

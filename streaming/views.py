@@ -1,23 +1,27 @@
-"""The chat page and the JSON the page reads its conversation list from; the stream itself is the WebSocket."""
+"""The chat page and the JSON API it uses (list, read, rename, delete, search conversations; feedback on an
+answer); the stream itself is the WebSocket."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.middleware.csrf import get_token
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
-from streaming import protocol, selectors
+from streaming import protocol, selectors, services, streams
 from streaming.clients import Client, client_of
-from streaming.errors import NotFound
+from streaming.errors import BadRequest, NotFound, StillStreaming, StreamingError
 from streaming.upstream import available_models, demo_enabled
 from streaming.worker import worker
 
@@ -63,6 +67,8 @@ def chat(request: HttpRequest) -> HttpResponse:
         "demo": demo_enabled(),
         "protocol": protocol.PROTOCOL_VERSION,
         "conversationsUrl": reverse("conversation-list"),
+        "conversationSearchUrl": reverse("conversation-search"),
+        "feedbackUrl": feedback_url_template(),
         "logoutUrl": reverse("logout") if user.is_authenticated else None,
         # Where to log in when the login expires (the socket closes with 4401), or to log in at all.
         "loginUrl": login_url(next_url=request.path),
@@ -77,14 +83,94 @@ def conversation_list(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"conversations": selectors.conversation_list(client=request_client(request))})
 
 
-@require_GET
+@require_http_methods(["GET", "PATCH", "DELETE"])
 @login_required_unless_open
 def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> JsonResponse:
+    """GET reads a conversation, PATCH renames it (`{"title": …}`), DELETE hides it from its client.
+
+    PATCH and DELETE are CSRF-protected like any unsafe method: the page sends the token from its config in the
+    `X-CSRFToken` header.
+    """
+    client = request_client(request)
     try:
-        detail = selectors.conversation_detail(client=request_client(request), conversation_id=conversation_id)
-    except NotFound as exc:
-        return JsonResponse({"error": exc.message}, status=404)
-    return JsonResponse(detail)
+        if request.method == "PATCH":
+            conversation = services.conversation_rename(
+                client=client, conversation_id=conversation_id, title=json_body(request).get("title")
+            )
+            return JsonResponse(
+                {"id": str(conversation.id), "title": conversation.title, "updated": conversation.updated.isoformat()}
+            )
+        if request.method == "DELETE":
+            # Marked deleted first, so that no prompt starts another stream in it; then what still runs is stopped,
+            # on this worker's loop or through the channel layer on another's, before the answer.
+            running_streams = services.conversation_delete(client=client, conversation_id=conversation_id)
+            if running_streams:
+                async_to_sync(streams.streams_cancel)(client=client, streams=running_streams, layer=get_channel_layer())
+            return JsonResponse({"id": str(conversation_id), "deleted": True})
+        return JsonResponse(selectors.conversation_detail(client=client, conversation_id=conversation_id))
+    except StreamingError as exc:
+        return error_response(exc)
+
+
+@require_GET
+@login_required_unless_open
+def conversation_search(request: HttpRequest) -> JsonResponse:
+    """`?q=…&page=N`: a page of the client's conversations whose title or content matches (see the selector)."""
+    query = request.GET.get("q", "").strip()
+    page = request.GET.get("page", "1")
+    if not query:
+        return error_response(BadRequest("Say what to search for in 'q'."))
+    if len(query) > SEARCH_QUERY_CHARS:
+        return error_response(BadRequest(f"'q' may be at most {SEARCH_QUERY_CHARS} characters long."))
+    if not page.isdecimal() or not 1 <= int(page) <= SEARCH_PAGES:
+        return error_response(BadRequest(f"'page' must be a whole number from 1 to {SEARCH_PAGES}."))
+    return JsonResponse(selectors.conversation_search(client=request_client(request), query=query, page=int(page)))
+
+
+SEARCH_QUERY_CHARS = 500
+SEARCH_PAGES = 50  # of `selectors.SEARCH_PAGE` conversations: a search reads at most this far
+ERROR_STATUS = {BadRequest: 400, NotFound: 404, StillStreaming: 409}
+
+
+def json_body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        body = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The body must be JSON.") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    return body
+
+
+def error_response(exc: StreamingError) -> JsonResponse:
+    """A `StreamingError` as the API answers it: `{"error": message, "code": code}` with its HTTP status."""
+    status = next((code for kind, code in ERROR_STATUS.items() if isinstance(exc, kind)), 500)
+    return JsonResponse({"error": exc.message, "code": exc.code}, status=status)
+
+
+@require_http_methods(["PUT"])
+@login_required_unless_open
+def exchange_feedback(request: HttpRequest, exchange_id: uuid.UUID) -> JsonResponse:
+    """PUT `{"rating": "up" | "down" | null, "comment": "…"}`: the client's feedback on one of its ended answers
+    (null takes it back). CSRF-protected like any unsafe method (the page sends its token as `X-CSRFToken`)."""
+    try:
+        body = json_body(request)
+        if "rating" not in body:
+            raise BadRequest('Send {"rating": "up", "down" or null, "comment": "…"}.')
+        exchange = services.exchange_rate(
+            client=request_client(request), exchange_id=exchange_id, rating=body["rating"], comment=body.get("comment")
+        )
+    except StreamingError as exc:
+        return error_response(exc)
+    return JsonResponse({"stream": str(exchange.id), "feedback": selectors.exchange_feedback(exchange)})
+
+
+ANY_EXCHANGE = uuid.UUID(int=0)
+
+
+def feedback_url_template() -> str:
+    """The feedback endpoint's URL with `{stream}` where the exchange's id goes, for the page to fill in."""
+    return reverse("exchange-feedback", args=[ANY_EXCHANGE]).replace(str(ANY_EXCHANGE), "{stream}")
 
 
 def health(request: HttpRequest) -> HttpResponse:

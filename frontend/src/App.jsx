@@ -8,10 +8,13 @@ import { LoginNotice } from './components/LoginNotice.jsx';
 import { EmptyChat, MessageList } from './components/MessageList.jsx';
 import { Sidebar } from './components/Sidebar.jsx';
 import { useAnnouncement } from './hooks/useAnnouncement.js';
+import { useConversationActions } from './hooks/useConversationActions.js';
 import { useConversationList } from './hooks/useConversationList.js';
+import { useConversationSearch } from './hooks/useConversationSearch.js';
 import { useConversationOpener } from './hooks/useConversationOpener.js';
 import { useDraft } from './hooks/useDraft.js';
 import { useEscapeKey } from './hooks/useEscapeKey.js';
+import { useFeedback } from './hooks/useFeedback.js';
 import { usePersistedStreams } from './hooks/usePersistedStreams.js';
 import { usePromptQueue } from './hooks/usePromptQueue.js';
 import { useResume } from './hooks/useResume.js';
@@ -120,6 +123,11 @@ export function App({ config, createSocket }) {
     ),
   );
   usePromptQueue({ ready: socket.ready, state, send: sendQueued, dispatch: dispatchNow });
+  const saveFeedback = useFeedback({
+    feedbackUrl: config.feedbackUrl,
+    csrfToken: config.csrfToken,
+    dispatch: dispatchNow,
+  });
 
   const stop = useStableCallback((/** @type {string} */ stream) => {
     if (!socket.send({ type: 'cancel', stream })) return;
@@ -155,6 +163,19 @@ export function App({ config, createSocket }) {
     status: listStatus,
     reload: reloadList,
   } = useConversationList(config.conversationsUrl, state.listVersion);
+  // Bumped after a rename or a delete, so that the search shows it too.
+  const [searchVersion, setSearchVersion] = useState(0);
+  const search = useConversationSearch(config.conversationSearchUrl, state.listVersion + searchVersion);
+  const conversationActions = useConversationActions({
+    conversationsUrl: config.conversationsUrl,
+    csrfToken: config.csrfToken,
+    current: state.conversation,
+    onChanged: () => {
+      reloadList();
+      setSearchVersion((version) => version + 1);
+    },
+    onCurrentDeleted: opening.newChat,
+  });
   const announcement = useAnnouncement(state.exchanges, socket.status);
   useEscapeKey(navOpen, closeNav);
   useEscapeKey(!navOpen && streaming.length > 0 && socket.ready !== null, stopAnswers);
@@ -212,6 +233,9 @@ export function App({ config, createSocket }) {
         onNewChat={opening.newChat}
         onNavigate={closeNav}
         onReload={reloadList}
+        search={search}
+        onRename={conversationActions.rename}
+        onDelete={conversationActions.remove}
       />
       {navOpen && <div className="backdrop" aria-hidden="true" onClick={closeNav} />}
       <main className="chat">
@@ -231,6 +255,7 @@ export function App({ config, createSocket }) {
                 onRetry={retry}
                 retryDisabled={retryDisabled}
                 waitingFor={socket.ready ? 'answer' : 'connection'}
+                onFeedback={saveFeedback}
               />
             )}
           </div>

@@ -10,6 +10,9 @@
  * @property {boolean} demo true when the built-in demo model answers
  * @property {number} protocol
  * @property {string} conversationsUrl e.g. "/api/conversations/"
+ * @property {string} conversationSearchUrl e.g. "/api/conversations/search/"
+ * @property {string} feedbackUrl where feedback on an answer goes, with `{stream}` for its id, e.g.
+ *   "/api/exchanges/{stream}/feedback/"
  * @property {string|null} logoutUrl
  * @property {string|null} loginUrl optional: shown as a "Log in" link for anonymous visitors
  * @property {boolean} loginRequired
@@ -25,6 +28,8 @@ export const DEFAULT_CONFIG = {
   demo: false,
   protocol: 1,
   conversationsUrl: '/api/conversations/',
+  conversationSearchUrl: '/api/conversations/search/',
+  feedbackUrl: '/api/exchanges/{stream}/feedback/',
   logoutUrl: null,
   loginUrl: null,
   loginRequired: false,

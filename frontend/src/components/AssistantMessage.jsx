@@ -4,15 +4,18 @@ import { AnswerParts } from './AnswerParts.jsx';
 import { AnswerStats } from './AnswerStats.jsx';
 import { CopyButton } from './CopyButton.jsx';
 import { ErrorNotice } from './ErrorNotice.jsx';
+import { FeedbackControls } from './FeedbackControls.jsx';
 
 /**
  * One answer: its parts (thinking, text, tool calls), the server's word that it is overloaded while it streams, then
- * how it ended (note, stats or error) and a Copy button for its markdown. Stop is in the composer, where Send is.
+ * how it ended (note, stats or error), a Copy button for its markdown and, once it has ended, thumbs up and down
+ * (when `onFeedback` is given). Stop is in the composer, where Send is.
  *
  * @param {{exchange: import('../state/types.js').Exchange,
- *   onRetry: (exchange: import('../state/types.js').Exchange) => void, retryDisabled: boolean}} props
+ *   onRetry: (exchange: import('../state/types.js').Exchange) => void, retryDisabled: boolean,
+ *   onFeedback?: (stream: string, feedback: {rating: 'up'|'down'|null, comment: string}) => Promise<unknown>}} props
  */
-export const AssistantMessage = memo(function AssistantMessage({ exchange, onRetry, retryDisabled }) {
+export const AssistantMessage = memo(function AssistantMessage({ exchange, onRetry, retryDisabled, onFeedback }) {
   const streaming = exchange.status === 'streaming';
   const note = finishNote(exchange);
   return (
@@ -46,6 +49,12 @@ export const AssistantMessage = memo(function AssistantMessage({ exchange, onRet
           </span>
         )}
         {!streaming && exchange.answer !== '' && <CopyButton text={exchange.answer} />}
+        {!streaming && onFeedback && exchange.stream && (
+          <FeedbackControls
+            feedback={exchange.feedback}
+            onSave={(feedback) => onFeedback(/** @type {string} */ (exchange.stream), feedback)}
+          />
+        )}
         {!streaming && <AnswerStats exchange={exchange} />}
       </div>
     </article>

@@ -5,10 +5,12 @@ import { UserMessage } from './UserMessage.jsx';
  * The conversation: each exchange as the person's message and the answer.
  * @param {{exchanges: import('../state/types.js').Exchange[],
  *   onRetry: (exchange: import('../state/types.js').Exchange) => void, retryDisabled: boolean,
- *   waitingFor?: 'connection'|'answer'}} props retryDisabled is true while there is no connection to send the frame
- *   on; waitingFor is what a queued prompt waits for
+ *   waitingFor?: 'connection'|'answer',
+ *   onFeedback?: (stream: string, feedback: {rating: 'up'|'down'|null, comment: string}) => Promise<unknown>}} props
+ *   retryDisabled is true while there is no connection to send the frame on; waitingFor is what a queued prompt
+ *   waits for; onFeedback saves the person's thumbs up or down on an ended answer
  */
-export function MessageList({ exchanges, onRetry, retryDisabled, waitingFor = 'answer' }) {
+export function MessageList({ exchanges, onRetry, retryDisabled, waitingFor = 'answer', onFeedback }) {
   return (
     <ol className="message-list" aria-label="Messages">
       {exchanges.map((exchange) => (
@@ -20,6 +22,7 @@ export function MessageList({ exchanges, onRetry, retryDisabled, waitingFor = 'a
               exchange={exchange}
               onRetry={onRetry}
               retryDisabled={retryDisabled}
+              onFeedback={onFeedback}
             />
           )}
         </li>

@@ -87,6 +87,11 @@ export function chatReducer(state, action) {
       return { ...initialChatState(), sentRequests: state.sentRequests, listVersion: state.listVersion };
     case 'conversationLoaded':
       return conversationLoaded(state, action.detail, action.persisted);
+    case 'feedbackSaved':
+      return updateByStream(state, action.stream, (exchange) => ({
+        ...exchange,
+        feedback: feedbackOf(action.feedback),
+      }));
     default:
       return state;
   }
@@ -527,7 +532,17 @@ function exchangeFromSaved(saved, conversation) {
     error: saved.error
       ? { code: saved.error.code, message: saved.error.message, retryable: RETRYABLE_CODES.has(saved.error.code) }
       : null,
+    feedback: feedbackOf(saved.feedback),
   });
+}
+
+/**
+ * Feedback as the server keeps it (the API's exchange, or the answer to saving it); anything else is none.
+ * @returns {import('./types.js').Feedback|null}
+ */
+function feedbackOf(feedback) {
+  if (!feedback || (feedback.rating !== 'up' && feedback.rating !== 'down')) return null;
+  return { rating: feedback.rating, comment: typeof feedback.comment === 'string' ? feedback.comment : '' };
 }
 
 // ---- helpers ------------------------------------------------------------------------------------------------------
@@ -558,6 +573,7 @@ export function newExchange(fields) {
     needsResume: false,
     resumedAfter: null,
     resumedPos: null,
+    feedback: null,
     ...fields,
   };
 }

@@ -94,6 +94,12 @@
  * @property {number|null} resumedAfter the `after` of the last `resume` sent for it on this connection, so that a gap
  *   at the same seq (nothing applied since) does not ask again
  * @property {number|null} resumedPos the `pos` of that resume, when it had one
+ * @property {Feedback|null} feedback the person's thumbs up or down on the ended answer, as the server keeps it
+ */
+
+/**
+ * What the person said of an answer: a rating and an optional comment ('' for none).
+ * @typedef {{rating: 'up'|'down', comment: string}} Feedback
  */
 
 /**
