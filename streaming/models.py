@@ -9,6 +9,9 @@ Invariants:
   exchanges belong to one client, and only that client can read or continue them.
 - Once an exchange has ended, its client may rate it (`feedback`, with a comment): the one later write to the row,
   and it changes only the `feedback*` fields, never what was streamed.
+- A conversation is a tree of exchanges: each one's `parent` is the exchange whose answer it follows, in the same
+  conversation. Siblings are versions of one turn (a regenerated answer, an edited question); the model is sent
+  only the path from the root to the new prompt's parent (`selectors.path_turns`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ class Conversation(models.Model):
     updated = models.DateTimeField(auto_now=True, db_index=True)
     deleted = models.DateTimeField(
         null=True, blank=True, help_text="When its client deleted it: hidden from them, kept in the log."
+    )
+    settings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What its client chose for it (model, system instruction, temperature, max tokens).",
     )
 
     class Meta:
@@ -56,6 +64,11 @@ class Exchange(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     conversation = models.ForeignKey(Conversation, related_name="exchanges", on_delete=models.CASCADE)
+    # Which answer this prompt follows: None for a conversation's first prompt. A regenerated answer or an edited
+    # question is a new exchange with the same parent as the one it replaces (its earlier version).
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, related_name="children", on_delete=models.SET_NULL
+    )
     client = models.CharField(max_length=100, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     session_key = models.CharField(
