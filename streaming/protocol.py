@@ -60,6 +60,10 @@ class Prompt:
         chosen = {"system": self.system, "temperature": self.temperature, "max_tokens": self.max_tokens}
         return {name: value for name, value in chosen.items() if value is not None}
 
+    def settings(self) -> dict[str, Any]:
+        """What a new conversation remembers of its first prompt: the model and the parameters chosen."""
+        return {"model": self.model, **self.parameters()}
+
 
 @dataclass(frozen=True)
 class Cancel:

@@ -132,7 +132,9 @@ def _running_streams(client: Client) -> int:
 def _conversation_for(*, client: Client, prompt: Prompt) -> Conversation:
     if prompt.conversation is None:
         title = " ".join(prompt.content.split())[:TITLE_CHARS]
-        return Conversation.objects.create(client=client.key, user_id=client.user_id, title=title)
+        return Conversation.objects.create(
+            client=client.key, user_id=client.user_id, title=title, settings=prompt.settings()
+        )
     # A deleted conversation is gone for its client: it takes no more prompts.
     conversation = Conversation.objects.filter(id=prompt.conversation, client=client.key, deleted__isnull=True).first()
     if conversation is None:

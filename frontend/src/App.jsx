@@ -64,6 +64,8 @@ export function App({ config, createSocket }) {
   /** Only name a model in the frame when the person could pick one; otherwise the server's default applies. */
   const frameModelOf = (/** @type {string|null} */ chosen) => (models.length > 1 ? chosen : null);
   const frameModel = frameModelOf(model);
+  /** The conversation's generation settings that go with every prompt (system instruction, temperature, max tokens). */
+  const frameSettings = {};
   const demo = socket.ready ? socket.ready.demo === true : config.demo;
 
   const [draft, setDraft] = useDraft();
@@ -95,7 +97,9 @@ export function App({ config, createSocket }) {
   /** Sends a prompt; returns false (and changes nothing) when the socket could not take it. */
   function sendPrompt(content, conversation) {
     const request = newRequestId();
-    if (!socket.send(promptFrame({ request, content, conversation, model: frameModel }))) return false;
+    if (!socket.send(promptFrame({ request, content, conversation, model: frameModel, settings: frameSettings }))) {
+      return false;
+    }
     dispatchNow({ type: 'promptSent', request, content, conversation, model });
     return true;
   }
@@ -119,6 +123,7 @@ export function App({ config, createSocket }) {
         content: exchange.prompt,
         conversation: state.conversation,
         model: frameModelOf(exchange.model),
+        settings: frameSettings,
       }),
     ),
   );
@@ -154,7 +159,13 @@ export function App({ config, createSocket }) {
     }
     const request = newRequestId();
     const conversation = exchange.conversation ?? state.conversation;
-    const frame = promptFrame({ request, content: exchange.prompt, conversation, model: frameModel });
+    const frame = promptFrame({
+      request,
+      content: exchange.prompt,
+      conversation,
+      model: frameModel,
+      settings: frameSettings,
+    });
     if (socket.send(frame)) dispatchNow({ type: 'promptResent', key: exchange.key, request });
   });
 
@@ -297,14 +308,21 @@ function newRequestId() {
   return `r-${Date.now().toString(36)}-${requestCount}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-/** @returns {object} a `prompt` frame with only the optional fields that have a value */
-function promptFrame({ request, content, conversation, model }) {
+/**
+ * @param {{request: string, content: string, conversation?: string|null, model?: string|null,
+ *   settings?: Record<string, unknown>}} fields settings: the conversation's generation settings (system, temperature,
+ *   max_tokens), of which only those with a value go out
+ * @returns {object} a `prompt` frame with only the optional fields that have a value
+ */
+function promptFrame({ request, content, conversation, model, settings = {} }) {
+  const chosen = Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== null && value !== ''));
   return {
     type: 'prompt',
     request,
     content,
     ...(conversation ? { conversation } : {}),
     ...(model ? { model } : {}),
+    ...chosen,
   };
 }
 
