@@ -66,9 +66,7 @@ class Exchange(models.Model):
     conversation = models.ForeignKey(Conversation, related_name="exchanges", on_delete=models.CASCADE)
     # Which answer this prompt follows: None for a conversation's first prompt. A regenerated answer or an edited
     # question is a new exchange with the same parent as the one it replaces (its earlier version).
-    parent = models.ForeignKey(
-        "self", null=True, blank=True, related_name="children", on_delete=models.SET_NULL
-    )
+    parent = models.ForeignKey("self", null=True, blank=True, related_name="children", on_delete=models.SET_NULL)
     client = models.CharField(max_length=100, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     session_key = models.CharField(
