@@ -23,17 +23,33 @@ SEARCH_PAGE = 20  # conversations on a page of the sidebar's search
 SNIPPET_BEFORE, SNIPPET_AFTER = 40, 120  # characters of a search result's snippet around the word found
 
 
-def conversation_turns(*, conversation: Conversation) -> list[ChatCompletionMessageParam]:
-    """The earlier turns the model sees when a conversation continues: each question, the tool calls made to
-    answer it with their results, where they were made, and the answer. Never the reasoning: models are not asked
-    to read their own thinking again, and some refuse it.
+Tree = dict[uuid.UUID, uuid.UUID | None]  # exchange -> the exchange it follows (None: the conversation's first)
+
+
+def conversation_tree(*, conversation: Conversation) -> Tree:
+    """Each exchange of the conversation with its parent, oldest first: the shape of its versions, in one small read."""
+    rows = conversation.exchanges.order_by("created").values_list("id", "parent_id")
+    return dict(rows)
+
+
+def path_turns(
+    *, tree: dict[uuid.UUID, uuid.UUID | None], parent: uuid.UUID | None
+) -> list[ChatCompletionMessageParam]:
+    """The earlier turns the model sees when a prompt follows `parent`: the exchanges on the path from the
+    conversation's first one down to `parent`, never the versions beside it. Each turn is the question, the tool
+    calls made to answer it with their results, where they were made, and the answer. Never the reasoning: models
+    are not asked to read their own thinking again, and some refuse it.
 
     Exchanges still streaming, and those that produced no answer at all, are left out: the model would otherwise
     see a question with no reply.
     """
+    path = _path_to(tree, parent)
+    if not path:
+        return []
     turns: list[ChatCompletionMessageParam] = []
     earlier = (
-        conversation.exchanges.exclude(status=Exchange.Status.STREAMING)
+        Exchange.objects.filter(id__in=path)
+        .exclude(status=Exchange.Status.STREAMING)
         .exclude(answer="")
         .order_by("created")
         .only("prompt", "answer", "reasoning", "reasoning_field")
@@ -43,6 +59,16 @@ def conversation_turns(*, conversation: Conversation) -> list[ChatCompletionMess
         turns.append({"role": "user", "content": exchange.prompt})
         turns.extend(_answer_messages(exchange))
     return turns
+
+
+def _path_to(tree: Tree, node: uuid.UUID | None) -> list[uuid.UUID]:
+    """`node` and its ancestors. Parents are always older exchanges, but a row edited in the admin could point
+    anywhere: the walk stops after as many steps as there are exchanges."""
+    path: list[uuid.UUID] = []
+    while node is not None and node in tree and len(path) < len(tree):
+        path.append(node)
+        node = tree[node]
+    return path
 
 
 def _answer_messages(exchange: Exchange) -> list[ChatCompletionMessageParam]:
@@ -96,6 +122,7 @@ def conversation_detail(*, client: Client, conversation_id: uuid.UUID) -> dict[s
     return {
         "id": str(conversation.id),
         "title": conversation.title,
+        "settings": conversation.settings,
         "exchanges": [
             _exchange_as_dict(e) for e in conversation.exchanges.order_by("created").prefetch_related("tool_calls")
         ],
@@ -106,6 +133,7 @@ def _exchange_as_dict(exchange: Exchange) -> dict[str, Any]:
     error = {"code": exchange.error_code, "message": exchange.error_message} if exchange.error_code else None
     return {
         "stream": str(exchange.id),
+        "parent": str(exchange.parent_id) if exchange.parent_id else None,
         "prompt": exchange.prompt,
         "answer": exchange.answer,
         "reasoning": exchange.reasoning,

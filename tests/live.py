@@ -227,6 +227,11 @@ class FakeOpenAIThread:
         """The messages of each request the model got, in order."""
         return [list(request.messages) for request in list(self.fake.requests)]
 
+    def wait_closed(self, request: int = -1, timeout: float = 10) -> None:
+        """Until the response to a request (the last one by default) has been closed: the relay let go of it."""
+        closed = self.fake.requests[request].closed
+        asyncio.run_coroutine_threadsafe(asyncio.wait_for(closed.wait(), timeout), self.loop).result(timeout + 1)
+
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.fake.stop(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)

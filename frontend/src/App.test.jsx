@@ -234,7 +234,7 @@ describe('the chat page', () => {
     expect(one('message-assistant').textContent).toContain('stopped');
   });
 
-  it('shows a stream error under the answer, and Retry asks again', async () => {
+  it('shows a stream error under the answer, and Retry asks again, as a new version of the answer', async () => {
     await connect();
     type('Hi');
     pressEnter();
@@ -252,7 +252,7 @@ describe('the chat page', () => {
     expect(one('message-assistant').dataset.status).toBe('failed');
     expect(one('error').textContent).toContain('rate limiting');
     act(() => one('retry').click());
-    expect(sent()[1]).toMatchObject({ type: 'prompt', content: 'Hi', conversation: 'c-1' });
+    expect(sent()[1]).toMatchObject({ type: 'prompt', content: 'Hi', conversation: 'c-1', regenerate: 's-1' });
     expect(sent()[1].request).not.toBe(request);
   });
 
@@ -729,7 +729,7 @@ describe('sending while it cannot go yet, stopping, phones, login, copy', () => 
 
     await serve({ type: 'delta', stream: 's-1', seq: 2, text: ' and two.' }, doneFrame('s-1', 2));
     expect(prompts()).toHaveLength(2);
-    expect(prompts()[1]).toMatchObject({ content: 'Follow-up', conversation: 'c-1' });
+    expect(prompts()[1]).toMatchObject({ content: 'Follow-up', conversation: 'c-1', parent: 's-1' });
     await serve({ type: 'start', stream: 's-2', request: prompts()[1].request, conversation: 'c-1' });
     await serve(doneFrame('s-2', 0));
     expect(prompts()).toHaveLength(2);
@@ -892,7 +892,7 @@ describe('sending while it cannot go yet, stopping, phones, login, copy', () => 
     expect(retryButton.disabled).toBe(false);
     act(() => retryButton.click());
     expect(prompts()).toEqual([
-      expect.objectContaining({ type: 'prompt', content: 'Flaky question', conversation: SAVED.id }),
+      expect.objectContaining({ type: 'prompt', content: 'Flaky question', conversation: SAVED.id, regenerate: 'old-1' }),
     ]);
   });
 
@@ -923,5 +923,112 @@ describe('sending while it cannot go yet, stopping, phones, login, copy', () => 
     expect(copyPrompt.getAttribute('aria-label')).toBe('Copied');
     await settle(2100);
     expect(copyPrompt.getAttribute('aria-label')).toBe('Copy');
+  });
+});
+
+describe('versions: regenerate, edit, and the switch between them', () => {
+  const TREE = {
+    ...SAVED,
+    exchanges: [
+      { ...SAVED.exchanges[0], stream: 'e-1', parent: null, prompt: 'First question', answer: 'First answer' },
+      { ...SAVED.exchanges[0], stream: 'e-2', parent: 'e-1', prompt: 'Second question', answer: 'Second answer' },
+    ],
+  };
+  const prompts = () => sent().filter((frame) => frame.type === 'prompt');
+  const users = () => byTestId(view.container, 'message-user').map((message) => message.querySelector('.bubble')?.textContent);
+  const answers = () => byTestId(view.container, 'answer-text').map((answer) => answer.textContent);
+  const button = (name, within = view.container) => oneByRole(within, 'button', { name });
+  const done = (stream) => ({ type: 'done', stream, seq: 1, finish_reason: 'stop', usage: null, ttft_ms: 5, duration_ms: 9 });
+
+  async function openTree() {
+    fetchMock.mockImplementation(async (url) =>
+      url === `/api/conversations/${TREE.id}/` ? Response.json(TREE) : Response.json({ conversations: [] }),
+    );
+    window.history.replaceState(null, '', `/#${TREE.id}`);
+    await connect();
+    await settle();
+  }
+
+  it('Regenerate asks the question again and shows the new answer as version 2 / 2; the switch shows the first', async () => {
+    await openTree();
+    const last = byTestId(view.container, 'message-assistant')[1];
+    act(() => button('Regenerate', last).click());
+
+    expect(prompts()).toEqual([
+      expect.objectContaining({ content: 'Second question', conversation: TREE.id, regenerate: 'e-2' }),
+    ]);
+    await serve(
+      { type: 'start', stream: 'e-3', request: prompts()[0].request, conversation: TREE.id, parent: 'e-1', content: 'Second question' },
+      { type: 'delta', stream: 'e-3', seq: 1, text: 'Another answer' },
+      done('e-3'),
+    );
+    expect(users()).toEqual(['First question', 'Second question']);
+    expect(answers()).toEqual(['First answer', 'Another answer']);
+    const counts = byTestId(view.container, 'version-count').map((count) => count.textContent);
+    expect(counts).toEqual(['2 / 2Version 2 of 2']);
+
+    act(() => button('Previous version').click());
+    expect(answers()).toEqual(['First answer', 'Second answer']);
+    expect(button('Previous version').disabled).toBe(true);
+    act(() => button('Next version').click());
+    expect(answers()).toEqual(['First answer', 'Another answer']);
+  });
+
+  it('Edit sends the new question from there: the later turns stay in the older version', async () => {
+    await openTree();
+    const first = byTestId(view.container, 'message-user')[0];
+    act(() => button('Edit', first).click());
+    const box = oneByRole(view.container, 'textbox', { name: 'Edit your message' });
+    const setValue = Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set;
+    act(() => {
+      setValue.call(box, 'First question, better');
+      box.dispatchEvent(new Event('input', { bubbles: true }));
+    });
+    act(() => button('Send', first).click());
+
+    expect(prompts()).toEqual([expect.objectContaining({ content: 'First question, better', edit: 'e-1' })]);
+    expect(users()).toEqual(['First question, better']); // shown at once, pending
+    await serve(
+      { type: 'start', stream: 'e-3', request: prompts()[0].request, conversation: TREE.id, parent: null, content: 'First question, better' },
+      { type: 'delta', stream: 'e-3', seq: 1, text: 'Better answer' },
+      done('e-3'),
+    );
+    expect(answers()).toEqual(['Better answer']);
+
+    act(() => button('Previous version').click());
+    expect(users()).toEqual(['First question', 'Second question']);
+    // A prompt now follows the version shown.
+    type('Third question');
+    pressEnter();
+    expect(prompts()[1]).toMatchObject({ content: 'Third question', parent: 'e-2' });
+  });
+
+  it('Escape or Cancel gives the edit up, and nothing is sent', async () => {
+    await openTree();
+    const first = byTestId(view.container, 'message-user')[0];
+    act(() => button('Edit', first).click());
+    act(() => button('Cancel', first).click());
+    expect(users()).toEqual(['First question', 'Second question']);
+    expect(prompts()).toEqual([]);
+  });
+
+  it('follows a version another tab made: its start says where it goes, and it is shown', async () => {
+    await openTree();
+    await serve(
+      { type: 'start', stream: 'e-9', request: 'other-tab', conversation: TREE.id, parent: null, content: 'Edited elsewhere' },
+      { type: 'delta', stream: 'e-9', seq: 1, text: 'Answer there' },
+    );
+    expect(users()).toEqual(['Edited elsewhere']);
+    expect(byTestId(view.container, 'version-count').map((count) => count.textContent)).toEqual(['2 / 2Version 2 of 2']);
+  });
+
+  it('Regenerate and Edit wait while an answer runs', async () => {
+    await openTree();
+    type('Third question');
+    pressEnter();
+    await serve({ type: 'start', stream: 'e-3', request: prompts()[0].request, conversation: TREE.id, parent: 'e-2', content: 'Third question' });
+    const ended = byTestId(view.container, 'message-assistant')[0];
+    expect(button('Regenerate', ended).disabled).toBe(true);
+    expect(button('Edit', byTestId(view.container, 'message-user')[0]).disabled).toBe(true);
   });
 });

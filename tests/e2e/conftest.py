@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, WebSocket, sync_playwright
 
-from tests.live import Daphne, drop_live_database, live_database_url, migrate, server_env
+from tests.live import Daphne, FakeOpenAIThread, drop_live_database, live_database_url, migrate, server_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -77,6 +78,54 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
     try:
         migrate(env)
         daphne = Daphne("daphne-e2e", env, workdir)
+        try:
+            yield daphne
+        finally:
+            daphne.stop()
+    finally:
+        drop_live_database(database_url)
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeOpenAIThread]:
+    """The fake provider (`tests.fake_openai`) on a thread of its own, for a module whose server it answers."""
+    upstream = FakeOpenAIThread()
+    yield upstream
+    upstream.stop()
+
+
+@contextmanager
+def scripted_daphne(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    upstream: FakeOpenAIThread,
+    *,
+    prepare: Callable[[dict[str, str]], None] | None = None,
+    **settings: str,
+) -> Iterator[Daphne]:
+    """A daphne in debug mode, with a database of its own, whose model is the fake provider `upstream`.
+
+    `settings` add to or override its environment; `prepare` runs with that environment after the migrations,
+    before the server starts (to create a user, say).
+    """
+    workdir = tmp_path_factory.mktemp(f"e2e-{name}")
+    database_url = live_database_url(workdir, name=name)
+    env = server_env(
+        **{
+            "DJANGO_DEBUG": "1",
+            "DATABASE_URL": database_url,
+            "OPENAI_API_KEY": "sk-e2e-test",
+            "OPENAI_BASE_URL": upstream.fake.base_url,
+            "OPENAI_MODEL": "fake-model",
+            "OPENAI_MAX_RETRIES": "0",
+            **settings,
+        }
+    )
+    try:
+        migrate(env)
+        if prepare is not None:
+            prepare(env)
+        daphne = Daphne(f"daphne-e2e-{name}", env, workdir)
         try:
             yield daphne
         finally:

@@ -20,8 +20,9 @@ import pytest
 from playwright.sync_api import Page, WebSocketRoute, expect
 
 from tests.e2e.chat import ANSWER_TIMEOUT_MS, answer, answer_text, conversation_id, wait_until_completed
+from tests.e2e.conftest import scripted_daphne
 from tests.fake_openai import Script
-from tests.live import ROOT, Daphne, FakeOpenAIThread, drop_live_database, live_database_url, migrate, server_env
+from tests.live import ROOT, Daphne, FakeOpenAIThread
 
 pytestmark = pytest.mark.e2e
 
@@ -32,46 +33,26 @@ ANSWER = "".join(WORDS).strip()
 SOCKET = "**/ws/chat/"
 
 
-@pytest.fixture(scope="module")
-def model() -> Iterator[FakeOpenAIThread]:
-    upstream = FakeOpenAIThread()
-    yield upstream
-    upstream.stop()
-
-
 @pytest.fixture(autouse=True)
-def fresh_model(model: FakeOpenAIThread) -> FakeOpenAIThread:
-    model.reset(default=Script(tokens=list(WORDS), interval=0.05))
-    return model
+def fresh_model(upstream: FakeOpenAIThread) -> FakeOpenAIThread:
+    upstream.reset(default=Script(tokens=list(WORDS), interval=0.05))
+    return upstream
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, model: FakeOpenAIThread) -> Iterator[Daphne]:
+def server(tmp_path_factory: pytest.TempPathFactory, upstream: FakeOpenAIThread) -> Iterator[Daphne]:
     """Replaces conftest's server: the fake upstream answers, login is required, and there is one user."""
-    workdir = tmp_path_factory.mktemp("e2e-composer")
-    database_url = live_database_url(workdir, name="composer")
-    env = server_env(
-        DJANGO_DEBUG="1",
-        DATABASE_URL=database_url,
-        STREAMING_REQUIRE_LOGIN="1",
-        OPENAI_API_KEY="sk-fake",
-        OPENAI_BASE_URL=model.fake.base_url,
-        OPENAI_MODEL="fake-model",
-        OPENAI_MAX_RETRIES="0",
-    )
-    try:
-        migrate(env)
+
+    def create_user(env: dict[str, str]) -> None:
         user = "from django.contrib.auth.models import User; User.objects.create_user(%r, password=%r)"
         subprocess.run(
             [sys.executable, "manage.py", "shell", "-c", user % (USERNAME, PASSWORD)], env=env, cwd=ROOT, check=True
         )
-        daphne = Daphne("daphne-e2e-composer", env, workdir)
-        try:
-            yield daphne
-        finally:
-            daphne.stop()
-    finally:
-        drop_live_database(database_url)
+
+    with scripted_daphne(
+        tmp_path_factory, "composer", upstream, prepare=create_user, STREAMING_REQUIRE_LOGIN="1"
+    ) as daphne:
+        yield daphne
 
 
 class Sockets:

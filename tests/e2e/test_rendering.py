@@ -19,9 +19,9 @@ from playwright.sync_api import Browser, Page, expect
 from tests.e2e import chat
 from tests.e2e.chat import answer, open_chat
 from tests.e2e.chat import send_with_button as send
-from tests.e2e.conftest import DESKTOP, PHONE, open_page
+from tests.e2e.conftest import DESKTOP, PHONE, open_page, scripted_daphne
 from tests.fake_openai import Script, ToolCallScript
-from tests.live import Daphne, FakeOpenAIThread, drop_live_database, live_database_url, migrate, server_env
+from tests.live import Daphne, FakeOpenAIThread
 
 pytestmark = pytest.mark.e2e
 
@@ -147,36 +147,12 @@ def test_scrolling_up_while_an_answer_streams_stays_put_and_jump_to_latest_follo
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAIThread]:
-    upstream = FakeOpenAIThread()
-    yield upstream
-    upstream.stop()
-
-
-@pytest.fixture(scope="module")
 def scripted_server(tmp_path_factory: pytest.TempPathFactory, upstream: FakeOpenAIThread) -> Iterator[Daphne]:
-    """A daphne in debug mode whose model is the fake provider, offered the built-in tools."""
-    workdir = tmp_path_factory.mktemp("e2e-scripted")
-    database_url = live_database_url(workdir, name="scripted")
-    env = server_env(
-        DJANGO_DEBUG="1",
-        DATABASE_URL=database_url,
-        OPENAI_API_KEY="sk-e2e-test",
-        OPENAI_BASE_URL=upstream.fake.base_url,
-        OPENAI_MODEL="fake-model",
-        OPENAI_MAX_RETRIES="0",
-        STREAMING_TOOL_MODELS="*",
-        STREAMING_BUSY_MS="60000",
-    )
-    try:
-        migrate(env)
-        daphne = Daphne("daphne-e2e-scripted", env, workdir)
-        try:
-            yield daphne
-        finally:
-            daphne.stop()
-    finally:
-        drop_live_database(database_url)
+    """A daphne whose model is the fake provider, offered the built-in tools."""
+    with scripted_daphne(
+        tmp_path_factory, "scripted", upstream, STREAMING_TOOL_MODELS="*", STREAMING_BUSY_MS="60000"
+    ) as daphne:
+        yield daphne
 
 
 def long_code(chars: int) -> list[str]:

@@ -8,14 +8,22 @@ import { FeedbackControls } from './FeedbackControls.jsx';
 
 /**
  * One answer: its parts (thinking, text, tool calls), the server's word that it is overloaded while it streams, then
- * how it ended (note, stats or error), a Copy button for its markdown and, once it has ended, thumbs up and down
- * (when `onFeedback` is given). Stop is in the composer, where Send is.
+ * how it ended (note, stats or error), a Copy button for its markdown and, once it has ended, Regenerate and thumbs
+ * up and down (when `onRegenerate` and `onFeedback` are given). Stop is in the composer, where Send is.
  *
  * @param {{exchange: import('../state/types.js').Exchange,
  *   onRetry: (exchange: import('../state/types.js').Exchange) => void, retryDisabled: boolean,
+ *   onRegenerate?: (exchange: import('../state/types.js').Exchange) => void,
  *   onFeedback?: (stream: string, feedback: {rating: 'up'|'down'|null, comment: string}) => Promise<unknown>}} props
+ *   retryDisabled also disables Regenerate: both send at once
  */
-export const AssistantMessage = memo(function AssistantMessage({ exchange, onRetry, retryDisabled, onFeedback }) {
+export const AssistantMessage = memo(function AssistantMessage({
+  exchange,
+  onRetry,
+  retryDisabled,
+  onRegenerate,
+  onFeedback,
+}) {
   const streaming = exchange.status === 'streaming';
   const note = finishNote(exchange);
   return (
@@ -49,6 +57,9 @@ export const AssistantMessage = memo(function AssistantMessage({ exchange, onRet
           </span>
         )}
         {!streaming && exchange.answer !== '' && <CopyButton text={exchange.answer} />}
+        {!streaming && onRegenerate && exchange.stream && !exchange.error?.retryable && (
+          <RegenerateButton disabled={retryDisabled} onClick={() => onRegenerate(exchange)} />
+        )}
         {!streaming && onFeedback && exchange.stream && (
           <FeedbackControls
             feedback={exchange.feedback}
@@ -60,6 +71,24 @@ export const AssistantMessage = memo(function AssistantMessage({ exchange, onRet
     </article>
   );
 });
+
+/** Asks the question again for a new version of the answer (an error's Retry does the same). */
+function RegenerateButton({ disabled, onClick }) {
+  return (
+    <button
+      type="button"
+      className="button small ghost message-regenerate"
+      aria-label="Regenerate"
+      title="Regenerate"
+      disabled={disabled}
+      onClick={onClick}
+    >
+      <svg viewBox="0 0 24 24" width="14" height="14" aria-hidden="true" focusable="false">
+        <path d="M20 11a8 8 0 1 0-2.3 5.7M20 4v7h-7" fill="none" stroke="currentColor" strokeWidth="2" />
+      </svg>
+    </button>
+  );
+}
 
 /** Shown after the person sent a prompt and before the server accepted it. */
 export function PendingAnswer() {

@@ -1,11 +1,12 @@
 import { useLayoutEffect, useRef } from 'react';
 import { nextQueued } from '../state/selectors.js';
+import { pathEnd } from '../state/versions.js';
 
 /**
  * Sends queued prompts (see `queueReason`) one at a time, each as soon as it may go: once the socket is ready (after
  * the first connection or a reconnect) and no answer is running, so a follow-up goes out after the answer it follows
- * has ended, into the same conversation. `send` puts the prompt on the socket; true means it went, and
- * `queuedPromptSent` then marks it pending. It runs before the browser paints, so a prompt that can go at once is
+ * has ended, into the same conversation, after the exchange shown last. `send` puts the prompt on the socket (with
+ * that exchange's stream id as its parent); true means it went, and `queuedPromptSent` then marks it pending. It runs before the browser paints, so a prompt that can go at once is
  * never shown as queued.
  *
  * Each prompt goes out at most once: the request ids sent are remembered here too, because React may render the
@@ -14,7 +15,7 @@ import { nextQueued } from '../state/selectors.js';
  * @param {Object} options
  * @param {import('../state/types.js').ReadyFrame|null} options.ready
  * @param {import('../state/types.js').ChatState} options.state
- * @param {(exchange: import('../state/types.js').Exchange) => boolean} options.send
+ * @param {(exchange: import('../state/types.js').Exchange, parent: string|null) => boolean} options.send
  * @param {(action: object) => void} options.dispatch
  */
 export function usePromptQueue({ ready, state, send, dispatch }) {
@@ -23,8 +24,9 @@ export function usePromptQueue({ ready, state, send, dispatch }) {
     if (!ready) return;
     const next = nextQueued(state);
     if (!next || sent.current.has(next.request)) return;
-    if (!send(next)) return;
+    const parent = pathEnd(state);
+    if (!send(next, parent)) return;
     sent.current.add(next.request);
-    dispatch({ type: 'queuedPromptSent', key: next.key, conversation: state.conversation });
+    dispatch({ type: 'queuedPromptSent', key: next.key, conversation: state.conversation, parent });
   }, [ready, state, send, dispatch]);
 }

@@ -27,6 +27,7 @@ import {
   withToolRunning,
   withToolsStopped,
 } from './answerParts.js';
+import { choosing, pathEnd } from './versions.js';
 
 /** How many of this tab's request ids to remember; a `start` older than that is long overdue anyway. */
 const SENT_REQUESTS_KEPT = 50;
@@ -46,7 +47,15 @@ const RETRYABLE_CODES = new Set([
 
 /** @returns {ChatState} */
 export function initialChatState() {
-  return { conversation: null, exchanges: [], notices: [], nextNoticeId: 1, sentRequests: [], listVersion: 0 };
+  return {
+    conversation: null,
+    exchanges: [],
+    chosen: {},
+    notices: [],
+    nextNoticeId: 1,
+    sentRequests: [],
+    listVersion: 0,
+  };
 }
 
 /**
@@ -87,6 +96,8 @@ export function chatReducer(state, action) {
       return { ...initialChatState(), sentRequests: state.sentRequests, listVersion: state.listVersion };
     case 'conversationLoaded':
       return conversationLoaded(state, action.detail, action.persisted);
+    case 'versionShown':
+      return { ...state, chosen: { ...state.chosen, [action.branch]: action.key } };
     case 'feedbackSaved':
       return updateByStream(state, action.stream, (exchange) => ({
         ...exchange,
@@ -143,12 +154,26 @@ export function applyFrame(state, frame, receivedAt = null) {
 
 // ---- user actions ---------------------------------------------------------------------------------------------
 
-/** The person sent a prompt: show it at once as a pending exchange that `start` will attach to. */
-function promptSent(state, { request, content, conversation = null, model = null }) {
-  const exchange = newExchange({ key: request, request, prompt: content, conversation, model, status: 'pending' });
+/**
+ * The person sent a prompt: show it at once as a pending exchange that `start` will attach to. `parent` is the
+ * exchange it follows and `placement` the frame's fields that said so: a new prompt after the path shown, or a new
+ * version of an exchange (regenerate, edit), which is shown in place of the one it replaces.
+ */
+function promptSent(state, { request, content, conversation = null, model = null, parent = null, placement = {} }) {
+  const exchange = newExchange({
+    key: request,
+    request,
+    prompt: content,
+    conversation,
+    model,
+    parent,
+    placement,
+    status: 'pending',
+  });
   return {
     ...state,
     exchanges: [...state.exchanges, exchange],
+    chosen: choosing(state, exchange),
     sentRequests: rememberRequest(state.sentRequests, request),
   };
 }
@@ -159,16 +184,23 @@ function promptSent(state, { request, content, conversation = null, model = null
  * `usePromptQueue` hook sends it when it may go (`queuedPromptSent`).
  */
 function promptQueued(state, { request, content, model = null }) {
-  const exchange = newExchange({ key: request, request, prompt: content, model, status: 'queued' });
+  // Where it goes is known when it goes: after whatever the path ends with then.
+  const exchange = newExchange({ key: request, request, prompt: content, model, parent: undefined, status: 'queued' });
   return { ...state, exchanges: [...state.exchanges, exchange] };
 }
 
-/** A queued prompt went out, into the conversation open at that moment: it now waits for its `start`. */
-function queuedPromptSent(state, { key, conversation = null }) {
+/**
+ * A queued prompt went out, into the conversation open at that moment and after the exchange shown last
+ * (`parent`): it now waits for its `start`.
+ */
+function queuedPromptSent(state, { key, conversation = null, parent = null }) {
   const queued = state.exchanges.find((exchange) => exchange.key === key && exchange.status === 'queued');
   if (!queued) return state;
+  const sent = { ...queued, conversation, parent, placement: parent ? { parent } : {}, status: 'pending' };
+  const next = replaceExchange(state, queued, sent);
   return {
-    ...replaceExchange(state, queued, { ...queued, conversation, status: 'pending' }),
+    ...next,
+    chosen: choosing(next, sent),
     sentRequests: rememberRequest(state.sentRequests, queued.request),
   };
 }
@@ -231,7 +263,8 @@ function loginRequired(state) {
 /**
  * `start`: attach the stream to the pending exchange this tab sent, or, when another tab of the same client sent it,
  * show its prompt too. Another tab's prompt is only shown when it belongs here: in the open conversation, or in an
- * empty new chat (which then follows that conversation).
+ * empty new chat (which then follows that conversation). It goes where its `parent` says (a server that does not
+ * say: after the path shown), and is shown, as it is in the tab that sent it.
  */
 function streamStarted(state, frame) {
   if (!frame.stream || findByStream(state, frame.stream)) return state;
@@ -244,18 +277,22 @@ function streamStarted(state, frame) {
   const exchange = newExchange({
     key: frame.stream,
     stream: frame.stream,
+    parent: 'parent' in frame ? (frame.parent ?? null) : pathEnd(state),
     prompt: typeof frame.content === 'string' ? frame.content : '',
     conversation: frame.conversation ?? null,
     model: frame.model ?? null,
     status: 'streaming',
   });
-  return openConversation({ ...state, exchanges: [...state.exchanges, exchange] }, frame.conversation);
+  const next = { ...state, exchanges: [...state.exchanges, exchange] };
+  return openConversation({ ...next, chosen: choosing(next, exchange) }, frame.conversation);
 }
 
 function attachStream(state, own, frame) {
   const started = {
     ...own,
     stream: frame.stream,
+    // The server's word on where it went; the same as this tab's unless the tab's view was out of date.
+    parent: 'parent' in frame ? (frame.parent ?? null) : own.parent,
     conversation: frame.conversation ?? own.conversation,
     model: frame.model ?? own.model,
     status: 'streaming',
@@ -464,11 +501,14 @@ function addNotice(state, notice) {
  */
 function conversationLoaded(state, detail, persisted = []) {
   const kept = new Map(persisted.map((entry) => [entry.stream, entry]));
+  const saved = detail.exchanges ?? [];
   return {
     ...initialChatState(),
     conversation: detail.id,
-    exchanges: (detail.exchanges ?? []).map((saved) => {
-      const exchange = exchangeFromSaved(saved, detail.id);
+    exchanges: saved.map((one, index) => {
+      // A server without versions gives no parent: each exchange follows the one before it.
+      const parent = 'parent' in one ? (one.parent ?? null) : (saved[index - 1]?.stream ?? null);
+      const exchange = { ...exchangeFromSaved(one, detail.id), parent };
       return exchange.status === 'streaming' ? restored(exchange, kept.get(exchange.stream)) : exchange;
     }),
     sentRequests: state.sentRequests,
@@ -553,6 +593,8 @@ export function newExchange(fields) {
     key: '',
     request: null,
     stream: null,
+    parent: null,
+    placement: {},
     conversation: null,
     prompt: '',
     model: null,

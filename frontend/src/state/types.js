@@ -70,6 +70,11 @@
  *   the API made it).
  * @property {string|null} request the request id this tab sent, null when another tab sent it
  * @property {string|null} stream the server's stream id, known from `start` on
+ * @property {string|null|undefined} parent the stream id of the exchange whose answer it follows; null for the first of
+ *   a conversation; undefined while it is queued (it follows whatever the path shown ends with when it goes out)
+ * @property {{parent?: string, edit?: string, regenerate?: string}} placement the fields of the `prompt` frame that
+ *   placed it, for sending it again after a refusal: none (a new conversation), `parent`, or a version of `edit` or
+ *   `regenerate`
  * @property {string|null} conversation the conversation the prompt was sent into (null: a new one)
  * @property {string} prompt what the person asked
  * @property {string|null} model the model that answers, when known
@@ -130,7 +135,9 @@
  * Everything the chat view shows that comes from the socket or from the API's conversation detail.
  * @typedef {Object} ChatState
  * @property {string|null} conversation the open conversation; null for a new chat
- * @property {Exchange[]} exchanges in the order they were asked
+ * @property {Exchange[]} exchanges in the order they were asked, every version of every turn (see `versions.js`)
+ * @property {Record<string, string>} chosen the version the person chose at a branch: by the parent's stream id ('' at
+ *   the root), the key of the exchange shown there
  * @property {Notice[]} notices
  * @property {number} nextNoticeId
  * @property {string[]} sentRequests the latest request ids this tab sent, to tell its own `start`s from other tabs'
@@ -146,6 +153,7 @@
  * @property {boolean} demo
  * @property {{max_prompt_chars: number, max_tokens: number, max_streams: number, max_frame_bytes: number}} limits
  * @property {{name: string, description: string}[]} [tools] the tools offered to this client (protocol 2)
+ * @property {boolean} [system_pinned] the server sets the system instruction itself and refuses a client's own
  */
 
 export {};

@@ -47,7 +47,14 @@ export function byTestId(container, id) {
 }
 
 /** The roles these tests ask for, of elements that have them without a `role` attribute. */
-const IMPLICIT_ROLES = { BUTTON: 'button', DETAILS: 'group', FIELDSET: 'group', ARTICLE: 'article', PRE: 'generic' };
+const IMPLICIT_ROLES = {
+  BUTTON: 'button',
+  DETAILS: 'group',
+  FIELDSET: 'group',
+  ARTICLE: 'article',
+  PRE: 'generic',
+  TEXTAREA: 'textbox',
+};
 
 /**
  * Elements by role and accessible name, the way a screen reader (and Testing Library's `getAllByRole`) finds them,
