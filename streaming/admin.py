@@ -102,7 +102,22 @@ class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
     date_hierarchy = "created"
     list_select_related = ["user"]
     fieldsets = [
-        (None, {"fields": ["id", "conversation", "user", "session_key", "client", "request", "created", "finished"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "id",
+                    "conversation",
+                    "parent",
+                    "user",
+                    "session_key",
+                    "client",
+                    "request",
+                    "created",
+                    "finished",
+                ]
+            },
+        ),
         ("Request", {"fields": ["model", "demo", "parameters", "prompt_text"]}),
         ("Reasoning", {"fields": ["reasoning_text"], "classes": ["collapse"]}),
         ("Answer", {"fields": ["status", "finish_reason", "error_code", "error_message", "answer_text", "last_seq"]}),

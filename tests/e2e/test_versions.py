@@ -15,6 +15,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.chat import answer, answer_text, conversation_id, open_chat, send, wait_until_completed
 from tests.e2e.conftest import scripted_daphne
+from tests.e2e.test_accessibility import blocking_violations
 from tests.fake_openai import Script
 from tests.live import Daphne, FakeOpenAIThread
 
@@ -79,6 +80,7 @@ def test_regenerate_shows_the_new_answer_in_place_and_the_switch_goes_back(page:
         expect(answer_text(tab, 1)).to_have_text("A better answer.")
         expect(said(tab, 1).get_by_test_id("version-count")).to_contain_text("2 / 2")
 
+    assert blocking_violations(page) == []
     said(page, 1).get_by_role("button", name="Previous version").click()
     expect(answer_text(page, 1)).to_have_text("Second answer.")
     expect(said(page, 1).get_by_test_id("version-count")).to_contain_text("1 / 2")
@@ -94,6 +96,7 @@ def test_an_edit_branches_there_and_the_model_sees_only_the_path_shown(page: Pag
     said(page, 0).get_by_role("button", name="Edit").click()
     box = said(page, 0).get_by_role("textbox", name="Edit your message")
     expect(box).to_have_value("First question")
+    assert blocking_violations(page) == []
     box.fill("First question, put better")
     said(page, 0).get_by_role("button", name="Send").click()
 
