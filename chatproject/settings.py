@@ -165,6 +165,8 @@ SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", SECURE_HSTS_SECONDS > 0)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", SECURE_HSTS_SECONDS > 0)
+# The JSON API answers a failed CSRF check with JSON (`csrf_failed`); other pages get Django's own page.
+CSRF_FAILURE_VIEW = "streaming.views.csrf_failure"
 
 # --- Channels -------------------------------------------------------------------------------------------------------
 
@@ -209,6 +211,9 @@ OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2)
 DEMO_TOKENS_PER_SECOND = env_int("DEMO_TOKENS_PER_SECOND", 40)
 # Models whose chat template writes `<think>` itself, so that their content starts as reasoning until `</think>`.
 STREAMING_THINKING_MODELS = env_list("STREAMING_THINKING_MODELS", [])
+# A dotted path to a function `(*, client, conversation) -> str | None` whose answer is every prompt's system
+# instruction; while one is named, clients may not send their own (`streaming.instructions`). Empty: they may.
+STREAMING_SYSTEM_INSTRUCTION = env_str("STREAMING_SYSTEM_INSTRUCTION") or None
 
 # --- Streaming limits -------------------------------------------------------------------------------------------------
 

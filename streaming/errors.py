@@ -47,6 +47,15 @@ class StillStreaming(NotAllowed):
     default_message = "This answer is still being written. Rate it once it has ended."
 
 
+class CsrfFailed(StreamingError):
+    """A request to the HTTP API that changes something came without the page's CSRF token, or with a stale one
+    (HTTP 403; `views.csrf_failure`)."""
+
+    code = "csrf_failed"
+    retryable = False
+    default_message = "The page's security token is missing or out of date. Reload the page and try again."
+
+
 class NotFound(StreamingError):
     """The conversation or stream does not exist, or belongs to another client (we do not say which)."""
 

@@ -30,6 +30,8 @@ class Limits:
     max_tokens: int
     max_streams: int
     max_frame_bytes: int
+    # The deployment sets the system instruction (`STREAMING_SYSTEM_INSTRUCTION`): a client's own is refused.
+    system_pinned: bool = False
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -54,6 +56,10 @@ class Prompt:
     system: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    # Where the new exchange goes in the conversation's tree; at most one is given (`services.exchange_start`).
+    regenerate: uuid.UUID | None = None
+    edit: uuid.UUID | None = None
+    parent: uuid.UUID | None = None
 
     def parameters(self) -> dict[str, Any]:
         """The generation parameters the client chose, as stored with the exchange."""
@@ -100,7 +106,10 @@ def parse_client_frame(text: str, limits: Limits) -> ClientFrame:
         raise BadRequest("The message must be a JSON object.")
     kind = frame.get("type")
     if kind == "prompt":
-        return _parse_prompt(frame, limits)
+        prompt = _parse_prompt(frame, limits)
+        if prompt.system is not None and limits.system_pinned:
+            raise NotAllowed(SYSTEM_PINNED)
+        return prompt
     if kind == "cancel":
         return Cancel(stream=_require_uuid(frame, "stream"))
     if kind == "resume":
@@ -119,10 +128,15 @@ def request_id_of(text: str) -> str | None:
     return request if isinstance(request, str) and 0 < len(request) <= MAX_REQUEST_ID_CHARS else None
 
 
+PLACEMENT_FIELDS = ("regenerate", "edit", "parent")
+
+
 def _parse_prompt(frame: dict[str, Any], limits: Limits) -> Prompt:
     request = _require_str(frame, "request", max_chars=MAX_REQUEST_ID_CHARS)
-    content = _require_str(frame, "content", max_chars=limits.max_prompt_chars)
-    if not content.strip():
+    placement = _parse_placement(frame)
+    # A regenerated answer answers the question it replaces: the server takes that question from the log.
+    content = "" if placement.get("regenerate") else _require_str(frame, "content", max_chars=limits.max_prompt_chars)
+    if not content.strip() and not placement.get("regenerate"):
         raise BadRequest("The prompt is empty.")
     model = frame.get("model", limits.models[0])
     if not isinstance(model, str) or model not in limits.models:
@@ -137,7 +151,52 @@ def _parse_prompt(frame: dict[str, Any], limits: Limits) -> Prompt:
         system=system or None,
         temperature=_optional_number(frame, "temperature", low=0.0, high=2.0),
         max_tokens=_optional_whole_number(frame, "max_tokens", low=1, high=limits.max_tokens),
+        **placement,
     )
+
+
+def _parse_placement(frame: dict[str, Any]) -> dict[str, uuid.UUID]:
+    """`regenerate`, `edit` or `parent`: at most one, and only with the `conversation` the exchange it names is in."""
+    given = [field for field in PLACEMENT_FIELDS if frame.get(field) is not None]
+    if len(given) > 1:
+        raise BadRequest(f"Send at most one of {', '.join(repr(field) for field in PLACEMENT_FIELDS)}.")
+    if given and frame.get("conversation") is None:
+        raise BadRequest(f"'{given[0]}' needs the 'conversation' it is in.")
+    return {field: _require_uuid(frame, field) for field in given}
+
+
+SYSTEM_PINNED = "This server sets the system instruction itself; send none."
+SETTINGS_FIELDS = ("model", "system", "temperature", "max_tokens")
+
+
+def parse_settings(value: object, limits: Limits) -> dict[str, Any]:
+    """A conversation's settings as a client sends them, checked by the rules of the `prompt` frame's fields of the
+    same names, so that what a conversation remembers is always something a prompt could have carried.
+
+    Returns only the fields chosen, in the shape `Prompt.settings()` gives a new conversation: a field left out or
+    null, and an empty `system`, mean the default. Raises `BadRequest` for anything but an object of known fields
+    within bounds (an unknown field is named, not ignored: a misspelt one would otherwise be silently lost), and
+    `NotAllowed` for a model outside `limits.models` or a system instruction while the server pins its own.
+    """
+    if not isinstance(value, dict):
+        raise BadRequest("'settings' must be a JSON object.")
+    if unknown := sorted(set(value) - set(SETTINGS_FIELDS)):
+        raise BadRequest(f"Unknown settings: {', '.join(map(repr, unknown))}; known: {', '.join(SETTINGS_FIELDS)}.")
+    model = value.get("model")
+    if model is not None and (not isinstance(model, str) or model not in limits.models):
+        raise NotAllowed(f"The model must be one of: {', '.join(limits.models)}.")
+    system = value.get("system")
+    if system is not None and system != "":
+        system = _require_str(value, "system", max_chars=limits.max_prompt_chars)
+        if limits.system_pinned:
+            raise NotAllowed(SYSTEM_PINNED)
+    chosen = {
+        "model": model,
+        "system": system or None,
+        "temperature": _optional_number(value, "temperature", low=0.0, high=2.0),
+        "max_tokens": _optional_whole_number(value, "max_tokens", low=1, high=limits.max_tokens),
+    }
+    return {name: setting for name, setting in chosen.items() if setting is not None}
 
 
 def _require_str(frame: dict[str, Any], field: str, *, max_chars: int) -> str:
@@ -204,6 +263,7 @@ class ReadyFrame(TypedDict):
     demo: bool
     limits: dict[str, int]
     tools: list[OfferedTool]
+    system_pinned: bool
 
 
 class StartFrame(TypedDict):
@@ -211,6 +271,7 @@ class StartFrame(TypedDict):
     stream: str
     request: str
     conversation: str
+    parent: str | None
     model: str
     demo: bool
     content: str
@@ -306,18 +367,23 @@ def ready_frame(*, limits: Limits, demo: bool, tools: list[OfferedTool]) -> Read
         "demo": demo,
         "limits": limits.as_dict(),
         "tools": tools,
+        "system_pinned": limits.system_pinned,
     }
 
 
-def start_frame(*, stream: uuid.UUID, prompt: Prompt, conversation: uuid.UUID, demo: bool) -> StartFrame:
+def start_frame(
+    *, stream: uuid.UUID, prompt: Prompt, content: str, conversation: uuid.UUID, parent: uuid.UUID | None, demo: bool
+) -> StartFrame:
+    """`content` is the question the model answers: the prompt's, or for a regenerated answer the one it replaces."""
     return {
         "type": "start",
         "stream": str(stream),
         "request": prompt.request,
         "conversation": str(conversation),
+        "parent": str(parent) if parent else None,
         "model": prompt.model,
         "demo": demo,
-        "content": prompt.content,
+        "content": content,
     }
 
 

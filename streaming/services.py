@@ -15,13 +15,14 @@ from django.db import transaction
 from django.utils import timezone
 from openai.types.chat import ChatCompletionMessageParam
 
+from streaming import instructions
 from streaming.clients import Client
 from streaming.ending import Ending
 from streaming.errors import BadRequest, NotFound, StillStreaming, StreamingError, TooManyStreams
 from streaming.history import fit_history
 from streaming.models import FEEDBACK_COMMENT_CHARS, Conversation, Exchange, ToolCall
-from streaming.protocol import Prompt
-from streaming.selectors import conversation_turns
+from streaming.protocol import Limits, Prompt, parse_settings
+from streaming.selectors import Tree, conversation_tree, path_turns
 from streaming.tool_calls import MadeCall
 from streaming.transcript import Transcript
 
@@ -45,12 +46,17 @@ def exchange_start(
             raise TooManyStreams()
         conversation = _conversation_for(client=client, prompt=prompt)
         # A new conversation has no earlier turns: no query for them.
-        turns = conversation_turns(conversation=conversation) if prompt.conversation is not None else []
+        tree = conversation_tree(conversation=conversation) if prompt.conversation is not None else {}
+        parent, content = _placement(prompt, tree)
         messages = fit_history(  # raises PromptTooLong before the exchange exists: the new conversation is rolled back
-            system=prompt.system, turns=turns, prompt=prompt.content, budget_chars=settings.STREAMING_HISTORY_CHARS
+            system=instructions.system_for(client=client, conversation=conversation.id, requested=prompt.system),
+            turns=path_turns(tree=tree, parent=parent),
+            prompt=content,
+            budget_chars=settings.STREAMING_HISTORY_CHARS,
         )
         exchange = Exchange.objects.create(
             conversation=conversation,
+            parent_id=parent,
             client=client.key,
             user_id=client.user_id,
             session_key=client.session_hash,
@@ -58,10 +64,31 @@ def exchange_start(
             model=prompt.model,
             demo=demo,
             parameters=prompt.parameters(),
-            prompt=prompt.content,
+            prompt=content,
             worker=worker,
         )
     return exchange, messages
+
+
+def _placement(prompt: Prompt, tree: Tree) -> tuple[uuid.UUID | None, str]:
+    """The exchange the new one follows, and the question it answers.
+
+    A regenerated answer and an edited question are new versions of the exchange they name: they follow its parent,
+    and a regenerated answer answers its question again. A prompt follows the `parent` it names, or else the
+    conversation's newest exchange, which is the one a page shows last until it switches versions.
+
+    Raises:
+        NotFound: the exchange named is not in the prompt's conversation.
+    """
+    named = prompt.regenerate or prompt.edit or prompt.parent
+    if named is not None and named not in tree:
+        raise NotFound("There is no such message in this conversation.")
+    if prompt.regenerate is not None:
+        return tree[prompt.regenerate], Exchange.objects.values_list("prompt", flat=True).get(id=prompt.regenerate)
+    if prompt.edit is not None:
+        return tree[prompt.edit], prompt.content
+    newest = next(reversed(tree), None)
+    return prompt.parent or newest, prompt.content
 
 
 def exchange_finish(
@@ -160,6 +187,49 @@ def conversation_rename(*, client: Client, conversation_id: uuid.UUID, title: ob
         raise NotFound("There is no such conversation.")
     conversation.title = title
     conversation.save(update_fields=["title"])  # not `updated`: renaming is not a new message
+    return conversation
+
+
+def conversation_change(
+    *, client: Client, conversation_id: uuid.UUID, changes: dict[str, object], limits: Limits
+) -> Conversation:
+    """What a PATCH of the conversation API asks: `settings` replaces the settings (`conversation_settings_change`),
+    `title` renames (`conversation_rename`; also when neither is given, so that the refusal says what to send).
+    With both, both change or neither does.
+
+    Raises: what those two raise; nothing changes.
+    """
+    with transaction.atomic():
+        conversation = None
+        if "settings" in changes:
+            conversation = conversation_settings_change(
+                client=client, conversation_id=conversation_id, chosen=changes["settings"], limits=limits
+            )
+        if "title" in changes or conversation is None:
+            title = changes.get("title")
+            conversation = conversation_rename(client=client, conversation_id=conversation_id, title=title)
+        return conversation
+
+
+def conversation_settings_change(
+    *, client: Client, conversation_id: uuid.UUID, chosen: object, limits: Limits
+) -> Conversation:
+    """Replace what one of the client's conversations remembers of its settings (its model, system instruction,
+    temperature and max tokens, which the page sends with each prompt there) as a whole: a field left out is the
+    default again. Its place in the list does not change.
+
+    Raises:
+        BadRequest: `chosen` is not an object of known settings within the prompt frame's bounds; nothing changes.
+        NotAllowed: a model the client may not choose, or a system instruction while the deployment sets its own
+            (`STREAMING_SYSTEM_INSTRUCTION`); nothing changes.
+        NotFound: the conversation is not one of the client's, or it was deleted.
+    """
+    remembered = parse_settings(chosen, limits)
+    conversation = Conversation.objects.filter(id=conversation_id, client=client.key, deleted__isnull=True).first()
+    if conversation is None:
+        raise NotFound("There is no such conversation.")
+    conversation.settings = remembered
+    conversation.save(update_fields=["settings"])  # not `updated`, like a rename
     return conversation
 
 

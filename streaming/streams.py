@@ -15,7 +15,7 @@ from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
 from django.conf import settings
 
-from streaming import errors, protocol, running, selectors, services, transcript
+from streaming import errors, instructions, protocol, running, selectors, services, transcript
 from streaming.clients import Client
 from streaming.ending import Ending, end_frame
 from streaming.generation import Generation
@@ -33,6 +33,7 @@ def current_limits() -> protocol.Limits:
         max_tokens=settings.STREAMING_MAX_TOKENS,
         max_streams=settings.STREAMING_MAX_STREAMS,
         max_frame_bytes=settings.STREAMING_MAX_FRAME_BYTES,
+        system_pinned=instructions.pinned(),
     )
 
 
@@ -64,7 +65,14 @@ async def stream_start(*, client: Client, prompt: protocol.Prompt, layer: BaseCh
     running.add(generation)
     # The request to the model is on its way while `start` goes out; `start` still comes first, as the stream's
     # frames share one ordered path (see `publish`).
-    start = protocol.start_frame(stream=exchange.id, prompt=prompt, conversation=exchange.conversation_id, demo=demo)
+    start = protocol.start_frame(
+        stream=exchange.id,
+        prompt=prompt,
+        content=exchange.prompt,
+        conversation=exchange.conversation_id,
+        parent=exchange.parent_id,
+        demo=demo,
+    )
     try:
         await publish_event(
             shared=shared,

@@ -1,5 +1,5 @@
-"""The chat page and the JSON API it uses (list, read, rename, delete, search conversations; feedback on an
-answer); the stream itself is the WebSocket."""
+"""The chat page and the JSON API it uses (list, read, rename, delete, search conversations, change their settings;
+feedback on an answer); the stream itself is the WebSocket."""
 
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.middleware.csrf import get_token
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
+from django.views import csrf
 from django.views.decorators.http import require_GET, require_http_methods
 
 from streaming import protocol, selectors, services, streams
 from streaming.clients import Client, client_of
-from streaming.errors import BadRequest, NotFound, StillStreaming, StreamingError
+from streaming.errors import BadRequest, CsrfFailed, NotAllowed, NotFound, StillStreaming, StreamingError
 from streaming.upstream import available_models, demo_enabled
 from streaming.worker import worker
 
@@ -86,7 +87,8 @@ def conversation_list(request: HttpRequest) -> JsonResponse:
 @require_http_methods(["GET", "PATCH", "DELETE"])
 @login_required_unless_open
 def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> JsonResponse:
-    """GET reads a conversation, PATCH renames it (`{"title": …}`), DELETE hides it from its client.
+    """GET reads a conversation, PATCH renames it (`{"title": …}`) or changes its settings (`{"settings": {…}}`),
+    DELETE hides it from its client.
 
     PATCH and DELETE are CSRF-protected like any unsafe method: the page sends the token from its config in the
     `X-CSRFToken` header.
@@ -94,11 +96,17 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Jso
     client = request_client(request)
     try:
         if request.method == "PATCH":
-            conversation = services.conversation_rename(
-                client=client, conversation_id=conversation_id, title=json_body(request).get("title")
+            changes, limits = json_body(request), streams.current_limits()
+            conversation = services.conversation_change(
+                client=client, conversation_id=conversation_id, changes=changes, limits=limits
             )
             return JsonResponse(
-                {"id": str(conversation.id), "title": conversation.title, "updated": conversation.updated.isoformat()}
+                {
+                    "id": str(conversation.id),
+                    "title": conversation.title,
+                    "updated": conversation.updated.isoformat(),
+                    "settings": conversation.settings,
+                }
             )
         if request.method == "DELETE":
             # Marked deleted first, so that no prompt starts another stream in it; then what still runs is stopped,
@@ -129,7 +137,8 @@ def conversation_search(request: HttpRequest) -> JsonResponse:
 
 SEARCH_QUERY_CHARS = 500
 SEARCH_PAGES = 50  # of `selectors.SEARCH_PAGE` conversations: a search reads at most this far
-ERROR_STATUS = {BadRequest: 400, NotFound: 404, StillStreaming: 409}
+# The first kind an error is wins: StillStreaming is a NotAllowed with a status of its own.
+ERROR_STATUS = {BadRequest: 400, NotFound: 404, StillStreaming: 409, NotAllowed: 403, CsrfFailed: 403}
 
 
 def json_body(request: HttpRequest) -> dict[str, Any]:
@@ -171,6 +180,15 @@ ANY_EXCHANGE = uuid.UUID(int=0)
 def feedback_url_template() -> str:
     """The feedback endpoint's URL with `{stream}` where the exchange's id goes, for the page to fill in."""
     return reverse("exchange-feedback", args=[ANY_EXCHANGE]).replace(str(ANY_EXCHANGE), "{stream}")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """`CSRF_FAILURE_VIEW`: the JSON API answers a failed CSRF check as it answers every refusal, with `{"error",
+    "code": "csrf_failed"}` (403), so that the page can say what to do instead of reading Django's HTML page as a
+    failure of its own; the other pages (the login form, the admin) keep Django's."""
+    if request.path.startswith("/api/"):
+        return error_response(CsrfFailed())
+    return csrf.csrf_failure(request, reason=reason)
 
 
 def health(request: HttpRequest) -> HttpResponse:

@@ -77,7 +77,12 @@ def test_rename_trims_the_title_and_keeps_the_conversations_place(client):
     response = rename(client, mine.id, {"title": "  A better name \n"})
 
     assert response.status_code == 200
-    assert response.json() == {"id": str(mine.id), "title": "A better name", "updated": before.isoformat()}
+    assert response.json() == {
+        "id": str(mine.id),
+        "title": "A better name",
+        "updated": before.isoformat(),
+        "settings": {},
+    }
     row = Conversation.objects.get(pk=mine.pk)
     assert row.title == "A better name" and row.updated == before
     assert client.get(reverse("conversation-list")).json()["conversations"][0]["title"] == "A better name"

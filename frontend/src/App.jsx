@@ -6,12 +6,14 @@ import { Header } from './components/Header.jsx';
 import { JumpToLatest } from './components/JumpToLatest.jsx';
 import { LoginNotice } from './components/LoginNotice.jsx';
 import { EmptyChat, MessageList } from './components/MessageList.jsx';
+import { SettingsButton, SettingsPanel } from './components/SettingsPanel.jsx';
 import { Sidebar } from './components/Sidebar.jsx';
 import { useAnnouncement } from './hooks/useAnnouncement.js';
 import { useConversationActions } from './hooks/useConversationActions.js';
 import { useConversationList } from './hooks/useConversationList.js';
 import { useConversationSearch } from './hooks/useConversationSearch.js';
 import { useConversationOpener } from './hooks/useConversationOpener.js';
+import { useConversationSettings } from './hooks/useConversationSettings.js';
 import { useDraft } from './hooks/useDraft.js';
 import { useEscapeKey } from './hooks/useEscapeKey.js';
 import { useFeedback } from './hooks/useFeedback.js';
@@ -25,6 +27,7 @@ import { socketUrl } from './socket/socketUrl.js';
 import { CLOSE_LOGIN_REQUIRED, useChatSocket } from './socket/useChatSocket.js';
 import { chatReducer, initialChatState, LOGIN_REQUIRED } from './state/chatReducer.js';
 import { limitsOf, queueReason, sendBlocker, streamingExchanges } from './state/selectors.js';
+import { branchOf, pathEnd, shownPath } from './state/versions.js';
 
 /**
  * The chat page. It is the one place where I/O meets state: socket frames and API answers become reducer actions,
@@ -59,13 +62,20 @@ export function App({ config, createSocket }) {
 
   const models = socket.ready?.models ?? config.models;
   const defaultModel = socket.ready?.model ?? config.defaultModel;
-  const [chosenModel, setChosenModel] = useState(/** @type {string|null} */ (null));
-  const model = chosenModel && models.includes(chosenModel) ? chosenModel : defaultModel;
+  const conversationSettings = useConversationSettings({
+    conversationsUrl: config.conversationsUrl,
+    csrfToken: config.csrfToken,
+    conversation: state.conversation,
+    ready: socket.ready,
+    models,
+    defaultModel,
+  });
+  const model = conversationSettings.model;
   /** Only name a model in the frame when the person could pick one; otherwise the server's default applies. */
   const frameModelOf = (/** @type {string|null} */ chosen) => (models.length > 1 ? chosen : null);
   const frameModel = frameModelOf(model);
   /** The conversation's generation settings that go with every prompt (system instruction, temperature, max tokens). */
-  const frameSettings = {};
+  const frameSettings = conversationSettings.frame;
   const demo = socket.ready ? socket.ready.demo === true : config.demo;
 
   const [draft, setDraft] = useDraft();
@@ -79,6 +89,7 @@ export function App({ config, createSocket }) {
     conversation: state.conversation,
     dispatch: dispatchNow,
     persistedStreams,
+    onLoaded: conversationSettings.loaded,
     onNewChat: () => {
       closeNav();
       textareaRef.current?.focus();
@@ -94,38 +105,54 @@ export function App({ config, createSocket }) {
   const streaming = streamingExchanges(state);
   const scroll = useStickToBottom();
 
-  /** Sends a prompt; returns false (and changes nothing) when the socket could not take it. */
-  function sendPrompt(content, conversation) {
+  const path = shownPath(state);
+
+  /**
+   * Sends a prompt into the open conversation; returns false (and changes nothing) when the socket could not take it.
+   * `parent` is the exchange it follows, and `placement` the frame's fields that say so (see `versions.js`).
+   */
+  function sendPrompt(content, { parent, placement }) {
     const request = newRequestId();
-    if (!socket.send(promptFrame({ request, content, conversation, model: frameModel, settings: frameSettings }))) {
-      return false;
-    }
-    dispatchNow({ type: 'promptSent', request, content, conversation, model });
+    const conversation = state.conversation;
+    const frame = promptFrame({ request, content, conversation, model: frameModel, settings: frameSettings });
+    if (!socket.send({ ...frame, ...placement })) return false;
+    dispatchNow({ type: 'promptSent', request, content, conversation, model, parent, placement });
     return true;
+  }
+
+  /** A new prompt after the exchange shown last. */
+  function sendAfterPath(content) {
+    const parent = pathEnd(state);
+    return sendPrompt(content, { parent, placement: parent ? { parent } : {} });
   }
 
   /** Takes the draft: sent at once when it may go, else queued (also when the socket turned out to be gone). */
   function send() {
     if (blocker) return;
     const content = tidyPrompt(draft);
-    if (queueNote !== null || !sendPrompt(content, state.conversation)) {
+    if (queueNote !== null || !sendAfterPath(content)) {
       dispatchNow({ type: 'promptQueued', request: newRequestId(), content, model });
     }
     setDraft('');
     scroll.scrollToBottom();
   }
 
-  /** Sends a queued prompt into the conversation open now, under the request id and model it was queued with. */
-  const sendQueued = useStableCallback((/** @type {import('./state/types.js').Exchange} */ exchange) =>
-    socket.send(
-      promptFrame({
-        request: exchange.request,
-        content: exchange.prompt,
-        conversation: state.conversation,
-        model: frameModelOf(exchange.model),
-        settings: frameSettings,
+  /**
+   * Sends a queued prompt into the conversation open now, after `parent` (the exchange shown last), under the
+   * request id and model it was queued with.
+   */
+  const sendQueued = useStableCallback(
+    (/** @type {import('./state/types.js').Exchange} */ exchange, /** @type {string|null} */ parent) =>
+      socket.send({
+        ...promptFrame({
+          request: exchange.request,
+          content: exchange.prompt,
+          conversation: state.conversation,
+          model: frameModelOf(exchange.model),
+          settings: frameSettings,
+        }),
+        ...(parent ? { parent } : {}),
       }),
-    ),
   );
   usePromptQueue({ ready: socket.ready, state, send: sendQueued, dispatch: dispatchNow });
   const saveFeedback = useFeedback({
@@ -148,13 +175,30 @@ export function App({ config, createSocket }) {
     }
   });
 
+  /** A new version of an answer: the same question asked again, shown in its place (the old one a switch away). */
+  const regenerate = useStableCallback((/** @type {import('./state/types.js').Exchange} */ exchange) => {
+    if (!exchange.stream) return;
+    sendPrompt(exchange.prompt, { parent: exchange.parent ?? null, placement: { regenerate: exchange.stream } });
+    scroll.scrollToBottom();
+  });
+
+  /** A new version of a question: asked from there, a branch beside the old one. Returns whether it went out. */
+  const edit = useStableCallback((/** @type {import('./state/types.js').Exchange} */ exchange, content) => {
+    if (!exchange.stream) return false;
+    return sendPrompt(tidyPrompt(content), { parent: exchange.parent ?? null, placement: { edit: exchange.stream } });
+  });
+
+  const showVersion = useStableCallback((/** @type {import('./state/types.js').Exchange} */ exchange) =>
+    dispatchNow({ type: 'versionShown', branch: branchOf(exchange), key: exchange.key }),
+  );
+
   /**
-   * Retry sends the same prompt again. A refused prompt is re-sent as the same exchange; after a failed answer
-   * a new exchange asks again, so the failed one stays readable.
+   * Retry sends the same prompt again. A refused prompt is re-sent as the same exchange, in the same place; a
+   * failed answer is regenerated, so the failed one stays readable as the version before.
    */
   const retry = useStableCallback((/** @type {import('./state/types.js').Exchange} */ exchange) => {
     if (exchange.stream !== null) {
-      sendPrompt(exchange.prompt, state.conversation);
+      regenerate(exchange);
       return;
     }
     const request = newRequestId();
@@ -166,7 +210,9 @@ export function App({ config, createSocket }) {
       model: frameModel,
       settings: frameSettings,
     });
-    if (socket.send(frame)) dispatchNow({ type: 'promptResent', key: exchange.key, request });
+    if (socket.send({ ...frame, ...exchange.placement })) {
+      dispatchNow({ type: 'promptResent', key: exchange.key, request });
+    }
   });
 
   const {
@@ -262,9 +308,13 @@ export function App({ config, createSocket }) {
               <EmptyChat />
             ) : (
               <MessageList
-                exchanges={state.exchanges}
+                path={path}
                 onRetry={retry}
                 retryDisabled={retryDisabled}
+                onRegenerate={regenerate}
+                onEdit={edit}
+                onShowVersion={showVersion}
+                maxChars={limits.max_prompt_chars}
                 waitingFor={socket.ready ? 'answer' : 'connection'}
                 onFeedback={saveFeedback}
               />
@@ -275,6 +325,7 @@ export function App({ config, createSocket }) {
           <JumpToLatest visible={!scroll.atBottom} onJump={scroll.scrollToBottom} />
           {notices}
           {demo && <DemoNotice />}
+          <SettingsPanel settings={conversationSettings} models={models} limits={limits} />
           <Composer
             draft={draft}
             onDraftChange={setDraft}
@@ -288,7 +339,8 @@ export function App({ config, createSocket }) {
             maxChars={limits.max_prompt_chars}
             models={models}
             model={model}
-            onModelChange={setChosenModel}
+            onModelChange={conversationSettings.chooseModel}
+            settingsButton={<SettingsButton settings={conversationSettings} />}
             textareaRef={textareaRef}
           />
         </div>

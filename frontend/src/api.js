@@ -23,16 +23,31 @@
  *   | {kind: 'tool', call: string, name: string, arguments: string, status: 'done'|'failed'|'stopped',
  *      result: string|null, error: {code: string, message: string}|null, duration_ms: number|null}} SavedPart
  * @typedef {{rating: 'up'|'down', comment: string}} Feedback
- * @typedef {{id: string, title: string, exchanges: SavedExchange[]}} ConversationDetail
+ * @typedef {{id: string, title: string, exchanges: SavedExchange[], settings?: ConversationSettings}}
+ *   ConversationDetail `settings` is absent from older servers
+ * @typedef {Object} ConversationSettings what a conversation remembers for its prompts; a field left out is the
+ *   default
+ * @property {string} [model]
+ * @property {string} [system]
+ * @property {number} [temperature]
+ * @property {number} [max_tokens]
  */
 
-/** An HTTP answer that was not 2xx; `status` lets the view tell "gone" (404) from "try again". */
+/**
+ * An HTTP answer that was not 2xx; `status` lets the view tell "gone" (404) from "try again". A refusal of a change
+ * also carries the server's words for a person (`reason`) and its stable `code`, when it sent them.
+ */
 export class ApiError extends Error {
-  /** @param {number} status */
-  constructor(status) {
+  /**
+   * @param {number} status
+   * @param {{reason?: string|null, code?: string|null}} [detail]
+   */
+  constructor(status, { reason = null, code = null } = {}) {
     super(`The server answered ${status}.`);
     this.name = 'ApiError';
     this.status = status;
+    this.reason = reason;
+    this.code = code;
   }
 }
 
@@ -66,6 +81,19 @@ export async function fetchConversation(conversationsUrl, id, { signal } = {}) {
  */
 export async function renameConversation(conversationsUrl, id, title, { csrfToken }) {
   return sendJson(`${conversationsUrl}${encodeURIComponent(id)}/`, 'PATCH', { title }, csrfToken);
+}
+
+/**
+ * Replaces what a conversation remembers for its prompts (`PATCH`, CSRF-protected); null fields are the defaults.
+ * @param {string} conversationsUrl
+ * @param {string} id
+ * @param {{model: string|null, system: string|null, temperature: number|null, max_tokens: number|null}} settings
+ * @param {{csrfToken: string}} options
+ * @returns {Promise<ConversationSettings>} as the server kept them
+ */
+export async function changeConversationSettings(conversationsUrl, id, settings, { csrfToken }) {
+  const body = await sendJson(`${conversationsUrl}${encodeURIComponent(id)}/`, 'PATCH', { settings }, csrfToken);
+  return body?.settings ?? {};
 }
 
 /**
@@ -111,8 +139,21 @@ async function sendJson(url, method, body, csrfToken) {
     },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  if (!response.ok) throw new ApiError(response.status);
+  if (!response.ok) throw new ApiError(response.status, await refusalOf(response));
   return response.json();
+}
+
+/** What a refused change's JSON body says (`{"error", "code"}`); nothing when it is not JSON (a proxy's page). */
+async function refusalOf(response) {
+  try {
+    const body = await response.json();
+    return {
+      reason: typeof body?.error === 'string' ? body.error : null,
+      code: typeof body?.code === 'string' ? body.code : null,
+    };
+  } catch {
+    return {};
+  }
 }
 
 /**

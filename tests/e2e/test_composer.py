@@ -282,7 +282,7 @@ def test_a_login_that_expires_shows_one_notice_whose_link_logs_in_and_comes_back
     expect(prompts_shown(page)).to_have_text(["Before the login expired"])
 
 
-def test_after_a_reload_a_failed_answer_keeps_its_retry_which_asks_the_same_again(
+def test_after_a_reload_a_failed_answer_keeps_its_retry_which_asks_again_as_a_new_version(
     page: Page, fresh_model: FakeOpenAIThread
 ) -> None:
     prompt = "A question the provider drops"
@@ -300,10 +300,13 @@ def test_after_a_reload_a_failed_answer_keeps_its_retry_which_asks_the_same_agai
     retry = answer(page, 0).get_by_role("button", name="Retry")
     expect(retry).to_be_enabled()
     retry.click()
-    wait_until_completed(page, 1)
-    expect(prompts_shown(page)).to_have_text([prompt, prompt])
+    # The new answer is a version of the failed one, shown in its place; the failed one is a switch away.
+    wait_until_completed(page, 0)
+    expect(prompts_shown(page)).to_have_text([prompt])
     asked = fresh_model.asked()
-    assert len(asked) == 2 and asked[1][-1] == {"role": "user", "content": prompt}
+    assert asked[1] == [{"role": "user", "content": prompt}]
+    page.get_by_role("button", name="Previous version").click()
+    expect(answer(page, 0)).to_have_attribute("data-status", "failed")
 
 
 def test_copy_gives_an_answers_markdown_and_a_persons_message_and_says_copied(

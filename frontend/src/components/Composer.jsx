@@ -23,6 +23,7 @@ import { useTouchTyping } from '../hooks/useTouchTyping.js';
  * @param {string[]} props.models the picker shows when there is more than one
  * @param {string} props.model
  * @param {(model: string) => void} props.onModelChange
+ * @param {import('react').ReactNode} [props.settingsButton] what opens the conversation's settings, before the model
  * @param {import('react').RefObject<HTMLTextAreaElement|null>} props.textareaRef
  */
 export function Composer({
@@ -39,6 +40,7 @@ export function Composer({
   models,
   model,
   onModelChange,
+  settingsButton = null,
   textareaRef,
 }) {
   useAutosize(textareaRef, draft);
@@ -87,6 +89,7 @@ export function Composer({
         aria-describedby="composer-hint"
       />
       <div className="composer-bar">
+        {settingsButton}
         {models.length > 1 && (
           <label className="model-picker">
             <span>Model</span>

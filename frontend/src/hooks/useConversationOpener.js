@@ -22,11 +22,20 @@ function addressWithoutHash() {
  * @param {string|null} options.conversation the open conversation, from the reducer
  * @param {(action: object) => void} options.dispatch
  * @param {() => void} [options.onNewChat] called after a new chat was started by the person
+ * @param {(detail: import('../api.js').ConversationDetail) => void} [options.onLoaded] called with the detail of a
+ *   conversation just opened, after the reducer has it (its settings are not the reducer's)
  * @param {() => import('../state/types.js').PersistedStream[]} [options.persistedStreams] what this tab kept of
  *   streams that were running (before a reload), handed to the reducer with the conversation
  * @returns {{loading: boolean, error: string|null, dismissError: () => void, newChat: () => void}}
  */
-export function useConversationOpener({ conversationsUrl, conversation, dispatch, onNewChat, persistedStreams }) {
+export function useConversationOpener({
+  conversationsUrl,
+  conversation,
+  dispatch,
+  onNewChat,
+  onLoaded,
+  persistedStreams,
+}) {
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState(/** @type {string|null} */ (null));
   const latestLoad = useRef(0);
@@ -40,6 +49,7 @@ export function useConversationOpener({ conversationsUrl, conversation, dispatch
       const detail = await fetchConversation(conversationsUrl, id);
       if (load === latestLoad.current) {
         dispatch({ type: 'conversationLoaded', detail, persisted: persistedStreams?.() ?? [] });
+        onLoaded?.(detail);
       }
     } catch (failure) {
       if (load !== latestLoad.current) return;
