@@ -13,7 +13,7 @@ COPY pyproject.toml ./
 RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
         > requirements.txt && pip install --no-cache-dir -r requirements.txt
 COPY . .
-COPY --from=frontend /app/frontend/dist ./frontend/dist
+COPY --from=frontend /app/streaming/static/streaming ./streaming/static/streaming
 # collectstatic needs settings that load; the real key comes from the environment at run time.
 RUN DJANGO_SECRET_KEY=build-only python manage.py collectstatic --no-input -v0
 RUN useradd --system --uid 1000 chat && chown -R chat /app

@@ -1,10 +1,10 @@
 # One command per task. `make run` and `make test` do all set-up on a fresh machine.
-.PHONY: run test lint fmt e2e clean
+.PHONY: run test lint fmt e2e dist clean
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-MANIFEST := frontend/dist/.vite/manifest.json
+MANIFEST := streaming/static/streaming/.vite/manifest.json
 FRONTEND_SOURCES := $(shell find frontend/src frontend/index.html frontend/vite.config.js -type f 2>/dev/null)
 
 # Development defaults; every one can be overridden from the environment (see the README's table).
@@ -41,5 +41,10 @@ frontend/node_modules/.installed: frontend/package-lock.json
 $(MANIFEST): frontend/node_modules/.installed $(FRONTEND_SOURCES)
 	cd frontend && npm run build
 
+# The package (sdist and wheel) in dist/, with the frontend built first; offline, from what is installed.
+dist: $(VENV)/.installed $(MANIFEST)
+	rm -rf dist build
+	$(BIN)/python -m build --no-isolation --outdir dist .
+
 clean:
-	rm -rf $(VENV) frontend/node_modules frontend/dist staticfiles test-artifacts
+	rm -rf $(VENV) frontend/node_modules streaming/static/streaming staticfiles test-artifacts dist build

@@ -1,5 +1,6 @@
-"""ASGI entry point: HTTP goes to Django, WebSocket to the chat consumer behind origin and session checks, and the
-first request of either starts this worker's duties.
+"""ASGI entry point: HTTP goes to Django, WebSocket to the chat consumer behind origin and session checks, as any
+Channels app is served. The worker's duties (heartbeat, sweep, drain on SIGTERM) start with its first request or
+socket, by themselves.
 
 Serve it with `daphne chatproject.asgi:application` (see the README), or `manage.py runserver` in development.
 """
@@ -16,13 +17,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from streaming.routing import websocket_urlpatterns  # noqa: E402
-from streaming.worker import start_duties  # noqa: E402
 
-application = start_duties(
-    ProtocolTypeRouter(
-        {
-            "http": django_application,
-            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-        }
-    )
+application = ProtocolTypeRouter(
+    {
+        "http": django_application,
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
 )

@@ -67,7 +67,6 @@ INSTALLED_APPS = [
     "servestatic",
     "django.contrib.staticfiles",
     "channels",
-    "django_vite",
     "streaming",
 ]
 
@@ -120,20 +119,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "chat"
-LOGOUT_REDIRECT_URL = "chat"
+LOGIN_REDIRECT_URL = "streaming:chat"
+LOGOUT_REDIRECT_URL = "streaming:chat"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# --- Static files: the Vite bundle, served by ServeStatic under ASGI -----------------------------------------------
+# --- Static files: the app's own (its Vite bundle), served by ServeStatic under ASGI -------------------------------
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
-FRONTEND_DIST = BASE_DIR / "frontend" / "dist"
-STATICFILES_DIRS = [FRONTEND_DIST] if FRONTEND_DIST.is_dir() else []
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -145,12 +142,6 @@ STORAGES = {
 # In debug, ServeStatic finds files where they are; in production it serves what collectstatic gathered.
 SERVESTATIC_AUTOREFRESH = DEBUG
 SERVESTATIC_USE_FINDERS = DEBUG
-DJANGO_VITE = {
-    "default": {
-        "dev_mode": False,
-        "manifest_path": FRONTEND_DIST / ".vite" / "manifest.json",
-    }
-}
 
 # --- Security: production defaults unless debug --------------------------------------------------------------------
 
@@ -200,15 +191,15 @@ else:
 # --- The model ------------------------------------------------------------------------------------------------------
 
 # No key means the built-in demo model answers; a key is never ignored in favour of the demo.
-OPENAI_API_KEY = env_str("OPENAI_API_KEY")
-OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or None
-OPENAI_MODEL = env_str("OPENAI_MODEL", "gpt-4o-mini")
-OPENAI_MODELS = env_list("OPENAI_MODELS", [OPENAI_MODEL])
+STREAMING_OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+STREAMING_OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or None
+STREAMING_MODEL = env_str("OPENAI_MODEL", "gpt-4o-mini")
+STREAMING_MODELS = env_list("OPENAI_MODELS", [STREAMING_MODEL])
 # Seconds to wait for the provider to connect or to send the next piece of an answer.
-OPENAI_TIMEOUT = env_int("OPENAI_TIMEOUT", 60)
+STREAMING_OPENAI_TIMEOUT = env_int("OPENAI_TIMEOUT", 60)
 # How often the SDK retries a failed request (429, 5xx, connection errors) before the first token.
-OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2)
-DEMO_TOKENS_PER_SECOND = env_int("DEMO_TOKENS_PER_SECOND", 40)
+STREAMING_OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2)
+STREAMING_DEMO_TOKENS_PER_SECOND = env_int("DEMO_TOKENS_PER_SECOND", 40)
 # Models whose chat template writes `<think>` itself, so that their content starts as reasoning until `</think>`.
 STREAMING_THINKING_MODELS = env_list("STREAMING_THINKING_MODELS", [])
 # A dotted path to a function `(*, client, conversation) -> str | None` whose answer is every prompt's system

@@ -11,10 +11,16 @@ many to guess from the hash, and rotating `SECRET_KEY` must not cut every visito
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from django.utils.module_loading import import_string
+
+from streaming.conf import app_settings
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,27 @@ class Client:
     def group(self) -> str:
         """The channel-layer group of the client's sockets (group names allow letters, digits, '-', '_', '.')."""
         return "client." + self.key.replace(":", ".")
+
+
+def client_for(*, user: Any, session: Any) -> Client | None:
+    """Who a request or socket speaks for, by the host's rule (`STREAMING_CLIENT`), or None: it may not chat.
+
+    Sync: a host's rule may read the database (a group, a subscription); the socket calls it in a thread.
+    """
+    return _client_rule(app_settings.CLIENT)(user=user, session=session)
+
+
+@functools.cache
+def _client_rule(path: str) -> Callable[..., Client | None]:
+    return import_string(path)
+
+
+def default_client(*, user: Any, session: Any) -> Client | None:
+    """The default `STREAMING_CLIENT`: a logged-in user, or else (unless `STREAMING_REQUIRE_LOGIN`) the browser
+    session, or the socket itself when it brought no session."""
+    if app_settings.REQUIRE_LOGIN and not (user is not None and user.is_authenticated):
+        return None
+    return client_of({"user": user, "session": session})
 
 
 def client_of(scope: dict[str, Any]) -> Client:

@@ -47,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
     "SYSTEM_INSTRUCTION": None,
     # The WebSocket's path, served by `streaming.routing.websocket_urlpatterns` and used by the page.
     "SOCKET_PATH": "/ws/chat/",
+    # The page's frontend from Vite's dev server (`npm run dev`), e.g. "http://localhost:5173", for hot reload while
+    # working on `frontend/`. None: the built bundle in the app's static files.
+    "VITE_DEV_SERVER": None,
     # --- Limits ---
     "MAX_PROMPT_CHARS": 32_000,
     # Characters of a conversation the model is sent (about 4 per token); the oldest whole turns beyond are left out.

@@ -10,11 +10,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 
 from streaming import errors, protocol, streams, tools
-from streaming.clients import Client, client_of
+from streaming.clients import Client, client_for
+from streaming.conf import app_settings
 from streaming.errors import BadRequest, NotAllowed, StreamingError
 from streaming.shared import get_shared
 from streaming.upstream import demo_enabled
@@ -23,6 +24,7 @@ from streaming.worker import CLOSE_RESTARTING, worker
 logger = logging.getLogger(__name__)
 
 CLOSE_LOGIN_REQUIRED = 4401
+CLOSE_NOT_ALLOWED = 4403  # logged in, but the host's rule (`STREAMING_CLIENT`) says this user may not chat
 
 
 @dataclass
@@ -43,7 +45,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
     client: Client
 
     async def connect(self) -> None:
-        self.client = client_of(self.scope)
         self.joined = False
         # The streams this socket follows (it saw the `start`, or the client resumed it), so that a duplicate is
         # dropped and a gap filled. Frames of streams it does not follow are not sent: the client could not place
@@ -52,17 +53,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.ended: set[str] = set()
         # Streams this socket was told are late (`busy`): at most once each.
         self.told_busy: set[str] = set()
-        self.busy_ms = settings.STREAMING_BUSY_MS
+        self.busy_ms = app_settings.BUSY_MS
         self._rechecking: asyncio.Task[None] | None = None
         self._catching_up = asyncio.Lock()  # a recheck and the frames arriving meanwhile take turns
         await self.accept()
+        if not worker.on_duty:  # the worker's first socket, or the first since a test stopped the duties
+            worker.start(self.channel_layer)
         if worker.draining:  # this worker is restarting: the client reconnects to another one at once
             await self.close(code=CLOSE_RESTARTING)
             return
-        if settings.STREAMING_REQUIRE_LOGIN and not self.client.user_id:
-            await self._send_error(NotAllowed("Log in to chat."))
-            await self.close(code=CLOSE_LOGIN_REQUIRED)
+        user = self.scope.get("user")
+        client = await database_sync_to_async(client_for)(user=user, session=self.scope.get("session"))
+        if client is None:
+            logged_in = user is not None and user.is_authenticated
+            await self._send_error(NotAllowed("You may not chat here.") if logged_in else errors.LoginRequired())
+            await self.close(code=CLOSE_NOT_ALLOWED if logged_in else CLOSE_LOGIN_REQUIRED)
             return
+        self.client = client
         self.limits = streams.current_limits()
         await self.channel_layer.group_add(self.client.group, self.channel_name)
         self.joined = True
@@ -233,7 +240,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """While the socket follows streams, look again at each one it has not heard of for
         `STREAMING_RECHECK_SECONDS`: a frame lost on the way (Redis restarted, a message expired) is found in the
         stream's record, and an end that was never sent in the log. Without this a client would wait forever."""
-        interval = settings.STREAMING_RECHECK_SECONDS
+        interval = app_settings.RECHECK_SECONDS
         while self.following:
             await asyncio.sleep(interval)
             for stream, following in list(self.following.items()):

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx2  # the HTTP library of the openai SDK; its transport interface is what we implement
-from django.conf import settings
+
+from streaming.conf import app_settings
 
 ANSWER = """You asked: "{prompt}"
 
@@ -364,7 +365,7 @@ class DemoTransport(httpx2.AsyncBaseTransport):
             max_tokens=body.get("max_completion_tokens", body.get("max_tokens")),
         )
         stream = DemoAnswer(
-            script=script, prompt_tokens=prompt_tokens_of(body), tokens_per_second=settings.DEMO_TOKENS_PER_SECOND
+            script=script, prompt_tokens=prompt_tokens_of(body), tokens_per_second=app_settings.DEMO_TOKENS_PER_SECOND
         )
         return httpx2.Response(200, headers={"content-type": "text/event-stream"}, stream=stream, request=request)
 

@@ -41,6 +41,12 @@ class NotAllowed(StreamingError):
     default_message = "You are not allowed to do that."
 
 
+class LoginRequired(NotAllowed):
+    """Not allowed until the person logs in (HTTP 401; the socket closes with 4401)."""
+
+    default_message = "Log in to chat."
+
+
 class StillStreaming(NotAllowed):
     """The answer is still being written: it can be rated once it has ended (HTTP 409)."""
 

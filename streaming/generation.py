@@ -27,11 +27,11 @@ from typing import Any, Literal
 import openai
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
-from django.conf import settings
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 from streaming import errors, history, protocol, services, tools
 from streaming.clients import Client
+from streaming.conf import app_settings
 from streaming.ending import CANCELLED, Ending, end_frame
 from streaming.lag import loop_lag
 from streaming.outbox import Outbox
@@ -108,7 +108,7 @@ class Generation:
             self._reader.cancel()
 
     async def run(self) -> None:
-        outbox = Outbox(self._send, limit=settings.STREAMING_BUFFER_DELTAS)
+        outbox = Outbox(self._send, limit=app_settings.BUFFER_DELTAS)
         self._reader = asyncio.create_task(self._read(outbox), name=f"upstream-{self.stream}")
         watchdog = asyncio.create_task(self._stop_when_nobody_watches(), name=f"watchdog-{self.stream}")
         if self._stopped:
@@ -154,7 +154,7 @@ class Generation:
         return error
 
     async def _read(self, outbox: Outbox) -> None:
-        async with asyncio.timeout(settings.STREAMING_MAX_SECONDS) as self._deadline:
+        async with asyncio.timeout(app_settings.MAX_SECONDS) as self._deadline:
             try:
                 await self._converse(outbox)
             except openai.BadRequestError as exc:
@@ -171,7 +171,7 @@ class Generation:
         strict = tools.strict_schemas()
         offered = [tool.openai_tool(strict=strict) for tool in self.tools]
         for round in itertools.count(1):
-            last = round > settings.STREAMING_MAX_TOOL_ROUNDS
+            last = round > app_settings.MAX_TOOL_ROUNDS
             said, calls = await self._respond(outbox, round, tools=offered, tool_choice="none" if last else None)
             if not calls:
                 return
@@ -186,7 +186,7 @@ class Generation:
 
         A call is logged from the moment its name is known, so that one cut off while it is written is logged too.
         """
-        splitter = ThinkSplitter(inside=self.model in settings.STREAMING_THINKING_MODELS)
+        splitter = ThinkSplitter(inside=self.model in app_settings.THINKING_MODELS)
         assembler = CallAssembler(id_prefix=f"call_{self.stream.hex[:8]}_{round}_")
         made: list[MadeCall] = []
         said = Said()
@@ -258,7 +258,7 @@ class Generation:
         """
         for one in made:  # what the model wrote after a call began still came before the call ran
             one.answer_offset, one.reasoning_offset = self._answer_chars, self._reasoning_chars
-        cap = 0 if refuse else settings.STREAMING_TOOL_CALLS_PER_ROUND
+        cap = 0 if refuse else app_settings.TOOL_CALLS_PER_ROUND
         try:
             async with asyncio.TaskGroup() as group:
                 for index, one in enumerate(made):
@@ -290,7 +290,7 @@ class Generation:
         """Stop the stream once the client has had no socket open for `STREAMING_DETACHED_SECONDS`."""
         last_watched = time.monotonic()
         while True:
-            await asyncio.sleep(settings.STREAMING_PRESENCE_SECONDS / 3)
+            await asyncio.sleep(app_settings.PRESENCE_SECONDS / 3)
             try:
                 watched = await self.shared.is_present(self.client.key)
             except Exception as exc:  # without an answer, assume someone watches: stopping would lose the answer
@@ -298,7 +298,7 @@ class Generation:
                 watched = True
             if watched:
                 last_watched = time.monotonic()
-            elif time.monotonic() - last_watched > settings.STREAMING_DETACHED_SECONDS:
+            elif time.monotonic() - last_watched > app_settings.DETACHED_SECONDS:
                 self.stop(errors.Interrupted("No one was watching this answer, so the server stopped it."))
                 return
 

@@ -13,10 +13,10 @@ import uuid
 from collections.abc import Callable
 from functools import cache
 
-from django.conf import settings
 from django.utils.module_loading import import_string
 
 from streaming.clients import Client
+from streaming.conf import app_settings
 
 # `(*, client, conversation) -> str | None`: None (or "") means no system message at all.
 SystemInstruction = Callable[..., str | None]
@@ -41,7 +41,7 @@ def system_for(*, client: Client, conversation: uuid.UUID | None, requested: str
 
 
 def _path() -> str | None:
-    return getattr(settings, "STREAMING_SYSTEM_INSTRUCTION", None)
+    return app_settings.SYSTEM_INSTRUCTION
 
 
 @cache

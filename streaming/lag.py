@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from django.conf import settings
+from streaming.conf import app_settings
 
 INTERVAL = 0.1  # seconds between measurements: ten timers a second cost nothing next to the relay's work
 
@@ -39,7 +39,7 @@ class LoopLag:
         while True:
             due = loop.time() + INTERVAL
             await asyncio.sleep(INTERVAL)
-            self.observe((loop.time() - due) * 1000, threshold_ms=settings.STREAMING_BUSY_MS)
+            self.observe((loop.time() - due) * 1000, threshold_ms=app_settings.BUSY_MS)
 
 
 loop_lag = LoopLag()

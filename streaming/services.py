@@ -10,13 +10,13 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from openai.types.chat import ChatCompletionMessageParam
 
-from streaming import instructions
+from streaming import instructions, signals
 from streaming.clients import Client
+from streaming.conf import app_settings
 from streaming.ending import Ending
 from streaming.errors import BadRequest, NotFound, StillStreaming, StreamingError, TooManyStreams
 from streaming.history import fit_history
@@ -42,7 +42,7 @@ def exchange_start(
             is saved.
     """
     with transaction.atomic():
-        if _running_streams(client) >= settings.STREAMING_MAX_STREAMS:
+        if _running_streams(client) >= app_settings.MAX_STREAMS:
             raise TooManyStreams()
         conversation = _conversation_for(client=client, prompt=prompt)
         # A new conversation has no earlier turns: no query for them.
@@ -52,7 +52,7 @@ def exchange_start(
             system=instructions.system_for(client=client, conversation=conversation.id, requested=prompt.system),
             turns=path_turns(tree=tree, parent=parent),
             prompt=content,
-            budget_chars=settings.STREAMING_HISTORY_CHARS,
+            budget_chars=app_settings.HISTORY_CHARS,
         )
         exchange = Exchange.objects.create(
             conversation=conversation,
@@ -67,6 +67,7 @@ def exchange_start(
             prompt=content,
             worker=worker,
         )
+    signals.send(signals.exchange_started, exchange)
     return exchange, messages
 
 
@@ -125,7 +126,15 @@ def exchange_finish(
         )
         if updated and calls:
             ToolCall.objects.bulk_create(_call_rows(exchange_id, calls))
+    if updated:
+        _finished(exchange_id)
     return updated == 1
+
+
+def _finished(exchange_id: uuid.UUID) -> None:
+    """`exchange_finished` with the ended row; read only when someone listens, so it costs nothing otherwise."""
+    if signals.exchange_finished.has_listeners():
+        signals.send(signals.exchange_finished, Exchange.objects.get(id=exchange_id))
 
 
 def _call_rows(exchange_id: uuid.UUID, calls: list[MadeCall]) -> list[ToolCall]:
@@ -152,7 +161,7 @@ def _call_rows(exchange_id: uuid.UUID, calls: list[MadeCall]) -> list[ToolCall]:
 def _running_streams(client: Client) -> int:
     # A stream cannot outlive STREAMING_MAX_SECONDS, so an older `streaming` row is one whose worker died;
     # it must not count against the client.
-    since = timezone.now() - timedelta(seconds=settings.STREAMING_MAX_SECONDS + 60)
+    since = timezone.now() - timedelta(seconds=app_settings.MAX_SECONDS + 60)
     return Exchange.objects.filter(client=client.key, status=Exchange.Status.STREAMING, created__gte=since).count()
 
 
@@ -267,6 +276,8 @@ def exchange_interrupt(
         updated = _interrupt(exchange_id, transcript, error)
         if updated and calls:
             ToolCall.objects.bulk_create(_call_rows(exchange_id, calls))
+    if updated:
+        _finished(exchange_id)
     return updated
 
 

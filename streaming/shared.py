@@ -2,9 +2,10 @@
 live.
 
 A stream's record holds every frame it sent that a socket may need again (deltas and the end), in order, each with
-its place: a socket that missed frames, a resume and the repair of a lost end all read it. With `REDIS_URL` it lives
-in Redis, so any worker can replay a stream another one generates and notice a worker that
-died; without it, one process serves everything and the same interface keeps it in memory. Every entry expires, so
+its place: a socket that missed frames, a resume and the repair of a lost end all read it. On a Redis channel layer
+it lives in Redis (the layer's server, or `STREAMING_REDIS_URL`), so any worker can replay a stream another one
+generates and notice a worker that died; on an in-memory layer one process serves everything and the same interface
+keeps it in memory. Every entry expires, so
 nothing here grows without bound and nothing needs cleaning up after a crash.
 """
 
@@ -18,11 +19,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis.asyncio as redis
+from channels_redis.core import RedisChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from channels_redis.utils import decode_hosts
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.utils.module_loading import import_string
 
 from streaming.batching import Command, PipelineBatcher
+from streaming.conf import app_settings
 from streaming.errors import StoreUnavailable
 
 
@@ -157,7 +163,7 @@ class RedisState:
     def __init__(
         self, url: str, *, replay_ttl: float, presence_ttl: float, worker_ttl: float, stream_ttl: float
     ) -> None:
-        options = settings.REDIS_CONNECTION_OPTIONS
+        options = app_settings.REDIS_OPTIONS
         self.url = url
         self.redis = redis.Redis.from_url(url, **options)
         # The records' pipelines get a client of their own without a timeout per reply (a timer per reply costs more
@@ -254,17 +260,38 @@ def _store_errors() -> Iterator[None]:
 def get_shared() -> SharedState:
     """The process's shared state; one Redis connection pool for all its streams."""
     ttls = {
-        "replay_ttl": settings.STREAMING_REPLAY_SECONDS,
-        "presence_ttl": settings.STREAMING_PRESENCE_SECONDS,
-        "worker_ttl": settings.STREAMING_WORKER_TIMEOUT,
+        "replay_ttl": app_settings.REPLAY_SECONDS,
+        "presence_ttl": app_settings.PRESENCE_SECONDS,
+        "worker_ttl": app_settings.WORKER_TIMEOUT,
     }
-    ttls["stream_ttl"] = settings.STREAMING_MAX_SECONDS
-    if settings.REDIS_URL:
-        return RedisState(settings.REDIS_URL, **ttls)
-    return MemoryState(**ttls)
+    ttls["stream_ttl"] = app_settings.MAX_SECONDS
+    url = state_url()
+    return RedisState(url, **ttls) if url else MemoryState(**ttls)
+
+
+def state_url() -> str | None:
+    """The Redis server of the shared state: `STREAMING_REDIS_URL`, or else the one server of the default channel
+    layer when it is a Redis layer; None (this process's memory) otherwise. A Redis layer on several servers needs
+    `STREAMING_REDIS_URL` (the system check `streaming.E003` says so)."""
+    if app_settings.REDIS_URL:
+        return app_settings.REDIS_URL
+    layer = settings.CHANNEL_LAYERS.get("default", {})
+    if not is_redis_layer(layer.get("BACKEND", "")):
+        return None
+    hosts = decode_hosts(layer.get("CONFIG", {}).get("hosts"))
+    return hosts[0].get("address") if len(hosts) == 1 else None
+
+
+def is_redis_layer(backend: str) -> bool:
+    """Whether a `CHANNEL_LAYERS` backend (a dotted path) is one of channels-redis's layers, or a subclass."""
+    try:
+        layer_class = import_string(backend)
+    except ImportError:
+        return False
+    return isinstance(layer_class, type) and issubclass(layer_class, (RedisChannelLayer, RedisPubSubChannelLayer))
 
 
 @receiver(setting_changed)
 def _forget_shared(*, setting: str, **kwargs: Any) -> None:
-    if setting == "REDIS_URL" or setting.startswith("STREAMING_"):
+    if setting == "CHANNEL_LAYERS" or setting.startswith("STREAMING_"):
         get_shared.cache_clear()

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
-from django.conf import settings
 
 from streaming import errors, instructions, protocol, running, selectors, services, transcript
 from streaming.clients import Client
+from streaming.conf import app_settings
 from streaming.ending import Ending, end_frame
 from streaming.generation import Generation
 from streaming.models import Exchange
@@ -29,10 +29,10 @@ from streaming.worker import WORKERS_GROUP, worker
 def current_limits() -> protocol.Limits:
     return protocol.Limits(
         models=available_models(),
-        max_prompt_chars=settings.STREAMING_MAX_PROMPT_CHARS,
-        max_tokens=settings.STREAMING_MAX_TOKENS,
-        max_streams=settings.STREAMING_MAX_STREAMS,
-        max_frame_bytes=settings.STREAMING_MAX_FRAME_BYTES,
+        max_prompt_chars=app_settings.MAX_PROMPT_CHARS,
+        max_tokens=app_settings.MAX_TOKENS,
+        max_streams=app_settings.MAX_STREAMS,
+        max_frame_bytes=app_settings.MAX_FRAME_BYTES,
         system_pinned=instructions.pinned(),
     )
 

@@ -16,11 +16,11 @@ from typing import Any, Literal
 
 import openai
 import orjson
-from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
+from streaming.conf import app_settings
 from streaming.errors import Truncated, UpstreamStreamError
 from streaming.protocol import Usage
 from streaming.sse import DataLines
@@ -31,7 +31,7 @@ DEMO_MODEL = "demo"
 
 def demo_enabled() -> bool:
     """The demo model answers only when no API key is configured; a configured key always wins."""
-    return not settings.OPENAI_API_KEY
+    return not app_settings.OPENAI_API_KEY
 
 
 _client: openai.AsyncOpenAI | None = None
@@ -67,10 +67,10 @@ def _build_client() -> openai.AsyncOpenAI:
             max_retries=0,
         )
     return openai.AsyncOpenAI(
-        api_key=settings.OPENAI_API_KEY,
-        base_url=settings.OPENAI_BASE_URL,
-        timeout=settings.OPENAI_TIMEOUT,
-        max_retries=settings.OPENAI_MAX_RETRIES,
+        api_key=app_settings.OPENAI_API_KEY,
+        base_url=app_settings.OPENAI_BASE_URL,
+        timeout=app_settings.OPENAI_TIMEOUT,
+        max_retries=app_settings.OPENAI_MAX_RETRIES,
         # The SDK's aiohttp transport reads a chunk in about half the CPU time of its default one, which matters when
         # every token of hundreds of answers arrives in a read of its own (docs/performance.md).
         http_client=openai.DefaultAioHttpClient(),
@@ -80,7 +80,7 @@ def _build_client() -> openai.AsyncOpenAI:
 @receiver(setting_changed)
 def _forget_client(*, setting: str, **kwargs: Any) -> None:
     global _client
-    if setting.startswith(("OPENAI_", "DEMO_")) and _client is not None:
+    if setting.startswith(("STREAMING_OPENAI_", "STREAMING_DEMO_")) and _client is not None:
         _retired.append(_client)
         _client = None
 
@@ -89,7 +89,7 @@ def available_models() -> tuple[str, ...]:
     """Models a client may choose, default first."""
     if demo_enabled():
         return (DEMO_MODEL,)
-    return tuple(dict.fromkeys([settings.OPENAI_MODEL, *settings.OPENAI_MODELS]))
+    return tuple(dict.fromkeys([app_settings.MODEL, *app_settings.MODELS]))
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs several times as much, once per token

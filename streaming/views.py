@@ -13,32 +13,56 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse, QueryDict
 from django.middleware.csrf import get_token
 from django.shortcuts import render, resolve_url
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.views import csrf
 from django.views.decorators.http import require_GET, require_http_methods
 
 from streaming import protocol, selectors, services, streams
-from streaming.clients import Client, client_of
-from streaming.errors import BadRequest, CsrfFailed, NotAllowed, NotFound, StillStreaming, StreamingError
+from streaming.clients import client_for
+from streaming.conf import app_settings
+from streaming.errors import (
+    BadRequest,
+    CsrfFailed,
+    LoginRequired,
+    NotAllowed,
+    NotFound,
+    StillStreaming,
+    StreamingError,
+)
 from streaming.upstream import available_models, demo_enabled
 from streaming.worker import worker
 
 
-def login_required_unless_open(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Login is required when `STREAMING_REQUIRE_LOGIN` is on (the default outside debug)."""
+def for_clients(*, api: bool) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Only for whom the host's rule (`STREAMING_CLIENT`) says may chat; the view finds that client as
+    `request.chat_client`. Anyone else is sent to log in (the page) or answered 401 (the JSON API) while not logged
+    in, and refused with 403 once logged in."""
 
-    @wraps(view)
-    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if settings.STREAMING_REQUIRE_LOGIN and not request.user.is_authenticated:
-            if request.path.startswith("/api/"):
-                return JsonResponse({"error": "Log in to see your conversations."}, status=401)
-            return redirect_to_login(request.get_full_path())
-        return view(request, *args, **kwargs)
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            client = client_for(user=request.user, session=request.session)
+            if client is None:
+                return _refused(request, api=api)
+            request.chat_client = client  # type: ignore[attr-defined]
+            return view(request, *args, **kwargs)
 
-    return guarded
+        guarded.answers_json = api  # type: ignore[attr-defined]  # what `csrf_failure` answers it with
+        return guarded
+
+    return decorate
+
+
+def _refused(request: HttpRequest, *, api: bool) -> HttpResponse:
+    if request.user.is_authenticated:
+        refusal = NotAllowed("You may not chat here.")
+        return error_response(refusal) if api else HttpResponseForbidden(refusal.message)
+    if api:
+        return error_response(LoginRequired("Log in to see your conversations."))
+    return redirect_to_login(request.get_full_path())
 
 
 def login_url(*, next_url: str) -> str:
@@ -49,43 +73,47 @@ def login_url(*, next_url: str) -> str:
     return f"{login}?{params.urlencode(safe='/')}"
 
 
-def request_client(request: HttpRequest) -> Client:
-    return client_of({"user": request.user, "session": request.session})
+def logout_url() -> str | None:
+    """The host's `logout` URL, if it names one (a stock project names only the admin's)."""
+    try:
+        return reverse("logout")
+    except NoReverseMatch:
+        return None
 
 
 @require_GET
-@login_required_unless_open
+@for_clients(api=False)
 def chat(request: HttpRequest) -> HttpResponse:
     # An anonymous visitor's tabs are one client through the session; make sure the browser gets one.
     request.session.setdefault("chat", True)
     user = request.user
     config = {
-        "socketPath": "/ws/chat/",
+        "socketPath": app_settings.SOCKET_PATH,
         "csrfToken": get_token(request),
         "user": {"name": user.get_username() if user.is_authenticated else "", "authenticated": user.is_authenticated},
         "models": list(available_models()),
         "defaultModel": available_models()[0],
         "demo": demo_enabled(),
         "protocol": protocol.PROTOCOL_VERSION,
-        "conversationsUrl": reverse("conversation-list"),
-        "conversationSearchUrl": reverse("conversation-search"),
+        "conversationsUrl": reverse("streaming:conversation-list"),
+        "conversationSearchUrl": reverse("streaming:conversation-search"),
         "feedbackUrl": feedback_url_template(),
-        "logoutUrl": reverse("logout") if user.is_authenticated else None,
+        "logoutUrl": logout_url() if user.is_authenticated else None,
         # Where to log in when the login expires (the socket closes with 4401), or to log in at all.
         "loginUrl": login_url(next_url=request.path),
-        "loginRequired": settings.STREAMING_REQUIRE_LOGIN,
+        "loginRequired": app_settings.REQUIRE_LOGIN,
     }
     return render(request, "streaming/chat.html", {"chat_config": config})
 
 
 @require_GET
-@login_required_unless_open
+@for_clients(api=True)
 def conversation_list(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"conversations": selectors.conversation_list(client=request_client(request))})
+    return JsonResponse({"conversations": selectors.conversation_list(client=request.chat_client)})
 
 
 @require_http_methods(["GET", "PATCH", "DELETE"])
-@login_required_unless_open
+@for_clients(api=True)
 def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> JsonResponse:
     """GET reads a conversation, PATCH renames it (`{"title": …}`) or changes its settings (`{"settings": {…}}`),
     DELETE hides it from its client.
@@ -93,7 +121,7 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Jso
     PATCH and DELETE are CSRF-protected like any unsafe method: the page sends the token from its config in the
     `X-CSRFToken` header.
     """
-    client = request_client(request)
+    client = request.chat_client
     try:
         if request.method == "PATCH":
             changes, limits = json_body(request), streams.current_limits()
@@ -121,7 +149,7 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Jso
 
 
 @require_GET
-@login_required_unless_open
+@for_clients(api=True)
 def conversation_search(request: HttpRequest) -> JsonResponse:
     """`?q=…&page=N`: a page of the client's conversations whose title or content matches (see the selector)."""
     query = request.GET.get("q", "").strip()
@@ -132,13 +160,20 @@ def conversation_search(request: HttpRequest) -> JsonResponse:
         return error_response(BadRequest(f"'q' may be at most {SEARCH_QUERY_CHARS} characters long."))
     if not page.isdecimal() or not 1 <= int(page) <= SEARCH_PAGES:
         return error_response(BadRequest(f"'page' must be a whole number from 1 to {SEARCH_PAGES}."))
-    return JsonResponse(selectors.conversation_search(client=request_client(request), query=query, page=int(page)))
+    return JsonResponse(selectors.conversation_search(client=request.chat_client, query=query, page=int(page)))
 
 
 SEARCH_QUERY_CHARS = 500
 SEARCH_PAGES = 50  # of `selectors.SEARCH_PAGE` conversations: a search reads at most this far
 # The first kind an error is wins: StillStreaming is a NotAllowed with a status of its own.
-ERROR_STATUS = {BadRequest: 400, NotFound: 404, StillStreaming: 409, NotAllowed: 403, CsrfFailed: 403}
+ERROR_STATUS = {
+    BadRequest: 400,
+    LoginRequired: 401,
+    NotFound: 404,
+    StillStreaming: 409,
+    NotAllowed: 403,
+    CsrfFailed: 403,
+}
 
 
 def json_body(request: HttpRequest) -> dict[str, Any]:
@@ -158,7 +193,7 @@ def error_response(exc: StreamingError) -> JsonResponse:
 
 
 @require_http_methods(["PUT"])
-@login_required_unless_open
+@for_clients(api=True)
 def exchange_feedback(request: HttpRequest, exchange_id: uuid.UUID) -> JsonResponse:
     """PUT `{"rating": "up" | "down" | null, "comment": "…"}`: the client's feedback on one of its ended answers
     (null takes it back). CSRF-protected like any unsafe method (the page sends its token as `X-CSRFToken`)."""
@@ -167,7 +202,7 @@ def exchange_feedback(request: HttpRequest, exchange_id: uuid.UUID) -> JsonRespo
         if "rating" not in body:
             raise BadRequest('Send {"rating": "up", "down" or null, "comment": "…"}.')
         exchange = services.exchange_rate(
-            client=request_client(request), exchange_id=exchange_id, rating=body["rating"], comment=body.get("comment")
+            client=request.chat_client, exchange_id=exchange_id, rating=body["rating"], comment=body.get("comment")
         )
     except StreamingError as exc:
         return error_response(exc)
@@ -179,14 +214,15 @@ ANY_EXCHANGE = uuid.UUID(int=0)
 
 def feedback_url_template() -> str:
     """The feedback endpoint's URL with `{stream}` where the exchange's id goes, for the page to fill in."""
-    return reverse("exchange-feedback", args=[ANY_EXCHANGE]).replace(str(ANY_EXCHANGE), "{stream}")
+    return reverse("streaming:exchange-feedback", args=[ANY_EXCHANGE]).replace(str(ANY_EXCHANGE), "{stream}")
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """`CSRF_FAILURE_VIEW`: the JSON API answers a failed CSRF check as it answers every refusal, with `{"error",
     "code": "csrf_failed"}` (403), so that the page can say what to do instead of reading Django's HTML page as a
     failure of its own; the other pages (the login form, the admin) keep Django's."""
-    if request.path.startswith("/api/"):
+    match = getattr(request, "resolver_match", None)
+    if match is not None and getattr(match.func, "answers_json", False):
         return error_response(CsrfFailed())
     return csrf.csrf_failure(request, reason=reason)
 

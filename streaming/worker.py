@@ -1,6 +1,7 @@
 """This process as one worker of a deployment: its name, its background duties, and how it stops.
 
-Duties, started with the first request of any kind (`start_duties`; a load balancer's health check is enough):
+Duties, started with the first request or socket of any kind (a load balancer's health check is enough), with no
+wrapper around the host's ASGI application:
 - heartbeat: tell the others this worker lives, and which clients have a socket open here;
 - sweep: log the streams of workers that stopped beating as interrupted, and tell their clients;
 - control: carry out a `cancel` that a socket on another worker received for a stream running here;
@@ -9,7 +10,8 @@ Duties, started with the first request of any kind (`start_duties`; a load balan
 On SIGTERM (daphne's shutdown) the worker takes no new prompts, lets its streams run for
 `STREAMING_SHUTDOWN_GRACE` seconds, then stops the rest and logs them as interrupted, and closes its sockets with
 close code 4012 ("restarting"), so that their clients reconnect to another worker at once and resume; only then does
-the process exit.
+the process exit. That drain is daphne's (the server this app supports in production); under another ASGI server the
+duties run, but a SIGTERM ends the process without it.
 """
 
 from __future__ import annotations
@@ -31,10 +33,13 @@ from typing import Any
 import orjson
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer, get_channel_layer
-from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler
+from django.core.signals import request_started
+from django.dispatch import receiver
 
 from streaming import errors, protocol, running, selectors, services
 from streaming.clients import Client
+from streaming.conf import app_settings
 from streaming.ending import Ending, end_frame
 from streaming.lag import loop_lag
 from streaming.publish import frame_event, publish_event
@@ -102,7 +107,7 @@ class Worker:
         self.draining = True
         logger.info("worker %s draining: %d streams running", self.id, running.count())
         error = errors.Interrupted("The server restarted before this answer was finished.")
-        await running.finish_within(settings.STREAMING_SHUTDOWN_GRACE, error)
+        await running.finish_within(app_settings.SHUTDOWN_GRACE, error)
         await self._close_sockets(layer or get_channel_layer())
         await close_clients()
 
@@ -132,7 +137,7 @@ class Worker:
         await close_clients()
 
     async def _beat(self) -> None:
-        interval = min(settings.STREAMING_WORKER_TIMEOUT, settings.STREAMING_PRESENCE_SECONDS) / 3
+        interval = min(app_settings.WORKER_TIMEOUT, app_settings.PRESENCE_SECONDS) / 3
         while True:
             try:
                 shared = get_shared()
@@ -148,7 +153,7 @@ class Worker:
                 await sweep_dead_workers(layer=layer, worker=self.id, started=self.started, missing=self.missing)
             except Exception as exc:
                 logger.warning("sweep for dead workers failed: %s", errors.describe(exc.__cause__ or exc))
-            await asyncio.sleep(settings.STREAMING_WORKER_TIMEOUT / 3)
+            await asyncio.sleep(app_settings.WORKER_TIMEOUT / 3)
 
     async def _listen(self, layer: BaseChannelLayer) -> None:
         while True:
@@ -202,7 +207,7 @@ def _missing_for_long(dead: set[str], owners: set[str], missing: dict[str, float
         del missing[owner]  # beating again, or no stream left to sweep
     for owner in dead:
         missing.setdefault(owner, now)
-    return {owner for owner in dead if now - missing[owner] >= settings.STREAMING_WORKER_TIMEOUT}
+    return {owner for owner in dead if now - missing[owner] >= app_settings.WORKER_TIMEOUT}
 
 
 async def _interrupt(*, layer: BaseChannelLayer, stream: uuid.UUID, client_key: str) -> bool:
@@ -222,16 +227,13 @@ async def _interrupt(*, layer: BaseChannelLayer, stream: uuid.UUID, client_key: 
     return interrupted
 
 
-def start_duties(application: Any) -> Any:
-    """ASGI middleware: the worker's duties start with its first request, so that a restarted worker sweeps what its
-    predecessor left as soon as anything (a health check, a page, a socket) reaches it."""
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if not worker.on_duty and scope["type"] in ("http", "websocket"):
-            worker.start(get_channel_layer())
-        await application(scope, receive, send)
-
-    return app
+@receiver(request_started)
+async def _start_with_the_first_request(sender: type, scope: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    """The duties start with the worker's first HTTP request (a health check, a page), so that a restarted worker
+    sweeps what its predecessor left as soon as anything reaches it; the socket's `connect` starts them too. Only
+    under an ASGI server: a WSGI request, or a test client's, has no event loop that lives on."""
+    if not worker.on_duty and scope is not None and issubclass(sender, ASGIHandler):
+        worker.start(get_channel_layer())
 
 
 _reported_workers: set[str] = set()
@@ -241,7 +243,7 @@ def _report_unshared_worker(owner: str) -> None:
     if owner not in _reported_workers:
         _reported_workers.add(owner)
         logger.error(
-            "worker %s shares this database but not this worker's state: several workers need REDIS_URL. "
+            "worker %s shares this database but not this worker's state: several workers need a Redis channel layer. "
             "Its streams are not swept here.",
             owner,
         )

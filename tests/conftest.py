@@ -91,10 +91,10 @@ def own_redis(tmp_path: Any) -> Iterator[RedisServer]:
 def upstream(fake_openai_server: FakeOpenAI, settings: Any) -> FakeOpenAI:
     """The fake provider, configured as the app's model provider for this test."""
     fake_openai_server.reset()
-    settings.OPENAI_API_KEY = "sk-test-secret-key"
-    settings.OPENAI_BASE_URL = fake_openai_server.base_url
-    settings.OPENAI_MODEL = "fake-model"
-    settings.OPENAI_MODELS = ["fake-model", "fake-model-large"]
+    settings.STREAMING_OPENAI_API_KEY = "sk-test-secret-key"
+    settings.STREAMING_OPENAI_BASE_URL = fake_openai_server.base_url
+    settings.STREAMING_MODEL = "fake-model"
+    settings.STREAMING_MODELS = ["fake-model", "fake-model-large"]
     return fake_openai_server
 
 

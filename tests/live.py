@@ -70,11 +70,11 @@ def drop_live_database(url: str) -> None:
 class Process:
     """A child process whose output goes to a log file, stopped with the signal a test chooses."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path) -> None:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path, cwd: Path = ROOT) -> None:
         self.name = name
         self.log_path = logdir / f"{name}.log"
         self.log = self.log_path.open("w")
-        self.popen = subprocess.Popen(args, env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        self.popen = subprocess.Popen(args, env=env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         if self.popen.poll() is None:

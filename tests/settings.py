@@ -9,7 +9,7 @@ from chatproject.settings import *  # noqa: F403
 # Most tests speak as anonymous browser sessions; tests of login set it back on.
 STREAMING_REQUIRE_LOGIN = False
 # The fake upstream fails on purpose; a retry would only repeat the failure more slowly.
-OPENAI_MAX_RETRIES = 0
+STREAMING_OPENAI_MAX_RETRIES = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 # A connection kept open by the database thread would stop the test database from being dropped at the end.

@@ -89,18 +89,20 @@ def test_conversations_are_listed_for_their_own_client_only(client, logged_excha
     session.save()
     mine = Conversation.objects.create(client=client_of_session(session.session_key).key, title="Mine")
 
-    listing = client.get(reverse("conversation-list")).json()
+    listing = client.get(reverse("streaming:conversation-list")).json()
     assert [c["id"] for c in listing["conversations"]] == [str(mine.id)]
-    assert client.get(reverse("conversation-detail", args=[logged_exchange.conversation_id])).status_code == 404
-    assert client.get(reverse("conversation-detail", args=[mine.id])).json()["exchanges"] == []
-    assert client.get(reverse("conversation-detail", args=[uuid.uuid4()])).status_code == 404
+    assert (
+        client.get(reverse("streaming:conversation-detail", args=[logged_exchange.conversation_id])).status_code == 404
+    )
+    assert client.get(reverse("streaming:conversation-detail", args=[mine.id])).json()["exchanges"] == []
+    assert client.get(reverse("streaming:conversation-detail", args=[uuid.uuid4()])).status_code == 404
 
 
 def test_login_is_required_for_the_page_and_the_api_when_configured(client, settings):
     settings.STREAMING_REQUIRE_LOGIN = True
-    page = client.get(reverse("chat"))
+    page = client.get(reverse("streaming:chat"))
     assert page.status_code == 302 and page["Location"].startswith(reverse("login"))
-    assert client.get(reverse("conversation-list")).status_code == 401
+    assert client.get(reverse("streaming:conversation-list")).status_code == 401
 
 
 def test_the_login_page_is_the_apps_own_and_logs_in(client, settings):
@@ -108,10 +110,10 @@ def test_the_login_page_is_the_apps_own_and_logs_in(client, settings):
     User.objects.create_user("ada", password="a-long-password-1")
     page = client.get(reverse("login"))
     assert page.status_code == 200 and 'name="username"' in page.content.decode()
-    assert "/static/assets/" in page.content.decode()  # styled by the same bundle as the chat page
+    assert "/static/streaming/assets/" in page.content.decode()  # styled by the same bundle as the chat page
     response = client.post(reverse("login"), {"username": "ada", "password": "a-long-password-1"})
-    assert response.status_code == 302 and response["Location"] == reverse("chat")
-    chat = client.get(reverse("chat"))
+    assert response.status_code == 302 and response["Location"] == reverse("streaming:chat")
+    chat = client.get(reverse("streaming:chat"))
     assert chat.status_code == 200 and '"authenticated": true' in chat.content.decode()
 
 
@@ -123,7 +125,7 @@ def test_the_page_names_the_login_url_that_comes_back_to_the_chat(client, settin
     settings.STREAMING_REQUIRE_LOGIN = True
     User.objects.create_user("ada", password="a-long-password-1")
     client.login(username="ada", password="a-long-password-1")
-    config = chat_config(client.get(reverse("chat")))
+    config = chat_config(client.get(reverse("streaming:chat")))
     assert config["loginUrl"] == f"{reverse('login')}?next=/"
     # The link works: the login page takes it, and after logging in again the person is back on the chat.
     client.logout()

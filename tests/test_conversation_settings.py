@@ -46,13 +46,13 @@ def browser(upstream: Any) -> HttpClient:
     """A browser that has opened the chat page (a session, so a client of the chat, and its CSRF token), with the
     fake provider's two models on offer."""
     browser = HttpClient(enforce_csrf_checks=True)
-    browser.csrf_token = browser.get(reverse("chat")).context["chat_config"]["csrfToken"]
+    browser.csrf_token = browser.get(reverse("streaming:chat")).context["chat_config"]["csrfToken"]
     browser.chat_client = client_of_session(browser.session.session_key)
     return browser
 
 
 def detail_url(conversation_id: uuid.UUID | str) -> str:
-    return reverse("conversation-detail", args=[conversation_id])
+    return reverse("streaming:conversation-detail", args=[conversation_id])
 
 
 def patch(browser: HttpClient, conversation_id: uuid.UUID | str, body: Any, *, token: bool = True):
@@ -219,7 +219,7 @@ def test_a_change_without_the_csrf_token_is_a_json_403_that_changes_nothing(brow
         prompt="Hi",
         status="completed",
     )
-    feedback_url = reverse("exchange-feedback", args=[answered.id])
+    feedback_url = reverse("streaming:exchange-feedback", args=[answered.id])
     refused = [
         patch(browser, mine.id, {"settings": {"temperature": 1}}, token=False),
         patch(browser, mine.id, {"title": "Forged"}, token=False),

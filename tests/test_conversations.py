@@ -54,7 +54,7 @@ def conversation(owner: ChatClient, title: str = "A chat", *exchanges: tuple[str
 
 
 def detail_url(conversation_id) -> str:
-    return reverse("conversation-detail", args=[conversation_id])
+    return reverse("streaming:conversation-detail", args=[conversation_id])
 
 
 def rename(client: Client, conversation_id, body, **extra):
@@ -64,7 +64,7 @@ def rename(client: Client, conversation_id, body, **extra):
 
 def search(client: Client, q: str, page: int | str | None = None):
     params = {"q": q} if page is None else {"q": q, "page": page}
-    return client.get(reverse("conversation-search"), params)
+    return client.get(reverse("streaming:conversation-search"), params)
 
 
 # ---- rename -----------------------------------------------------------------------------------------------------
@@ -85,7 +85,7 @@ def test_rename_trims_the_title_and_keeps_the_conversations_place(client):
     }
     row = Conversation.objects.get(pk=mine.pk)
     assert row.title == "A better name" and row.updated == before
-    assert client.get(reverse("conversation-list")).json()["conversations"][0]["title"] == "A better name"
+    assert client.get(reverse("streaming:conversation-list")).json()["conversations"][0]["title"] == "A better name"
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,7 @@ def test_login_is_required_for_every_conversation_endpoint_when_configured(clien
 
 def test_rename_and_delete_need_the_csrf_token_the_page_was_given():
     browser = Client(enforce_csrf_checks=True)
-    token = browser.get(reverse("chat")).context["chat_config"]["csrfToken"]
+    token = browser.get(reverse("streaming:chat")).context["chat_config"]["csrfToken"]
     session = browser.session
     mine = conversation(client_of_session(session.session_key), "Old")
 
@@ -174,7 +174,7 @@ def test_a_deleted_conversation_is_gone_for_its_client_and_kept_in_the_log(clien
     response = client.delete(detail_url(gone.id))
 
     assert response.status_code == 200 and response.json() == {"id": str(gone.id), "deleted": True}
-    listed = client.get(reverse("conversation-list")).json()["conversations"]
+    listed = client.get(reverse("streaming:conversation-list")).json()["conversations"]
     assert [c["id"] for c in listed] == [str(kept.id)]
     assert client.get(detail_url(gone.id)).status_code == 404
     assert [c["id"] for c in search(client, "tea").json()["conversations"]] == [str(kept.id)]

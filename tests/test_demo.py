@@ -31,7 +31,7 @@ TOOLS = [CURRENT_TIME, SEARCH_HISTORY]
 
 @pytest.fixture(autouse=True)
 def fast_demo(settings: Any) -> None:
-    settings.DEMO_TOKENS_PER_SECOND = 100_000
+    settings.STREAMING_DEMO_TOKENS_PER_SECOND = 100_000
 
 
 async def ask(messages: list[dict[str, Any]], **options: Any) -> list[ChatCompletionChunk]:

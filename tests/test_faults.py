@@ -104,8 +104,8 @@ async def silent_redis() -> AsyncIterator[str]:
 async def test_a_redis_that_stops_answering_ends_the_stream_as_internal_error_not_time_limit(
     upstream, settings, silent_redis, caplog
 ):
-    settings.REDIS_CONNECTION_OPTIONS = {"socket_timeout": 0.3, "socket_connect_timeout": 0.3}
-    settings.REDIS_URL = silent_redis
+    settings.STREAMING_REDIS_OPTIONS = {"socket_timeout": 0.3, "socket_connect_timeout": 0.3}
+    settings.STREAMING_REDIS_URL = silent_redis
     upstream.then(Script(tokens=TOKENS))
     socket = await open_socket()
     await socket.send(prompt())
@@ -123,7 +123,7 @@ async def test_a_redis_that_stops_answering_ends_the_stream_as_internal_error_no
 async def test_a_record_that_redis_lost_mid_stream_is_written_again_and_replays_the_right_text(
     upstream, settings, redis_url
 ):
-    settings.REDIS_URL = redis_url
+    settings.STREAMING_REDIS_URL = redis_url
     store = redis.Redis.from_url(redis_url)
     upstream.then(Script(tokens=TOKENS, hang_after=8, interval=0.02))
     session = await database_sync_to_async(new_session)()
@@ -190,7 +190,7 @@ async def test_the_in_memory_state_forgets_clients_and_workers_once_they_expire(
 async def test_after_a_redis_restart_a_live_worker_is_not_taken_for_dead_but_a_dead_one_still_is(
     own_redis, settings, monkeypatch
 ):
-    settings.REDIS_URL = own_redis.url
+    settings.STREAMING_REDIS_URL = own_redis.url
     settings.STREAMING_WORKER_TIMEOUT = 3
     conversation = await Conversation.objects.acreate(client="session:x", title="t")
     row = await Exchange.objects.acreate(

@@ -136,7 +136,7 @@ def test_an_answer_still_streaming_cannot_be_rated():
 def browser() -> HttpClient:
     """A browser that has opened the chat page: a session (so a client of the chat) and the page's CSRF token."""
     browser = HttpClient(enforce_csrf_checks=True)
-    page = browser.get(reverse("chat"))
+    page = browser.get(reverse("streaming:chat"))
     browser.csrf_token = page.context["chat_config"]["csrfToken"]
     browser.chat_client = client_of_session(browser.session.session_key)
     return browser
@@ -145,7 +145,7 @@ def browser() -> HttpClient:
 def put(browser: HttpClient, exchange_id: uuid.UUID, body: Any, *, token: bool = True, raw: bool = False):
     headers = {"X-CSRFToken": browser.csrf_token} if token else {}
     data = body if raw else json.dumps(body)
-    url = reverse("exchange-feedback", args=[exchange_id])
+    url = reverse("streaming:exchange-feedback", args=[exchange_id])
     return browser.put(url, data, content_type="application/json", headers=headers)
 
 
@@ -159,20 +159,20 @@ def test_the_page_rates_an_answer_and_the_conversation_api_gives_the_rating_back
         "stream": str(exchange.id),
         "feedback": {"rating": "down", "comment": "It <b>missed</b> the point."},
     }
-    detail = browser.get(reverse("conversation-detail", args=[exchange.conversation_id])).json()
+    detail = browser.get(reverse("streaming:conversation-detail", args=[exchange.conversation_id])).json()
     assert detail["exchanges"][0]["feedback"] == {"rating": "down", "comment": "It <b>missed</b> the point."}
 
     assert put(browser, exchange.id, {"rating": None}).json()["feedback"] is None
-    detail = browser.get(reverse("conversation-detail", args=[exchange.conversation_id])).json()
+    detail = browser.get(reverse("streaming:conversation-detail", args=[exchange.conversation_id])).json()
     assert detail["exchanges"][0]["feedback"] is None
 
 
 def test_the_page_is_told_where_to_send_feedback(browser):
-    config = browser.get(reverse("chat")).context["chat_config"]
+    config = browser.get(reverse("streaming:chat")).context["chat_config"]
     assert config["feedbackUrl"] == "/api/exchanges/{stream}/feedback/"
     exchange = exchange_of(browser.chat_client)
     url = config["feedbackUrl"].replace("{stream}", str(exchange.id))
-    assert url == reverse("exchange-feedback", args=[exchange.id])
+    assert url == reverse("streaming:exchange-feedback", args=[exchange.id])
 
 
 def test_feedback_without_the_csrf_token_is_refused(browser):
@@ -221,7 +221,7 @@ def test_bad_input_is_a_400_that_says_why_and_changes_nothing(browser, body, say
 
 def test_feedback_is_only_put(browser):
     exchange = exchange_of(browser.chat_client)
-    url = reverse("exchange-feedback", args=[exchange.id])
+    url = reverse("streaming:exchange-feedback", args=[exchange.id])
     assert browser.get(url).status_code == 405
     assert browser.post(url, {}, headers={"X-CSRFToken": browser.csrf_token}).status_code == 405
 
@@ -233,7 +233,7 @@ def test_login_is_required_for_feedback_when_configured(settings):
     token = browser.get(reverse("login")).context["csrf_token"]
 
     response = browser.put(
-        reverse("exchange-feedback", args=[exchange.id]),
+        reverse("streaming:exchange-feedback", args=[exchange.id]),
         json.dumps({"rating": "up"}),
         content_type="application/json",
         headers={"X-CSRFToken": str(token)},
@@ -248,11 +248,11 @@ def test_a_logged_in_user_rates_their_own_answers(settings):
     ada = User.objects.create_user("ada", password="a-long-password-1")
     browser = HttpClient(enforce_csrf_checks=True)
     browser.force_login(ada)
-    token = browser.get(reverse("chat")).context["chat_config"]["csrfToken"]
+    token = browser.get(reverse("streaming:chat")).context["chat_config"]["csrfToken"]
     mine = exchange_of(Client(key=f"user:{ada.pk}", user_id=ada.pk))
 
     response = browser.put(
-        reverse("exchange-feedback", args=[mine.id]),
+        reverse("streaming:exchange-feedback", args=[mine.id]),
         json.dumps({"rating": "up", "comment": "Spot on."}),
         content_type="application/json",
         headers={"X-CSRFToken": token},

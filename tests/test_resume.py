@@ -210,7 +210,7 @@ async def test_without_redis_a_stream_another_live_worker_started_is_left_alone_
     await row.arefresh_from_db()
     assert row.status == Exchange.Status.STREAMING
     reports = [record for record in caplog.records if "other-live-worker" in record.getMessage()]
-    assert len(reports) == 1 and reports[0].levelname == "ERROR" and "REDIS_URL" in reports[0].getMessage()
+    assert len(reports) == 1 and reports[0].levelname == "ERROR" and "Redis channel layer" in reports[0].getMessage()
 
 
 async def test_the_first_request_of_any_kind_puts_the_worker_on_duty():

@@ -56,7 +56,7 @@ def admin_pages(exchange: Exchange) -> str:
 def listed_conversations(session_key: str) -> list[str]:
     browser = Browser()
     browser.cookies[settings.SESSION_COOKIE_NAME] = session_key
-    return [c["id"] for c in browser.get(reverse("conversation-list")).json()["conversations"]]
+    return [c["id"] for c in browser.get(reverse("streaming:conversation-list")).json()["conversations"]]
 
 
 def test_an_anonymous_client_is_named_by_the_hash_of_its_session_key():

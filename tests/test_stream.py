@@ -239,8 +239,8 @@ async def test_a_second_prompt_runs_alongside_the_first(upstream):
 
 
 async def test_the_demo_model_answers_when_no_key_is_configured(settings):
-    settings.OPENAI_API_KEY = ""
-    settings.DEMO_TOKENS_PER_SECOND = 2000
+    settings.STREAMING_OPENAI_API_KEY = ""
+    settings.STREAMING_DEMO_TOKENS_PER_SECOND = 2000
     socket = await open_socket(ready=False)
     ready = await socket.receive()
     assert ready["demo"] is True and ready["model"] == "demo" and ready["models"] == ["demo"]

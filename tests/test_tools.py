@@ -320,22 +320,22 @@ def test_a_wrong_entry_in_the_setting_is_refused(settings, paths, message):
 
 
 def test_the_demo_model_is_offered_the_tools_and_without_strict_schemas(registry, settings):
-    settings.OPENAI_API_KEY = ""
+    settings.STREAMING_OPENAI_API_KEY = ""
     assert "echo" in {t.name for t in offered_tools(caller=ANONYMOUS, model="demo")}
     assert strict_schemas() is False
 
 
 def test_every_model_on_openais_own_api_is_offered_the_tools_with_strict_schemas(registry, settings):
-    settings.OPENAI_API_KEY = "sk-test"
+    settings.STREAMING_OPENAI_API_KEY = "sk-test"
     for base_url in (None, "https://api.openai.com/v1"):
-        settings.OPENAI_BASE_URL = base_url
+        settings.STREAMING_OPENAI_BASE_URL = base_url
         assert offered_tools(caller=ANONYMOUS, model="gpt-anything")
         assert strict_schemas() is True
 
 
 def test_no_model_elsewhere_is_offered_tools_unless_the_setting_names_it(registry, settings):
-    settings.OPENAI_API_KEY = "sk-test"
-    settings.OPENAI_BASE_URL = "http://127.0.0.1:11434/v1"
+    settings.STREAMING_OPENAI_API_KEY = "sk-test"
+    settings.STREAMING_OPENAI_BASE_URL = "http://127.0.0.1:11434/v1"
     assert offered_tools(caller=ANONYMOUS, model="llama3") == []
     assert strict_schemas() is False
     settings.STREAMING_TOOL_MODELS = ["qwen3"]
@@ -343,13 +343,13 @@ def test_no_model_elsewhere_is_offered_tools_unless_the_setting_names_it(registr
     assert offered_tools(caller=ANONYMOUS, model="qwen3")
     settings.STREAMING_TOOL_MODELS = ["*"]
     assert offered_tools(caller=ANONYMOUS, model="llama3")
-    settings.OPENAI_BASE_URL = None
+    settings.STREAMING_OPENAI_BASE_URL = None
     settings.STREAMING_TOOL_MODELS = ["none"]
     assert offered_tools(caller=ANONYMOUS, model="gpt-anything") == []
 
 
 def test_tools_that_require_login_or_staff_are_offered_only_to_those(registry, settings):
-    settings.OPENAI_API_KEY = ""
+    settings.STREAMING_OPENAI_API_KEY = ""
 
     def offered(caller: Caller) -> set[str]:
         return {t.name for t in offered_tools(caller=caller, model="demo")} & {"members_only", "staff_only"}
@@ -588,7 +588,7 @@ async def test_search_history_runs_as_a_tool_for_its_caller_only(settings):
 
 
 def test_a_wrong_tools_setting_fails_the_system_check_at_start_up(settings):
-    from streaming.apps import check_tools
+    from streaming.checks import check_tools
 
     assert check_tools() == []
     settings.STREAMING_TOOLS = ["streaming.tools.builtin.no_such_tool"]

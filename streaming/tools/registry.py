@@ -6,10 +6,10 @@ is not permission to run it: `streaming.tools.running.run_call` checks again whe
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -17,6 +17,7 @@ from django.utils.module_loading import import_string
 
 from streaming import upstream
 from streaming.clients import Client as Caller
+from streaming.conf import app_settings
 from streaming.tools.definition import Tool, tool_of
 
 _OPENAI_HOST = "api.openai.com"
@@ -28,7 +29,7 @@ def registered_tools() -> dict[str, Tool]:
     """Every tool `STREAMING_TOOLS` names, by name, in its order; a wrong entry raises `ImproperlyConfigured`."""
     global _registry
     if _registry is None:
-        _registry = _load(settings.STREAMING_TOOLS)
+        _registry = _load(app_settings.TOOLS)
     return _registry
 
 
@@ -57,7 +58,7 @@ def _forget_tools(*, setting: str, **kwargs: Any) -> None:
 
 
 def _on_openai() -> bool:
-    base_url = settings.OPENAI_BASE_URL
+    base_url = app_settings.OPENAI_BASE_URL
     return not base_url or urlsplit(base_url).hostname == _OPENAI_HOST
 
 
@@ -68,7 +69,7 @@ def model_gets_tools(model: str) -> bool:
     Ollama and vLLM refuse a request with tools for a model or a server set up without tool support. Otherwise a
     list of model names, `*` for every model, or `none`.
     """
-    models = settings.STREAMING_TOOL_MODELS
+    models = app_settings.TOOL_MODELS
     if models:
         return "*" in models or model in models
     if upstream.demo_enabled():
@@ -77,10 +78,21 @@ def model_gets_tools(model: str) -> bool:
 
 
 def offered_tools(*, caller: Caller, model: str) -> list[Tool]:
-    """The tools this caller is offered when asking `model`, in `STREAMING_TOOLS` order."""
+    """The tools this caller is offered when asking `model`, in `STREAMING_TOOLS` order: those its login allows,
+    and of those what the host's `STREAMING_OFFERED_TOOLS` keeps for it."""
     if not model_gets_tools(model):
         return []
-    return [registered for registered in registered_tools().values() if registered.allows(caller)]
+    allowed = [registered for registered in registered_tools().values() if registered.allows(caller)]
+    if app_settings.OFFERED_TOOLS is None:
+        return allowed
+    kept = {id(kept) for kept in _host_rule(app_settings.OFFERED_TOOLS)(client=caller, tools=list(allowed))}
+    return [registered for registered in allowed if id(registered) in kept]  # never one it was not allowed
+
+
+@functools.cache
+def _host_rule(path: str) -> Any:
+    """A host's function, named in a setting by its dotted path (a wrong one is caught by the system checks)."""
+    return import_string(path)
 
 
 def strict_schemas() -> bool:

@@ -22,7 +22,6 @@ from typing import Any
 
 import orjson
 import pydantic
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.signals import setting_changed
 from django.db import close_old_connections
@@ -30,6 +29,7 @@ from django.dispatch import receiver
 
 from streaming import errors
 from streaming.clients import Client as Caller
+from streaming.conf import app_settings
 from streaming.tool_outcome import (
     DONE,
     INVALID_ARGUMENTS,
@@ -66,7 +66,7 @@ async def run_call(*, name: str, arguments: str, caller: Caller, offered: Collec
     if registered.caller_parameter:
         values[registered.caller_parameter] = caller
     try:
-        async with asyncio.timeout(settings.STREAMING_TOOL_SECONDS) as deadline:
+        async with asyncio.timeout(app_settings.TOOL_SECONDS) as deadline:
             value = await _call(registered, values)
         result = _as_text(value)
     except ToolError as failure:
@@ -74,7 +74,7 @@ async def run_call(*, name: str, arguments: str, caller: Caller, offered: Collec
         return Outcome.failure(TOOL_FAILED, message, duration_ms=_since(started))
     except TimeoutError as exc:
         if deadline.expired():
-            logger.warning("tool %s took longer than %ss and was given up", name, settings.STREAMING_TOOL_SECONDS)
+            logger.warning("tool %s took longer than %ss and was given up", name, app_settings.TOOL_SECONDS)
             return Outcome.failure(TOOL_TIMEOUT, duration_ms=_since(started))
         return _failed(name, exc, started)  # the tool's own time-out, not ours
     except Exception as exc:
@@ -98,10 +98,8 @@ class _Invalid(Exception):
 
 def _validated(registered: Tool, arguments: str) -> dict[str, Any]:
     """The keyword arguments for the tool, from what the model wrote; raises `_Invalid` with what the model may read."""
-    if len(arguments) > settings.STREAMING_TOOL_ARGUMENT_CHARS:
-        raise _Invalid(
-            f"The arguments are longer than the {settings.STREAMING_TOOL_ARGUMENT_CHARS} characters allowed."
-        )
+    if len(arguments) > app_settings.TOOL_ARGUMENT_CHARS:
+        raise _Invalid(f"The arguments are longer than the {app_settings.TOOL_ARGUMENT_CHARS} characters allowed.")
     try:
         # Some servers send "" for a call without arguments. orjson, unlike json, refuses a lone surrogate
         # ("\ud800"), which a tool echoing it would turn into text that cannot be sent or saved.
@@ -168,7 +166,7 @@ def _call_sync(function: Any, values: Mapping[str, Any]) -> Any:
 def _executor() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=settings.STREAMING_TOOL_THREADS, thread_name_prefix="streaming-tool")
+        _pool = ThreadPoolExecutor(max_workers=app_settings.TOOL_THREADS, thread_name_prefix="streaming-tool")
     return _pool
 
 
@@ -183,7 +181,7 @@ def _forget_pool(*, setting: str, **kwargs: Any) -> None:
 def _as_text(value: Any) -> str:
     """The result as the model reads it: text, or JSON; cut to `STREAMING_TOOL_RESULT_CHARS`, saying so."""
     text = _sendable(value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False))
-    limit = settings.STREAMING_TOOL_RESULT_CHARS
+    limit = app_settings.TOOL_RESULT_CHARS
     if len(text) <= limit:
         return text
     marker = f"\n[cut: the result had {len(text)} characters, more than the {limit} allowed]"

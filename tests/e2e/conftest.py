@@ -71,7 +71,8 @@ def fresh_layer() -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
-    """A daphne process in debug mode (static files from frontend/dist, no login) answering with the demo model."""
+    """A daphne process in debug mode (the app's static files served where they are, no login) answering with the demo
+    model."""
     workdir = tmp_path_factory.mktemp("e2e")
     database_url = live_database_url(workdir)
     env = server_env(DJANGO_DEBUG="1", DATABASE_URL=database_url, DEMO_TOKENS_PER_SECOND=DEMO_TOKENS_PER_SECOND)

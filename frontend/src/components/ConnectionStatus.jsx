@@ -1,5 +1,5 @@
 /** The words for a state whose name is not already what a person would read. */
-const WORDS = { loginRequired: 'logged out' };
+const WORDS = { loginRequired: 'logged out', notAllowed: 'not allowed' };
 
 /**
  * The socket's state as a coloured dot and one word or two. The words (connecting, connected, reconnecting, logged

@@ -7,10 +7,12 @@ const OPEN = 1;
 const CLOSE_RESTARTING = 4012;
 /** The close code of a socket without the login the server requires (docs/protocol.md): trying again cannot help. */
 export const CLOSE_LOGIN_REQUIRED = 4401;
+/** The close code of a logged-in user the server's rule does not let chat (docs/protocol.md): neither can help. */
+export const CLOSE_NOT_ALLOWED = 4403;
 /** The most a reconnect after a restart waits, spread so that every socket of the worker does not come back at once. */
 const RESTART_SPREAD_MS = 250;
 
-/** @typedef {'connecting'|'connected'|'reconnecting'|'loginRequired'} ConnectionStatus */
+/** @typedef {'connecting'|'connected'|'reconnecting'|'loginRequired'|'notAllowed'} ConnectionStatus */
 /** @typedef {import('../state/types.js').ReadyFrame} ReadyFrame */
 
 /**
@@ -30,7 +32,8 @@ const RESTART_SPREAD_MS = 250;
  * @typedef {Object} ChatSocket
  * @property {ConnectionStatus} status `connecting` before the first connection opened, `connected` while a socket is
  *   open, `reconnecting` after one dropped (until the next one opens), `loginRequired` once the server closed it for
- *   want of a login (4401): the hook then stops reconnecting
+ *   want of a login (4401), `notAllowed` once it closed it because this user may not chat (4403): the hook then
+ *   stops reconnecting
  * @property {ReadyFrame|null} ready the `ready` frame of the open connection; null until it arrives and after a drop,
  *   so `ready !== null` means "prompts can be sent now"
  * @property {(frame: object) => boolean} send writes a frame as JSON; false (and nothing sent) when no socket is open,
@@ -47,7 +50,7 @@ function openWebSocket(url) {
  * jittered exponential backoff (reset once the server says `ready` again). Going back online retries at once, and so
  * does a close with code 4012 (the worker is restarting: it has sent every stream's end, and another worker answers).
  * A close with code 4401 (the login has gone) ends it: every attempt would be refused the same way until the person
- * logs in again, which reloads the page.
+ * logs in again, which reloads the page. So does 4403 (this user may not chat; the `error` before it says so).
  *
  * @param {Object} options
  * @param {string} options.url the ws:// or wss:// address
@@ -104,8 +107,8 @@ export function useChatSocket({ url, onFrame, onDisconnect, createSocket = openW
       socketRef.current = null;
       setReady(null);
       handlers.current.onDisconnect?.({ code });
-      if (code === CLOSE_LOGIN_REQUIRED) {
-        setStatus('loginRequired');
+      if (code === CLOSE_LOGIN_REQUIRED || code === CLOSE_NOT_ALLOWED) {
+        setStatus(code === CLOSE_LOGIN_REQUIRED ? 'loginRequired' : 'notAllowed');
         return;
       }
       scheduleRetry(code === CLOSE_RESTARTING ? Math.round(random() * RESTART_SPREAD_MS) : undefined);

@@ -111,6 +111,17 @@ describe('useChatSocket', () => {
     expect(FakeSocket.made).toHaveLength(2);
   });
 
+  it('stops reconnecting when the server closes with 4403, this user may not chat, and says so', () => {
+    hook = renderHook(useChatSocket, { url: URL, createSocket: FakeSocket.create, random: middle, onFrame: () => {} });
+    act(() => FakeSocket.latest().open());
+
+    act(() => FakeSocket.latest().drop(4403));
+
+    expect(hook.result.current.status).toBe('notAllowed');
+    act(() => vi.advanceTimersByTime(60_000));
+    expect(FakeSocket.made).toHaveLength(1);
+  });
+
   it('stops reconnecting when the server closes with 4401, login required, and says so', () => {
     const closes = [];
     hook = renderHook(useChatSocket, {
