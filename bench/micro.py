@@ -43,7 +43,7 @@ async def read_answer(client: Any, rate: float, tokens: int, *, app_reader: bool
         if app_reader:
             import orjson
 
-            from streaming.sse import DataLines
+            from streaming.provider.sse import DataLines
 
             lines = DataLines()
             async for data in response.http_response.aiter_bytes():

@@ -173,17 +173,17 @@ if REDIS_URL:
     # The pub/sub layer, not the core one: the core layer drops group messages silently once a channel holds
     # `capacity` of them, and a dropped delta is one the client never hears about. Pub/sub has no such limit, and
     # delivers a group message with one PUBLISH instead of a write per member. What it does not keep, a message
-    # for a socket that is not connected, each stream's record (streaming.shared) keeps.
+    # for a socket that is not connected, each stream's record (streaming.deployment.shared) keeps.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "streaming.redis_layer.RedisLayer",
+            "BACKEND": "streaming.deployment.redis_layer.RedisLayer",
             "CONFIG": {"hosts": [{"address": REDIS_URL, **REDIS_CONNECTION_OPTIONS}]},
         }
     }
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "streaming.layers.LocalChannelLayer",
+            "BACKEND": "streaming.deployment.layers.LocalChannelLayer",
             "CONFIG": {"capacity": CHANNEL_CAPACITY},
         }
     }

@@ -59,7 +59,7 @@ def check_hooks(app_configs: object = None, **kwargs: object) -> list[checks.Che
 
 
 def check_shared_state(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:
-    from streaming.shared import is_redis_layer, state_url
+    from streaming.deployment.shared import is_redis_layer, state_url
 
     layers = getattr(settings, "CHANNEL_LAYERS", None)
     if not layers or "default" not in layers:

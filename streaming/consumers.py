@@ -16,10 +16,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from streaming import errors, protocol, streams, tools
 from streaming.clients import Client, client_for
 from streaming.conf import app_settings
+from streaming.deployment.shared import get_shared
+from streaming.deployment.worker import CLOSE_RESTARTING, worker
 from streaming.errors import BadRequest, NotAllowed, StreamingError
-from streaming.shared import get_shared
-from streaming.upstream import demo_enabled
-from streaming.worker import CLOSE_RESTARTING, worker
+from streaming.provider.upstream import demo_enabled
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Invariants:
 - An `Exchange` row is written when a prompt is accepted (status `streaming`) and once more when its stream ends,
   never per delta, together with its tool calls. Its final status says how it ended; `answer` is then exactly the
   concatenated delta texts, `reasoning` the concatenated reasoning texts, and `layout` the order in which they and
-  the tool-call frames were sent (see `streaming.transcript`).
+  the tool-call frames were sent (see `streaming.relay.transcript`).
 - `client` is the identity whose sockets receive the stream (see `streaming.clients`); a conversation and all its
   exchanges belong to one client, and only that client can read or continue them.
 - Once an exchange has ended, its client may rate it (`feedback`, with a comment): the one later write to the row,

@@ -14,8 +14,8 @@ from openai.types.chat import ChatCompletionMessageParam
 from streaming.clients import Client
 from streaming.errors import NotFound
 from streaming.models import Conversation, Exchange, ToolCall
-from streaming.tool_calls import ECHOED_REASONING_FIELD, Answered, round_messages
-from streaming.tool_outcome import DONE, FAILED, STOPPED, Outcome
+from streaming.relay.tool_calls import ECHOED_REASONING_FIELD, Answered, round_messages
+from streaming.relay.tool_outcome import DONE, FAILED, STOPPED, Outcome
 
 CONVERSATIONS_LISTED = 100
 SEARCH_WORDS = 8  # words of a query matched without full-text search: each one is a scan of the client's rows

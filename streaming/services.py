@@ -17,14 +17,14 @@ from openai.types.chat import ChatCompletionMessageParam
 from streaming import instructions, signals
 from streaming.clients import Client
 from streaming.conf import app_settings
-from streaming.ending import Ending
 from streaming.errors import BadRequest, NotFound, StillStreaming, StreamingError, TooManyStreams
-from streaming.history import fit_history
 from streaming.models import FEEDBACK_COMMENT_CHARS, Conversation, Exchange, ToolCall
 from streaming.protocol import Limits, Prompt, parse_settings
+from streaming.relay.ending import Ending
+from streaming.relay.history import fit_history
+from streaming.relay.tool_calls import MadeCall
+from streaming.relay.transcript import Transcript
 from streaming.selectors import Tree, conversation_tree, path_turns
-from streaming.tool_calls import MadeCall
-from streaming.transcript import Transcript
 
 TITLE_CHARS = 80  # of the first prompt, as a new conversation's title
 TITLE_MAX_CHARS = 200  # of a title the person gives (the column's length)

@@ -14,16 +14,18 @@ from dataclasses import dataclass
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
 
-from streaming import errors, instructions, protocol, running, selectors, services, transcript
+from streaming import errors, instructions, protocol, selectors, services
 from streaming.clients import Client
 from streaming.conf import app_settings
-from streaming.ending import Ending, end_frame
-from streaming.generation import Generation
+from streaming.deployment import running
+from streaming.deployment.publish import frame_event, publish_event
+from streaming.deployment.shared import Entry, Record, get_shared
+from streaming.deployment.worker import WORKERS_GROUP, worker
 from streaming.models import Exchange
-from streaming.publish import frame_event, publish_event
-from streaming.shared import Entry, Record, get_shared
-from streaming.upstream import available_models, demo_enabled
-from streaming.worker import WORKERS_GROUP, worker
+from streaming.provider.upstream import available_models, demo_enabled
+from streaming.relay import transcript
+from streaming.relay.ending import Ending, end_frame
+from streaming.relay.generation import Generation
 
 
 def current_limits() -> protocol.Limits:

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from streaming import protocol, selectors, services, streams
 from streaming.clients import client_for
 from streaming.conf import app_settings
+from streaming.deployment.worker import worker
 from streaming.errors import (
     BadRequest,
     CsrfFailed,
@@ -32,8 +33,7 @@ from streaming.errors import (
     StillStreaming,
     StreamingError,
 )
-from streaming.upstream import available_models, demo_enabled
-from streaming.worker import worker
+from streaming.provider.upstream import available_models, demo_enabled
 
 
 def for_clients(*, api: bool) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:

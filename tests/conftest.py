@@ -19,10 +19,10 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.backends.db import SessionStore
 
 from chatproject.asgi import application
-from streaming import running
 from streaming.clients import client_of
-from streaming.publish import frame_event
-from streaming.worker import worker
+from streaming.deployment import running
+from streaming.deployment.publish import frame_event
+from streaming.deployment.worker import worker
 from tests.fake_openai import FakeOpenAI
 from tests.live import RedisServer, free_port, reachable
 

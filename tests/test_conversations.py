@@ -15,12 +15,13 @@ from django.contrib.auth.models import User
 from django.test import AsyncClient, Client
 from django.urls import reverse
 
-from streaming import running, selectors
+from streaming import selectors
 from streaming.clients import Client as ChatClient
 from streaming.clients import client_of_session
+from streaming.deployment import running
+from streaming.deployment.worker import WORKERS_GROUP
 from streaming.models import Conversation, Exchange
 from streaming.tools.builtin import search_history
-from streaming.worker import WORKERS_GROUP
 from tests.conftest import new_session, open_socket, prompt
 from tests.fake_openai import Script
 

@@ -13,7 +13,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
-from streaming.demo import DemoTransport, answer_to
+from streaming.provider.demo import DemoTransport, answer_to
 
 
 def function(name: str, **properties: Any) -> dict[str, Any]:

@@ -14,16 +14,17 @@ from django.test import Client as HttpClient
 from django.urls import path, reverse
 
 from chatproject.asgi import application
-from streaming import checks, running, signals
+from streaming import checks, signals
 from streaming.clients import Client, default_client
 from streaming.conf import DEFAULTS, app_settings
 from streaming.consumers import ChatConsumer
+from streaming.deployment import running
+from streaming.deployment.shared import state_url
+from streaming.deployment.worker import worker
 from streaming.models import Exchange
-from streaming.shared import state_url
-from streaming.worker import worker
 from tests.conftest import ORIGIN, open_socket, prompt
 
-REDIS_LAYER = "streaming.redis_layer.RedisLayer"
+REDIS_LAYER = "streaming.deployment.redis_layer.RedisLayer"
 
 
 # ---- settings ----------------------------------------------------------------------------------------------------
@@ -237,3 +238,13 @@ def test_an_asgi_application_that_does_not_route_the_socket_path_is_an_error(set
     assert checks.check_asgi() == []  # it cannot tell, so it says nothing
     assert checks.routes_to_chat(application, "/ws/chat/") is True
     assert checks.routes_to_chat(application, "/ws/other/") is False
+
+
+def test_the_channel_layers_keep_the_dotted_paths_deployments_name():
+    from django.utils.module_loading import import_string
+
+    from streaming.deployment.layers import LocalChannelLayer
+    from streaming.deployment.redis_layer import RedisLayer
+
+    assert import_string("streaming.redis_layer.RedisLayer") is RedisLayer
+    assert import_string("streaming.layers.LocalChannelLayer") is LocalChannelLayer

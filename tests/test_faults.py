@@ -16,13 +16,14 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import OperationalError, connection
 
-from streaming import running, services
-from streaming.ending import Ending
+from streaming import services
+from streaming.deployment import running
+from streaming.deployment.shared import MemoryState, get_shared, record_key
+from streaming.deployment.worker import sweep_dead_workers, worker
 from streaming.errors import Interrupted, StoreUnavailable
 from streaming.models import Conversation, Exchange
-from streaming.shared import MemoryState, get_shared, record_key
-from streaming.transcript import Transcript
-from streaming.worker import sweep_dead_workers, worker
+from streaming.relay.ending import Ending
+from streaming.relay.transcript import Transcript
 from tests.conftest import new_session, open_socket, prompt, texts
 from tests.fake_openai import Script
 
@@ -175,7 +176,7 @@ async def test_a_database_that_refuses_the_end_of_a_stream_still_ends_it_and_sav
 
 async def test_the_in_memory_state_forgets_clients_and_workers_once_they_expire(monkeypatch):
     now = [1000.0]
-    monkeypatch.setattr("streaming.shared.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("streaming.deployment.shared.time.monotonic", lambda: now[0])
     state = MemoryState(replay_ttl=1, presence_ttl=5, worker_ttl=5, stream_ttl=1)
     await state.mark_present([f"socket:{n}" for n in range(100)])
     await state.heartbeat("gone")
@@ -220,7 +221,7 @@ async def test_after_a_redis_restart_a_live_worker_is_not_taken_for_dead_but_a_d
     await Exchange.objects.filter(id=row.id).aupdate(worker="dead-worker")
     assert await sweep() == 0  # missing since now
     later = time.monotonic() + settings.STREAMING_WORKER_TIMEOUT
-    monkeypatch.setattr("streaming.worker.time.monotonic", lambda: later)
+    monkeypatch.setattr("streaming.deployment.worker.time.monotonic", lambda: later)
     assert await sweep() == 1
     await row.arefresh_from_db()
     assert row.status == Exchange.Status.INTERRUPTED

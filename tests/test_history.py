@@ -6,8 +6,8 @@ import pytest
 from channels.db import database_sync_to_async
 
 from streaming.errors import PromptTooLong
-from streaming.history import fewer_turns, fit_history, turn_count
 from streaming.models import Conversation, Exchange
+from streaming.relay.history import fewer_turns, fit_history, turn_count
 from tests.conftest import new_session, open_socket, prompt
 from tests.fake_openai import Script
 

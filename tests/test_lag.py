@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from streaming import protocol
-from streaming.lag import LoopLag, loop_lag
+from streaming.deployment.lag import LoopLag, loop_lag
 from tests.conftest import group_of_session, layer_event, new_session, open_socket, prompt, texts
 from tests.fake_openai import Script
 

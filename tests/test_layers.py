@@ -8,8 +8,8 @@ import channels.layers
 import pytest
 from channels.exceptions import ChannelFull
 
-from streaming import layers
-from streaming.layers import LocalChannelLayer
+from streaming.deployment import layers
+from streaming.deployment.layers import LocalChannelLayer
 
 
 class Clock:

@@ -7,10 +7,10 @@ import orjson
 import pytest
 
 from streaming import protocol
-from streaming.thinking import ThinkSplitter
-from streaming.tool_calls import Answered, Arguments, CallAssembler, CallFragment, Opened, round_messages
-from streaming.transcript import Transcript, place_after_delta, replay
-from streaming.upstream import Piece, read_chunk
+from streaming.provider.upstream import Piece, read_chunk
+from streaming.relay.thinking import ThinkSplitter
+from streaming.relay.tool_calls import Answered, Arguments, CallAssembler, CallFragment, Opened, round_messages
+from streaming.relay.transcript import Transcript, place_after_delta, replay
 
 
 def chunk(delta: dict, finish_reason: str | None = None) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from streaming.outbox import Outbox
+from streaming.relay.outbox import Outbox
 
 
 class Recorder:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from streaming import errors, protocol
-from streaming import tool_outcome as outcome
 from streaming.errors import UpstreamStreamError
-from streaming.upstream import Piece, read_chunk
+from streaming.provider.upstream import Piece, read_chunk
+from streaming.relay import tool_outcome as outcome
 
 LIMITS = protocol.Limits(
     models=("small", "large"), max_prompt_chars=100, max_tokens=500, max_streams=2, max_frame_bytes=1000

@@ -10,11 +10,11 @@ import pytest
 import redis.asyncio
 import redis.exceptions
 
-from streaming.batching import PipelineBatcher
+from streaming.deployment.batching import PipelineBatcher
+from streaming.deployment.publish import frame_event, publish_kept
+from streaming.deployment.redis_layer import RedisLayer
+from streaming.deployment.shared import Entry, RedisState, record_key
 from streaming.errors import StoreUnavailable
-from streaming.publish import frame_event, publish_kept
-from streaming.redis_layer import RedisLayer
-from streaming.shared import Entry, RedisState, record_key
 
 pytestmark = pytest.mark.redis
 

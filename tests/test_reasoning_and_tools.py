@@ -282,7 +282,7 @@ async def test_an_inline_think_block_split_across_chunks_is_reasoning_and_not_an
 
 async def test_a_lone_closing_think_tag_ends_reasoning_the_chat_template_opened(upstream, settings):
     # The chat template wrote `<think>` into the prompt, so the content starts inside the block. The design names no
-    # switch for this; the backend's is STREAMING_THINKING_MODELS (streaming/thinking.py), used here.
+    # switch for this; the backend's is STREAMING_THINKING_MODELS (streaming/relay/thinking.py), used here.
     settings.STREAMING_THINKING_MODELS = ["fake-model"]
     upstream.then(Script(server="vllm", tokens=["Hmm, the user", " asks.</th", "ink>", "The answer", "."]))
     socket = await open_socket()

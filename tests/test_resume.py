@@ -13,11 +13,12 @@ from channels.layers import get_channel_layer
 from channels.testing import HttpCommunicator, WebsocketCommunicator
 
 from chatproject.asgi import application
-from streaming import protocol, running
+from streaming import protocol
 from streaming.clients import client_of
+from streaming.deployment import running
+from streaming.deployment.shared import Entry, get_shared
+from streaming.deployment.worker import sweep_dead_workers, worker
 from streaming.models import Conversation, Exchange
-from streaming.shared import Entry, get_shared
-from streaming.worker import sweep_dead_workers, worker
 from tests.conftest import ORIGIN, dumps, group_of_session, layer_event, new_session, open_socket, prompt, texts
 from tests.fake_openai import Script
 

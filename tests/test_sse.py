@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streaming.sse import DataLines
+from streaming.provider.sse import DataLines
 
 STREAM = b'data: {"a":1}\n\n: a comment\r\nevent: message\r\ndata:{"b":"\xc3\xa9"}\r\n\r\ndata: [DONE]\n\n'
 

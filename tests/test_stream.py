@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 
-from streaming import running, streams
+from streaming import streams
+from streaming.deployment import running
 from streaming.models import Conversation, Exchange
 from tests.conftest import new_session, open_socket, prompt, texts
 from tests.fake_openai import Script

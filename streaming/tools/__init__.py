@@ -10,12 +10,12 @@ def order_status(number: int, *, caller: Caller) -> str:
 
 List the function's dotted path in `STREAMING_TOOLS`. `definition` is what a tool is; `registry` which tools there
 are and who is offered which; `running` how a call the model wrote runs; `builtin` the two tools that come with the
-app. How a call ended is `streaming.tool_outcome`, outside this package, since the pure parts of the relay (the
+app. How a call ended is `streaming.relay.tool_outcome`, outside this package, since the pure parts of the relay (the
 assembly of calls, the log's reads) need it without the registry.
 """
 
 from streaming.clients import Client as Caller
-from streaming.tool_outcome import (
+from streaming.relay.tool_outcome import (
     INVALID_ARGUMENTS,
     TOO_MANY_CALLS,
     TOOL_FAILED,

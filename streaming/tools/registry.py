@@ -15,9 +15,9 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from streaming import upstream
 from streaming.clients import Client as Caller
 from streaming.conf import app_settings
+from streaming.provider import upstream
 from streaming.tools.definition import Tool, tool_of
 
 _OPENAI_HOST = "api.openai.com"

@@ -30,7 +30,7 @@ from django.dispatch import receiver
 from streaming import errors
 from streaming.clients import Client as Caller
 from streaming.conf import app_settings
-from streaming.tool_outcome import (
+from streaming.relay.tool_outcome import (
     DONE,
     INVALID_ARGUMENTS,
     TOOL_FAILED,

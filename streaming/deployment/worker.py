@@ -37,16 +37,17 @@ from django.core.handlers.asgi import ASGIHandler
 from django.core.signals import request_started
 from django.dispatch import receiver
 
-from streaming import errors, protocol, running, selectors, services
+from streaming import errors, protocol, selectors, services
 from streaming.clients import Client
 from streaming.conf import app_settings
-from streaming.ending import Ending, end_frame
-from streaming.lag import loop_lag
-from streaming.publish import frame_event, publish_event
-from streaming.shared import get_shared
-from streaming.tool_calls import calls_in
-from streaming.transcript import Transcript
-from streaming.upstream import close_clients
+from streaming.deployment import running
+from streaming.deployment.lag import loop_lag
+from streaming.deployment.publish import frame_event, publish_event
+from streaming.deployment.shared import get_shared
+from streaming.provider.upstream import close_clients
+from streaming.relay.ending import Ending, end_frame
+from streaming.relay.tool_calls import calls_in
+from streaming.relay.transcript import Transcript
 
 logger = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from typing import Any
 
 from channels.layers import BaseChannelLayer
 
+from streaming.deployment.layers import LocalChannelLayer
+from streaming.deployment.redis_layer import RedisLayer
+from streaming.deployment.shared import Entry, RedisState, SharedState
 from streaming.errors import StoreUnavailable, StreamingError
-from streaming.layers import LocalChannelLayer
-from streaming.redis_layer import RedisLayer
-from streaming.shared import Entry, RedisState, SharedState
 
 # In one process, the longest a stream holds back for a socket that is behind before it sends anyway.
 PACING_TIMEOUT = 1.0

@@ -1,7 +1,7 @@
 """The model provider: one `AsyncOpenAI` client per process, and its streaming chunks reduced to what the relay needs.
 
 `get_client` is the only place the client is built. The demo model is the same client with a transport that answers
-in-process (see `streaming.demo`), so the demo exercises every line the real provider does.
+in-process (see `streaming.provider.demo`), so the demo exercises every line the real provider does.
 
 The SDK makes the request (authentication, retries, status errors), but the chunks of the answer are read from the
 raw SSE bytes (see `sse`) and parsed with orjson: building the SDK's typed chunk object costs about 200 µs per token,
@@ -23,8 +23,8 @@ from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolPara
 from streaming.conf import app_settings
 from streaming.errors import Truncated, UpstreamStreamError
 from streaming.protocol import Usage
-from streaming.sse import DataLines
-from streaming.tool_calls import CallFragment
+from streaming.provider.sse import DataLines
+from streaming.relay.tool_calls import CallFragment
 
 DEMO_MODEL = "demo"
 
@@ -58,7 +58,7 @@ async def close_clients() -> None:
 
 def _build_client() -> openai.AsyncOpenAI:
     if demo_enabled():
-        from streaming.demo import DemoTransport
+        from streaming.provider.demo import DemoTransport
 
         return openai.AsyncOpenAI(
             api_key="demo",

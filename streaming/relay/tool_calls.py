@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from streaming.tool_outcome import Outcome
+from streaming.relay.tool_outcome import Outcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,20 +29,29 @@ from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
-from streaming import errors, history, protocol, services, tools
+from streaming import errors, protocol, services, tools
 from streaming.clients import Client
 from streaming.conf import app_settings
-from streaming.ending import CANCELLED, Ending, end_frame
-from streaming.lag import loop_lag
-from streaming.outbox import Outbox
-from streaming.publish import frame_event, publish_event, publish_kept
-from streaming.shared import Entry, SharedState
-from streaming.thinking import ThinkSplitter
-from streaming.timing import Timing
-from streaming.tool_calls import ECHOED_REASONING_FIELD, Answered, Call, CallAssembler, MadeCall, Opened, round_messages
-from streaming.tool_outcome import STOPPED, TOO_MANY_CALLS, Outcome
-from streaming.transcript import Transcript
-from streaming.upstream import Piece, add_usage, stream_pieces
+from streaming.deployment.lag import loop_lag
+from streaming.deployment.publish import frame_event, publish_event, publish_kept
+from streaming.deployment.shared import Entry, SharedState
+from streaming.provider.upstream import Piece, add_usage, stream_pieces
+from streaming.relay import history
+from streaming.relay.ending import CANCELLED, Ending, end_frame
+from streaming.relay.outbox import Outbox
+from streaming.relay.thinking import ThinkSplitter
+from streaming.relay.timing import Timing
+from streaming.relay.tool_calls import (
+    ECHOED_REASONING_FIELD,
+    Answered,
+    Call,
+    CallAssembler,
+    MadeCall,
+    Opened,
+    round_messages,
+)
+from streaming.relay.tool_outcome import STOPPED, TOO_MANY_CALLS, Outcome
+from streaming.relay.transcript import Transcript
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from streaming import errors
 
 if TYPE_CHECKING:
-    from streaming.generation import Generation
+    from streaming.relay.generation import Generation
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from streaming.batching import Command, PipelineBatcher
 from streaming.conf import app_settings
+from streaming.deployment.batching import Command, PipelineBatcher
 from streaming.errors import StoreUnavailable
 
 

@@ -1,0 +1,9 @@
+"""The app as one worker of a deployment: what several daphne processes need to serve one conversation.
+
+- `worker`: this process's duties (heartbeat, the sweep of dead workers' streams, relayed cancels, the drain).
+- `running`: the streams this process runs.
+- `shared`: the state workers share (each stream's record, presence, liveness), in Redis or in memory.
+- `publish`, `batching`: a stream's frames kept in its record and published, many in one Redis pipeline.
+- `redis_layer`, `layers`: the channel layers (Redis pub/sub; in memory for one process).
+- `lag`: how late the event loop runs, which tells when the worker is overloaded.
+"""
