@@ -1003,6 +1003,24 @@ describe('versions: regenerate, edit, and the switch between them', () => {
     expect(prompts()[1]).toMatchObject({ content: 'Third question', parent: 'e-2' });
   });
 
+  it('on a touch screen Enter in the edit box is a new line, and Send sends', async () => {
+    vi.stubGlobal('matchMedia', (query) => ({
+      matches: query === '(pointer: coarse) and (hover: none)',
+      addEventListener() {},
+      removeEventListener() {},
+    }));
+    await openTree();
+    const first = byTestId(view.container, 'message-user')[0];
+    act(() => button('Edit', first).click());
+    const box = oneByRole(view.container, 'textbox', { name: 'Edit your message' });
+    act(() => {
+      box.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true, cancelable: true }));
+    });
+    expect(prompts()).toEqual([]);
+    act(() => button('Send', first).click());
+    expect(prompts()).toEqual([expect.objectContaining({ content: 'First question', edit: 'e-1' })]);
+  });
+
   it('Escape or Cancel gives the edit up, and nothing is sent', async () => {
     await openTree();
     const first = byTestId(view.container, 'message-user')[0];

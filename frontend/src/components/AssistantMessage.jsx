@@ -5,6 +5,7 @@ import { AnswerStats } from './AnswerStats.jsx';
 import { CopyButton } from './CopyButton.jsx';
 import { ErrorNotice } from './ErrorNotice.jsx';
 import { FeedbackControls } from './FeedbackControls.jsx';
+import { RegenerateIcon } from './icons.jsx';
 
 /**
  * One answer: its parts (thinking, text, tool calls), the server's word that it is overloaded while it streams, then
@@ -83,9 +84,7 @@ function RegenerateButton({ disabled, onClick }) {
       disabled={disabled}
       onClick={onClick}
     >
-      <svg viewBox="0 0 24 24" width="14" height="14" aria-hidden="true" focusable="false">
-        <path d="M20 11a8 8 0 1 0-2.3 5.7M20 4v7h-7" fill="none" stroke="currentColor" strokeWidth="2" />
-      </svg>
+      <RegenerateIcon />
     </button>
   );
 }

@@ -1,5 +1,6 @@
 import { useId, useRef, useState } from 'react';
 import { formatUpdated } from './format.js';
+import { PencilIcon, TrashIcon } from './icons.jsx';
 
 /**
  * The client's conversations, newest first, the New chat button, and a search box whose results replace the list
@@ -260,7 +261,7 @@ function ConversationEntry({ conversation, current, onNavigate, onRename, onDele
                   setMode('renaming');
                 }}
               >
-                <span aria-hidden="true">✎</span>
+                <PencilIcon />
               </button>
             )}
             {onDelete && (
@@ -276,7 +277,7 @@ function ConversationEntry({ conversation, current, onNavigate, onRename, onDele
                   setMode('confirming');
                 }}
               >
-                <span aria-hidden="true">🗑</span>
+                <TrashIcon />
               </button>
             )}
           </div>

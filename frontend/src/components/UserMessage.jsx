@@ -1,5 +1,7 @@
 import { useRef, useState } from 'react';
+import { useTouchTyping } from '../hooks/useTouchTyping.js';
 import { CopyButton } from './CopyButton.jsx';
+import { PencilIcon } from './icons.jsx';
 import { VersionSwitch } from './VersionSwitch.jsx';
 
 /** What a queued prompt waits for, in the person's words. */
@@ -73,9 +75,7 @@ export function UserMessage({
             disabled={editDisabled}
             onClick={() => setEditing(true)}
           >
-            <svg viewBox="0 0 24 24" width="14" height="14" aria-hidden="true" focusable="false">
-              <path d="M4 20h4L19 9l-4-4L4 16v4zM13.5 6.5l4 4" fill="none" stroke="currentColor" strokeWidth="2" />
-            </svg>
+            <PencilIcon />
           </button>
         )}
       </div>
@@ -84,12 +84,14 @@ export function UserMessage({
 }
 
 /**
- * The box an edited question is written in: Enter (without Shift) or Send asks again, Escape or Cancel gives up.
+ * The box an edited question is written in: Enter (without Shift) or Send asks again, Escape or Cancel gives up. On a
+ * touch screen Enter is a new line, as in the composer, and Send sends.
  * @param {{initial: string, disabled: boolean, maxChars?: number, onCancel: () => void,
  *   onSend: (content: string) => void}} props
  */
 function EditBox({ initial, disabled, maxChars, onCancel, onSend }) {
   const [text, setText] = useState(initial);
+  const touch = useTouchTyping();
   const blank = text.trim() === '';
   const tooLong = maxChars !== undefined && text.length > maxChars;
   const send = () => {
@@ -114,7 +116,7 @@ function EditBox({ initial, disabled, maxChars, onCancel, onSend }) {
           if (event.key === 'Escape') {
             event.stopPropagation();
             onCancel();
-          } else if (event.key === 'Enter' && !event.shiftKey && !event.nativeEvent.isComposing) {
+          } else if (event.key === 'Enter' && !event.shiftKey && !touch && !event.nativeEvent.isComposing) {
             event.preventDefault();
             send();
           }

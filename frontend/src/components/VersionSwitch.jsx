@@ -1,3 +1,5 @@
+import { ChevronLeftIcon, ChevronRightIcon } from './icons.jsx';
+
 /**
  * The "2 / 3" switch between the versions of a turn (its regenerated answers and edited questions). Shown only when
  * there is more than one.
@@ -17,7 +19,7 @@ export function VersionSwitch({ version, versions, onShow }) {
         disabled={version <= 1}
         onClick={() => show(version - 1)}
       >
-        <Chevron direction="left" />
+        <ChevronLeftIcon />
       </button>
       <span className="version-count" data-testid="version-count" aria-live="polite">
         <span aria-hidden="true">
@@ -35,17 +37,8 @@ export function VersionSwitch({ version, versions, onShow }) {
         disabled={version >= versions.length}
         onClick={() => show(version + 1)}
       >
-        <Chevron direction="right" />
+        <ChevronRightIcon />
       </button>
     </div>
-  );
-}
-
-function Chevron({ direction }) {
-  const d = direction === 'left' ? 'M15 5l-7 7 7 7' : 'M9 5l7 7-7 7';
-  return (
-    <svg viewBox="0 0 24 24" width="14" height="14" aria-hidden="true" focusable="false">
-      <path d={d} fill="none" stroke="currentColor" strokeWidth="2" />
-    </svg>
   );
 }
