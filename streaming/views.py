@@ -20,7 +20,7 @@ from django.urls import NoReverseMatch, reverse
 from django.views import csrf
 from django.views.decorators.http import require_GET, require_http_methods
 
-from streaming import protocol, selectors, services, streams
+from streaming import instructions, protocol, selectors, services, streams
 from streaming.clients import client_for
 from streaming.conf import app_settings
 from streaming.deployment.worker import worker
@@ -102,6 +102,8 @@ def chat(request: HttpRequest) -> HttpResponse:
         # Where to log in when the login expires (the socket closes with 4401), or to log in at all.
         "loginUrl": login_url(next_url=request.path),
         "loginRequired": app_settings.REQUIRE_LOGIN,
+        # So that the settings panel hides the system instruction from the start, not once `ready` says so.
+        "systemPinned": instructions.pinned(),
     }
     return render(request, "streaming/chat.html", {"chat_config": config})
 

@@ -318,3 +318,9 @@ def test_while_pinned_settings_with_a_system_instruction_are_a_403(browser, sett
     assert patch(browser, mine.id, {"settings": {"system": "", "temperature": 1}}).json()["settings"] == {
         "temperature": 1.0
     }
+
+
+def test_the_page_is_told_from_the_start_whether_the_system_instruction_is_pinned(browser, settings):
+    assert browser.get(reverse("streaming:chat")).context["chat_config"]["systemPinned"] is False
+    settings.STREAMING_SYSTEM_INSTRUCTION = PINNED
+    assert browser.get(reverse("streaming:chat")).context["chat_config"]["systemPinned"] is True

@@ -69,6 +69,7 @@ export function App({ config, createSocket }) {
     ready: socket.ready,
     models,
     defaultModel,
+    pinnedByConfig: config.systemPinned,
   });
   const model = conversationSettings.model;
   /** Only name a model in the frame when the person could pick one; otherwise the server's default applies. */

@@ -16,6 +16,7 @@
  * @property {string|null} logoutUrl
  * @property {string|null} loginUrl optional: shown as a "Log in" link for anonymous visitors
  * @property {boolean} loginRequired
+ * @property {boolean} systemPinned the server sets the system instruction itself (as `ready.system_pinned` says)
  */
 
 /** @type {ChatConfig} */
@@ -33,6 +34,7 @@ export const DEFAULT_CONFIG = {
   logoutUrl: null,
   loginUrl: null,
   loginRequired: false,
+  systemPinned: false,
 };
 
 /**

@@ -129,6 +129,14 @@ describe('useConversationSettings', () => {
     hook.unmount();
   });
 
+  it('takes the page config\'s word that the instruction is pinned until the socket says', () => {
+    const hook = renderHook(useConversationSettings, props({ ready: null, pinnedByConfig: true }));
+    expect(hook.result.current.pinned).toBe(true);
+    hook.rerender(props({ ready: READY, pinnedByConfig: true }));
+    expect(hook.result.current.pinned).toBe(false); // `ready` is the server's latest word
+    hook.unmount();
+  });
+
   it('saves a model picked in the composer for the open conversation', async () => {
     const save = vi.fn(async (_url, _id, settings) => ({ model: settings.model }));
     const hook = renderHook(useConversationSettings, props({ conversation: ID, save }));

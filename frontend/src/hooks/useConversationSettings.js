@@ -104,6 +104,7 @@ export function refusalMessage(failure) {
  * @param {string} options.csrfToken
  * @param {string|null} options.conversation the open conversation, from the reducer
  * @param {import('../state/types.js').ReadyFrame|null} options.ready `system_pinned` and the limits
+ * @param {boolean} [options.pinnedByConfig] what the page's config says of `system_pinned`, until `ready` says it
  * @param {string[]} options.models those the person may pick
  * @param {string} options.defaultModel
  * @param {typeof changeConversationSettings} [options.save] the API call (replaced in tests)
@@ -115,6 +116,7 @@ export function useConversationSettings({
   ready,
   models,
   defaultModel,
+  pinnedByConfig = false,
   save = changeConversationSettings,
 }) {
   const [settings, setSettings] = useState(DEFAULT_SETTINGS);
@@ -124,7 +126,7 @@ export function useConversationSettings({
   const [error, setError] = useState(/** @type {string|null} */ (null));
   const buttonRef = useRef(/** @type {HTMLButtonElement|null} */ (null));
   const current = useLatest(conversation);
-  const pinned = ready?.system_pinned === true;
+  const pinned = ready ? ready.system_pinned === true : pinnedByConfig;
   const maxTokens = limitsOf(ready).max_tokens;
   const model = settings.model && models.includes(settings.model) ? settings.model : defaultModel;
 
