@@ -214,6 +214,9 @@ STREAMING_MAX_PROMPT_CHARS = env_int("STREAMING_MAX_PROMPT_CHARS", 32_000)
 STREAMING_HISTORY_CHARS = env_int("STREAMING_HISTORY_CHARS", 48_000)
 STREAMING_MAX_TOKENS = env_int("STREAMING_MAX_TOKENS", 4096)
 STREAMING_MAX_STREAMS = env_int("STREAMING_MAX_STREAMS", 3)
+# Budgets per client (`streaming.budgets`): 0 or empty is no limit.
+STREAMING_PROMPTS_PER_MINUTE = env_int("STREAMING_PROMPTS_PER_MINUTE", 0) or None
+STREAMING_TOKENS_PER_DAY = env_int("STREAMING_TOKENS_PER_DAY", 0) or None
 STREAMING_MAX_FRAME_BYTES = env_int("STREAMING_MAX_FRAME_BYTES", 256 * 1024)
 # A stream is stopped after this many seconds, whether or not anyone still watches it.
 STREAMING_MAX_SECONDS = env_int("STREAMING_MAX_SECONDS", 600)
@@ -256,6 +259,11 @@ STREAMING_TOOL_CALLS_PER_ROUND = env_int("STREAMING_TOOL_CALLS_PER_ROUND", 8)
 STREAMING_TOOL_ARGUMENT_CHARS = env_int("STREAMING_TOOL_ARGUMENT_CHARS", 16_384)
 # Longest tool result the model is sent; a longer one is cut, and says so.
 STREAMING_TOOL_RESULT_CHARS = env_int("STREAMING_TOOL_RESULT_CHARS", 16_384)
+
+# --- Metrics ----------------------------------------------------------------------------------------------------------
+
+# The bearer token Prometheus must send to scrape `/metrics`; empty: no metrics endpoint.
+STREAMING_METRICS_TOKEN = env_str("STREAMING_METRICS_TOKEN") or None
 
 LOGGING = {
     "version": 1,

@@ -3,17 +3,25 @@ filterable by the feedback given.
 
 An anonymous visitor shows as the hash of their session key (see `streaming.clients`): staff can tell visitors apart
 without seeing the key, which would let them take over the visitor's chat.
+
+The exchanges' list links to a dashboard (`ExchangeAdmin.dashboard_view`): charts of the log's last days, whose
+figures `streaming.dashboard` aggregates in the database.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.template.defaultfilters import truncatechars
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 from django.utils.html import format_html
 
+from streaming import dashboard
 from streaming.models import Conversation, Exchange, ToolCall
 
 
@@ -96,6 +104,7 @@ class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
         "duration_ms",
         "prompt_tokens",
         "completion_tokens",
+        "counted_tokens",
     ]
     list_filter = ["status", "feedback", "model", "finish_reason", "demo", ("created", admin.DateFieldListFilter)]
     search_fields = ["prompt", "answer", "feedback_comment"]
@@ -111,6 +120,7 @@ class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
                     "parent",
                     "user",
                     "session_key",
+                    "address",
                     "client",
                     "request",
                     "created",
@@ -124,7 +134,16 @@ class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
         ("Feedback", {"fields": ["feedback", "feedback_comment_text", "feedback_at"]}),
         (
             "Timing and usage",
-            {"fields": ["first_output_ms", "ttft_ms", "duration_ms", "prompt_tokens", "completion_tokens"]},
+            {
+                "fields": [
+                    "first_output_ms",
+                    "ttft_ms",
+                    "duration_ms",
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "counted_tokens",
+                ]
+            },
         ),
     ]
     readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
@@ -145,6 +164,26 @@ class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
     @admin.display(description="comment")
     def feedback_comment_text(self, exchange: Exchange) -> str:
         return preformatted(exchange.feedback_comment)
+
+    def get_urls(self) -> list[URLPattern]:
+        page = path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="streaming_exchange_dashboard")
+        return [page, *super().get_urls()]
+
+    def dashboard_view(self, request: HttpRequest) -> TemplateResponse:
+        """The staff dashboard: charts of the log's last days (`streaming.dashboard`), for whoever may view it."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        figures = dashboard.dashboard_figures()
+        for row in figures["clients"]:
+            # As the log's lists show a client: `who` asks `user_id` only whether there is a user.
+            row["label"] = who(SimpleNamespace(user_id=row["user"], user=row["user"], client=row["client"]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Dashboard",
+            "figures": figures,
+        }
+        return TemplateResponse(request, "admin/streaming/exchange/dashboard.html", context)
 
 
 @admin.register(Conversation)

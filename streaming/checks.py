@@ -2,8 +2,8 @@
 (`manage.py check`, `runserver`, `migrate`).
 
 - E001: a wrong `STREAMING_TOOLS` entry.
-- E002: a host hook (`STREAMING_CLIENT`, `STREAMING_SYSTEM_INSTRUCTION`, `STREAMING_OFFERED_TOOLS`) that cannot be
-  imported.
+- E002: a host hook (`STREAMING_CLIENT`, `STREAMING_SYSTEM_INSTRUCTION`, `STREAMING_OFFERED_TOOLS`,
+  `STREAMING_BUDGET`) that cannot be imported.
 - E003: a Redis channel layer whose server the workers' shared state cannot tell (several hosts): workers would each
   keep their own, so no worker could replay, or sweep, another's streams.
 - E004: shared state in Redis (`STREAMING_REDIS_URL`) with a channel layer that is not: frames would never reach a
@@ -24,7 +24,7 @@ from django.utils.module_loading import import_string
 
 from streaming.conf import app_settings
 
-HOOKS = ("CLIENT", "SYSTEM_INSTRUCTION", "OFFERED_TOOLS")
+HOOKS = ("CLIENT", "SYSTEM_INSTRUCTION", "OFFERED_TOOLS", "BUDGET")
 
 
 def check_tools(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:

@@ -64,6 +64,12 @@ DEFAULTS: dict[str, Any] = {
     "BUFFER_DELTAS": 1024,
     # Lateness (ms) at which a stream tells its client the server is overloaded (`busy`).
     "BUSY_MS": 250,
+    # --- Budgets (`streaming.budgets`), counted per client; None: no limit ---
+    "PROMPTS_PER_MINUTE": None,
+    # Prompt and completion tokens as the model reports them, over every tool round; estimated when it reports none.
+    "TOKENS_PER_DAY": None,
+    # A dotted path to `(*, client) -> streaming.budgets.Budget`, for limits by group or plan. None: the two above.
+    "BUDGET": None,
     # --- Several workers ---
     # Where the workers keep what they share (streams' records, presence, liveness). None: the Redis server of
     # the default channel layer, when it is a Redis layer with one host; otherwise this process's memory.
@@ -98,6 +104,9 @@ DEFAULTS: dict[str, Any] = {
     "TOOL_CALLS_PER_ROUND": 8,
     "TOOL_ARGUMENT_CHARS": 16_384,
     "TOOL_RESULT_CHARS": 16_384,
+    # --- Metrics ---
+    # The bearer token a scrape of `/metrics` must send (`Authorization: Bearer <token>`). None: no endpoint (404).
+    "METRICS_TOKEN": None,
 }
 
 

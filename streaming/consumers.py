@@ -14,8 +14,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from streaming import errors, protocol, streams, tools
+from streaming.budgets import address_hash
 from streaming.clients import Client, client_for
 from streaming.conf import app_settings
+from streaming.deployment import metrics
 from streaming.deployment.shared import get_shared
 from streaming.deployment.worker import CLOSE_RESTARTING, worker
 from streaming.errors import BadRequest, NotAllowed, StreamingError
@@ -70,6 +72,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_ALLOWED if logged_in else CLOSE_LOGIN_REQUIRED)
             return
         self.client = client
+        # Where the socket comes from (daphne's `--proxy-headers` puts a proxy's X-Forwarded-For here), hashed.
+        self.address = address_hash((self.scope.get("client") or [None])[0])
         self.limits = streams.current_limits()
         await self.channel_layer.group_add(self.client.group, self.channel_name)
         self.joined = True
@@ -116,7 +120,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Start a stream and send its `start` to this socket at once: its copy through the client's group may be
         lost (the first second after a Redis restart, before the layer subscribes again), and a socket that never
         saw a stream's `start` would not follow it."""
-        start = await streams.stream_start(client=self.client, prompt=prompt, layer=self.channel_layer)
+        start = await streams.stream_start(
+            client=self.client, prompt=prompt, layer=self.channel_layer, address=self.address
+        )
         async with self._catching_up:
             if start["stream"] not in self.following and start["stream"] not in self.ended:
                 self._follow(start["stream"], Following())
@@ -255,4 +261,5 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=protocol.encode(frame))
 
     async def _send_error(self, error: Exception, *, request: str | None = None) -> None:
+        metrics.record_refusal(error)
         await self._send_frame(protocol.error_frame(error, request=request))

@@ -70,6 +70,26 @@ class NotFound(StreamingError):
     default_message = "There is no such conversation or stream."
 
 
+class OverLimit(StreamingError):
+    """The client is over one of its budgets (`streaming.budgets`); `retry_after_ms` says when it may try again."""
+
+    retryable = True
+
+    def __init__(self, message: str | None = None, *, retry_after_ms: int) -> None:
+        super().__init__(message)
+        self.retry_after_ms = max(0, retry_after_ms)
+
+
+class TooManyPrompts(OverLimit):
+    code = "too_many_prompts"
+    default_message = "You have sent too many prompts in the last minute."
+
+
+class OverTokenBudget(OverLimit):
+    code = "over_token_budget"
+    default_message = "You have used today's budget of tokens."
+
+
 class TooManyStreams(StreamingError):
     """The client already runs as many streams as it may."""
 

@@ -75,6 +75,13 @@ class Exchange(models.Model):
         verbose_name="session hash",
         help_text="The SHA-256 of an anonymous visitor's session key; the key itself is never stored.",
     )
+    address = models.CharField(
+        max_length=64,
+        blank=True,
+        verbose_name="address hash",
+        help_text="The SHA-256 of the address an anonymous visitor asked from, so that a new session is not a new "
+        "budget; the address itself is never stored.",
+    )
     request = models.CharField(max_length=64, help_text="The id the client gave its prompt.")
     model = models.CharField(max_length=100, db_index=True)
     demo = models.BooleanField(default=False, help_text="Answered by the built-in demo model.")
@@ -101,6 +108,12 @@ class Exchange(models.Model):
         null=True, blank=True, verbose_name="time to first output (ms)", help_text="Reasoning, a tool call or text."
     )
     duration_ms = models.PositiveIntegerField(null=True, blank=True, verbose_name="duration (ms)")
+    counted_tokens = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="What the answer cost of its client's budget: the tokens the model reported, or an estimate from "
+        "what was relayed when it reported none (cancelled, cut off).",
+    )
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -112,7 +125,24 @@ class Exchange(models.Model):
 
     class Meta:
         ordering = ["-created"]
-        indexes = [models.Index(fields=["client", "status"])]
+        indexes = [
+            models.Index(fields=["client", "status"]),
+            models.Index(fields=["client", "created"]),  # the budgets' windows
+            models.Index(fields=["address", "created"]),
+            # The staff dashboard (`streaming.dashboard`) reads its window from these alone: on PostgreSQL an
+            # index-only scan, never the rows' wide prompt, answer and layout.
+            models.Index(
+                fields=["created"],
+                include=["model", "ttft_ms", "prompt_tokens", "completion_tokens", "counted_tokens", "client", "user"],
+                name="streaming_exchange_dashboard",
+            ),
+            models.Index(
+                fields=["created"],
+                include=["error_code"],
+                condition=~models.Q(error_code=""),
+                name="streaming_exchange_errors",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.prompt[:60]} ({self.status})"

@@ -15,7 +15,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 import orjson
 
-from streaming.errors import BadRequest, NotAllowed, StreamingError
+from streaming.errors import BadRequest, NotAllowed, OverLimit, StreamingError
 
 PROTOCOL_VERSION = 2
 MAX_REQUEST_ID_CHARS = 64
@@ -354,6 +354,7 @@ class ErrorFrame(TypedDict):
     code: str
     message: str
     retryable: bool
+    retry_after_ms: NotRequired[int]
     stream: NotRequired[str]
     request: NotRequired[str]
 
@@ -468,6 +469,8 @@ def error_frame(error: Exception, *, stream: uuid.UUID | str | None = None, requ
         "message": known.message,
         "retryable": known.retryable,
     }
+    if isinstance(known, OverLimit):
+        frame["retry_after_ms"] = known.retry_after_ms
     if stream is not None:
         frame["stream"] = str(stream)
     if request is not None:

@@ -11,10 +11,12 @@ import uuid
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models.expressions import CombinedExpression
+from django.db.models.functions import Length
 from django.utils import timezone
 from openai.types.chat import ChatCompletionMessageParam
 
-from streaming import instructions, signals
+from streaming import budgets, instructions, signals
 from streaming.clients import Client
 from streaming.conf import app_settings
 from streaming.errors import BadRequest, NotFound, StillStreaming, StreamingError, TooManyStreams
@@ -31,12 +33,15 @@ TITLE_MAX_CHARS = 200  # of a title the person gives (the column's length)
 
 
 def exchange_start(
-    *, client: Client, prompt: Prompt, demo: bool, worker: str
+    *, client: Client, prompt: Prompt, demo: bool, worker: str, address: str = ""
 ) -> tuple[Exchange, list[ChatCompletionMessageParam]]:
     """Record an accepted prompt and return its exchange with the messages to send the model.
 
+    `address` is the hash of where the prompt came from (`budgets.address_hash`), kept for an anonymous client.
+
     Raises:
         TooManyStreams: the client already runs `STREAMING_MAX_STREAMS` streams.
+        TooManyPrompts, OverTokenBudget: the client is over a budget (`streaming.budgets`); nothing is saved.
         NotFound: `prompt.conversation` is not one of the client's conversations.
         PromptTooLong: the prompt with its system instruction is longer than `STREAMING_HISTORY_CHARS`; nothing
             is saved.
@@ -44,6 +49,8 @@ def exchange_start(
     with transaction.atomic():
         if _running_streams(client) >= app_settings.MAX_STREAMS:
             raise TooManyStreams()
+        anonymous_address = address if client.user_id is None else ""
+        budgets.check(client=client, address=anonymous_address, now=timezone.now())
         conversation = _conversation_for(client=client, prompt=prompt)
         # A new conversation has no earlier turns: no query for them.
         tree = conversation_tree(conversation=conversation) if prompt.conversation is not None else {}
@@ -60,6 +67,7 @@ def exchange_start(
             client=client.key,
             user_id=client.user_id,
             session_key=client.session_hash,
+            address=anonymous_address,
             request=prompt.request,
             model=prompt.model,
             demo=demo,
@@ -120,6 +128,7 @@ def exchange_finish(
             duration_ms=ending.duration_ms,
             prompt_tokens=usage["prompt_tokens"] if usage else None,
             completion_tokens=usage["completion_tokens"] if usage else None,
+            counted_tokens=usage["total_tokens"] if usage else _estimated_cost(transcript, calls),
             error_code=ending.error.code if ending.error else "",
             error_message=ending.error.message if ending.error else "",
             finished=timezone.now(),
@@ -129,6 +138,14 @@ def exchange_finish(
     if updated:
         _finished(exchange_id)
     return updated == 1
+
+
+def _estimated_cost(transcript: Transcript, calls: list[MadeCall] | None) -> CombinedExpression:
+    """What an answer the model reported no usage for costs its client's budget: the prompt, and everything the
+    model was seen writing (text, reasoning, tool arguments), at `budgets.CHARS_PER_TOKEN`. The earlier turns it was
+    sent are not counted: a lower bound, so that an estimate never refuses someone the model would not have."""
+    written = len(transcript.answer) + len(transcript.reasoning) + sum(len(c.call.arguments_text) for c in calls or [])
+    return Length("prompt") / budgets.CHARS_PER_TOKEN + budgets.estimated_tokens(written)
 
 
 def _finished(exchange_id: uuid.UUID) -> None:
@@ -273,7 +290,7 @@ def exchange_interrupt(
     Returns whether this call did it: of several workers sweeping at once, exactly one does.
     """
     with transaction.atomic():
-        updated = _interrupt(exchange_id, transcript, error)
+        updated = _interrupt(exchange_id, transcript, error, calls)
         if updated and calls:
             ToolCall.objects.bulk_create(_call_rows(exchange_id, calls))
     if updated:
@@ -281,13 +298,16 @@ def exchange_interrupt(
     return updated
 
 
-def _interrupt(exchange_id: uuid.UUID, transcript: Transcript, error: StreamingError) -> bool:
+def _interrupt(
+    exchange_id: uuid.UUID, transcript: Transcript, error: StreamingError, calls: list[MadeCall] | None
+) -> bool:
     updated = Exchange.objects.filter(id=exchange_id, status=Exchange.Status.STREAMING).update(
         status=Exchange.Status.INTERRUPTED,
         answer=transcript.answer,
         reasoning=transcript.reasoning,
         last_seq=len(transcript.deltas),
         layout=transcript.layout,
+        counted_tokens=_estimated_cost(transcript, calls),
         error_code=error.code,
         error_message=error.message,
         finished=timezone.now(),

@@ -39,8 +39,12 @@ def current_limits() -> protocol.Limits:
     )
 
 
-async def stream_start(*, client: Client, prompt: protocol.Prompt, layer: BaseChannelLayer) -> protocol.StartFrame:
+async def stream_start(
+    *, client: Client, prompt: protocol.Prompt, layer: BaseChannelLayer, address: str = ""
+) -> protocol.StartFrame:
     """Record the prompt, tell the client's sockets, and start generating; returns the `start` frame.
+
+    `address` is the hash of where the prompt came from, which the budgets of anonymous clients count by.
 
     Raises `ShuttingDown` while this worker drains, and the errors of `services.exchange_start`, before anything
     is sent.
@@ -50,7 +54,7 @@ async def stream_start(*, client: Client, prompt: protocol.Prompt, layer: BaseCh
     started = time.monotonic()
     demo = demo_enabled()
     exchange, messages = await database_sync_to_async(services.exchange_start)(
-        client=client, prompt=prompt, demo=demo, worker=worker.id
+        client=client, prompt=prompt, demo=demo, worker=worker.id, address=address
     )
     shared = get_shared()
     generation = Generation(

@@ -17,4 +17,5 @@ urlpatterns = [
     path("api/conversations/<uuid:conversation_id>/", views.conversation_detail, name="conversation-detail"),
     path("api/exchanges/<uuid:exchange_id>/feedback/", views.exchange_feedback, name="exchange-feedback"),
     path("healthz", views.health, name="health"),
+    path("metrics", views.metrics, name="metrics"),
 ]

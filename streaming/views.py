@@ -3,6 +3,7 @@ feedback on an answer); the stream itself is the WebSocket."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import uuid
 from collections.abc import Callable
@@ -13,16 +14,26 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse, QueryDict
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseForbidden,
+    HttpResponseNotAllowed,
+    HttpResponseNotFound,
+    JsonResponse,
+    QueryDict,
+)
 from django.middleware.csrf import get_token
 from django.shortcuts import render, resolve_url
 from django.urls import NoReverseMatch, reverse
 from django.views import csrf
 from django.views.decorators.http import require_GET, require_http_methods
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from streaming import instructions, protocol, selectors, services, streams
 from streaming.clients import client_for
 from streaming.conf import app_settings
+from streaming.deployment.metrics import exposition
 from streaming.deployment.worker import worker
 from streaming.errors import (
     BadRequest,
@@ -227,6 +238,22 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     if match is not None and getattr(match.func, "answers_json", False):
         return error_response(CsrfFailed())
     return csrf.csrf_failure(request, reason=reason)
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus' scrape (see `deployment.metrics`): not found unless `STREAMING_METRICS_TOKEN` is set, and then
+    only for a request that bears it."""
+    token = app_settings.METRICS_TOKEN
+    if not token:
+        return HttpResponseNotFound()
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        refused = HttpResponse("unauthorized", content_type="text/plain", status=401)
+        refused["WWW-Authenticate"] = "Bearer"
+        return refused
+    if request.method not in {"GET", "HEAD"}:
+        return HttpResponseNotAllowed(["GET", "HEAD"])
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
 def health(request: HttpRequest) -> HttpResponse:

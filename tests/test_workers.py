@@ -11,6 +11,8 @@ import asyncio
 import json
 import signal
 import socket
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from http.cookiejar import CookieJar
@@ -22,7 +24,7 @@ import websockets
 
 from tests.conftest import Socket, prompt, texts
 from tests.fake_openai import FakeOpenAI, Script
-from tests.live import Daphne, close_code, drop_live_database, live_database_url, production_env
+from tests.live import ROOT, Daphne, close_code, drop_live_database, live_database_url, production_env
 
 pytestmark = pytest.mark.redis
 
@@ -275,3 +277,35 @@ async def test_sigterm_lets_a_short_stream_finish_and_interrupts_a_long_one(clus
     assert exit_code == 0, stopping.output()
     assert closed_with == 4012, stopping.output()  # "restarting", after the ends, which it heard first
     await on_survivor.close()
+
+
+async def test_two_workers_count_one_clients_prompts_against_one_budget(cluster_env, upstream_for_workers):
+    # Every socket of these tests comes from 127.0.0.1, and an anonymous client is counted by its address too: the
+    # other tests' prompts of the last minute must not count here.
+    env, _ = cluster_env
+    forget = "from streaming.models import Exchange; Exchange.objects.update(address='')"
+    await asyncio.to_thread(
+        subprocess.run, [sys.executable, "manage.py", "shell", "-c", forget], env=env, cwd=ROOT, check=True
+    )
+    a = start_worker("budget-a", cluster_env, STREAMING_PROMPTS_PER_MINUTE="2")
+    b = start_worker("budget-b", cluster_env, STREAMING_PROMPTS_PER_MINUTE="2")
+    try:
+        session = browser_session(a)
+        on_a, on_b = await connect(a, session), await connect(b, session)
+        await on_a.send(prompt(request="one"))
+        await on_a.stream_to_end()
+        await on_b.stream_to_end()
+        await on_b.send(prompt(request="two"))
+        await on_b.stream_to_end()
+        await on_a.stream_to_end()
+
+        await on_a.send(prompt(request="three"))
+        refused = await on_a.receive()
+
+        assert (refused["type"], refused["code"], refused["request"]) == ("error", "too_many_prompts", "three")
+        assert 0 < refused["retry_after_ms"] <= 60_000
+        await on_a.close()
+        await on_b.close()
+    finally:
+        a.stop()
+        b.stop()

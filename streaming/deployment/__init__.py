@@ -6,4 +6,5 @@
 - `publish`, `batching`: a stream's frames kept in its record and published, many in one Redis pipeline.
 - `redis_layer`, `layers`: the channel layers (Redis pub/sub; in memory for one process).
 - `lag`: how late the event loop runs, which tells when the worker is overloaded.
+- `metrics`: what the worker reports to Prometheus (`/metrics`), summed over a host's workers in multi-process mode.
 """

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from streaming.conf import app_settings
+from streaming.deployment import metrics
 
 INTERVAL = 0.1  # seconds between measurements: ten timers a second cost nothing next to the relay's work
 
@@ -39,7 +40,9 @@ class LoopLag:
         while True:
             due = loop.time() + INTERVAL
             await asyncio.sleep(INTERVAL)
-            self.observe((loop.time() - due) * 1000, threshold_ms=app_settings.BUSY_MS)
+            lag_ms = (loop.time() - due) * 1000
+            self.observe(lag_ms, threshold_ms=app_settings.BUSY_MS)
+            metrics.record_lag(lag_ms)
 
 
 loop_lag = LoopLag()

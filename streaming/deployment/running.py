@@ -13,6 +13,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from streaming import errors
+from streaming.deployment import metrics
 
 if TYPE_CHECKING:
     from streaming.relay.generation import Generation
@@ -27,6 +28,7 @@ def add(generation: Generation) -> asyncio.Task[None]:
     stream = generation.stream
     task = asyncio.create_task(generation.run(), name=f"stream-{stream}")
     _running[stream] = (generation, task)
+    metrics.stream_started(generation.model)
     task.add_done_callback(lambda done: _forget(stream, done))
     return task
 
@@ -77,6 +79,7 @@ async def finish_within(seconds: float, error: errors.StreamingError) -> None:
 
 def _forget(stream: uuid.UUID, task: asyncio.Task[None]) -> None:
     _running.pop(stream, None)
+    metrics.stream_forgotten()
     if not task.cancelled() and task.exception() is not None:
         exc = task.exception()
         logger.error("stream %s ended with an unhandled %s at:\n%s", stream, errors.describe(exc), errors.where(exc))

@@ -32,6 +32,7 @@ from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolPara
 from streaming import errors, protocol, services, tools
 from streaming.clients import Client
 from streaming.conf import app_settings
+from streaming.deployment import metrics
 from streaming.deployment.lag import loop_lag
 from streaming.deployment.publish import frame_event, publish_event, publish_kept
 from streaming.deployment.shared import Entry, SharedState
@@ -293,6 +294,7 @@ class Generation:
                 caller=self.client,
                 offered=[tool.name for tool in self.tools],
             )
+        metrics.record_tool_call(made.call.name, made.outcome, offered=[tool.name for tool in self.tools])
         await outbox.put("tool_result", extra=made)
 
     async def _stop_when_nobody_watches(self) -> None:
@@ -383,6 +385,7 @@ class Generation:
             ttft_ms=self.timing.ttft_ms(),
             first_output_ms=self.timing.first_output_ms(),
         )
+        metrics.record_end(ending, model=self.model)
         saved = await self._save(ending)
         if saved is False:
             logger.warning("stream %s was logged as ended elsewhere (taken for dead); its end is not sent", self.stream)

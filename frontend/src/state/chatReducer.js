@@ -38,6 +38,8 @@ export const LOGIN_REQUIRED = 'login_required';
 /** The error codes whose `retryable` is true (docs/protocol.md), for errors the API gives without it. */
 const RETRYABLE_CODES = new Set([
   'too_many_streams',
+  'too_many_prompts',
+  'over_token_budget',
   'rate_limited',
   'upstream_unavailable',
   'interrupted',
