@@ -133,7 +133,16 @@ class Exchange(models.Model):
             # index-only scan, never the rows' wide prompt, answer and layout.
             models.Index(
                 fields=["created"],
-                include=["model", "ttft_ms", "prompt_tokens", "completion_tokens", "counted_tokens", "client", "user"],
+                include=[
+                    "id",
+                    "model",
+                    "ttft_ms",
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "counted_tokens",
+                    "client",
+                    "user",
+                ],
                 name="streaming_exchange_dashboard",
             ),
             models.Index(

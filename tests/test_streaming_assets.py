@@ -102,3 +102,19 @@ def test_a_host_overrides_the_chat_page_from_its_own_templates(client, settings,
     settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path]}]
     page = client.get(reverse("streaming:chat")).content.decode()
     assert "<h1>My product</h1>" in page and "/static/streaming/assets/" in page
+
+
+def test_another_entry_is_named_by_its_argument_and_shares_the_chunks(manifest, settings):
+    manifest.write_text(
+        json.dumps({**MANIFEST, "src/dashboard.js": {"file": "assets/dashboard-xyz.js", "imports": ["_vendor-def.js"]}})
+    )
+    tags = Template('{% load streaming_assets %}{% streaming_assets "src/dashboard.js" %}').render(Context())
+    assert tags.splitlines() == [
+        '<link rel="stylesheet" href="/static/streaming/assets/vendor-def.css">',
+        '<link rel="modulepreload" href="/static/streaming/assets/vendor-def.js">',
+        '<script type="module" src="/static/streaming/assets/dashboard-xyz.js"></script>',
+    ]
+    assert "main-abc.js" in render()  # the default entry is still the chat's
+    settings.STREAMING_VITE_DEV_SERVER = "http://localhost:5173"
+    tags = Template('{% load streaming_assets %}{% streaming_assets "src/dashboard.js" %}').render(Context())
+    assert tags.endswith('<script type="module" src="http://localhost:5173/src/dashboard.js"></script>')

@@ -1,4 +1,5 @@
-"""`{% streaming_assets %}`: the chat page's stylesheets and scripts, as `<link>` and `<script type="module">` tags.
+"""`{% streaming_assets %}`: the chat page's stylesheets and scripts, as `<link>` and `<script type="module">` tags;
+`{% streaming_assets "src/dashboard.js" %}` those of another entry of the bundle (the admin's dashboard).
 
 The app ships its frontend built (`frontend/` is its source): Vite writes the bundle into the app's static files,
 `streaming/static/streaming/`, with a manifest that maps the entry to its hashed files. This tag reads that manifest
@@ -68,7 +69,7 @@ def bundle_from_manifest(manifest: dict[str, Any], entry: str = ENTRY) -> Bundle
 
 
 @functools.cache
-def _read_bundle() -> Bundle:
+def _read_bundle(entry: str = ENTRY) -> Bundle:
     # functools.cache keeps no exception: a bundle built after a page said it was missing is found by the next page.
     try:
         manifest = json.loads(MANIFEST.read_text())
@@ -79,23 +80,24 @@ def _read_bundle() -> Bundle:
         ) from None
     except ValueError as exc:
         raise BundleMissing(f"The frontend's manifest {MANIFEST} is not valid JSON ({exc}): rebuild it.") from None
-    return bundle_from_manifest(manifest)
+    return bundle_from_manifest(manifest, entry)
 
 
-def built_bundle() -> Bundle:
-    """The bundle as the manifest names it; read again at every call in DEBUG, where a rebuild must show."""
+def built_bundle(entry: str = ENTRY) -> Bundle:
+    """The entry's bundle as the manifest names it; read again at every call in DEBUG, where a rebuild must show."""
     if settings.DEBUG:
         _read_bundle.cache_clear()
-    return _read_bundle()
+    return _read_bundle(entry)
 
 
 @register.simple_tag
-def streaming_assets() -> SafeString:
-    """The tags that load the chat's frontend, for the page's `<head>`; or, when it is not built, a message."""
+def streaming_assets(entry: str = ENTRY) -> SafeString:
+    """The tags that load an entry of the frontend (the chat's by default), for the page's `<head>`; or, when it is
+    not built, a message."""
     if app_settings.VITE_DEV_SERVER:
-        return dev_server_tags(app_settings.VITE_DEV_SERVER.rstrip("/"))
+        return dev_server_tags(app_settings.VITE_DEV_SERVER.rstrip("/"), entry)
     try:
-        bundle = built_bundle()
+        bundle = built_bundle(entry)
     except BundleMissing as missing:
         logger.error("%s", missing)
         return format_html('<p class="bundle-missing" role="alert">{}</p>', str(missing))
@@ -105,7 +107,7 @@ def streaming_assets() -> SafeString:
     return mark_safe("\n".join(tags))  # each tag is escaped by format_html
 
 
-def dev_server_tags(origin: str) -> SafeString:
+def dev_server_tags(origin: str, entry: str = ENTRY) -> SafeString:
     """Vite's client, the React refresh preamble that @vitejs/plugin-react expects before any component, and the
     entry's source, all from the dev server (Vite itself adds the stylesheets the modules import)."""
     runtime = json.dumps(f"{origin}/@react-refresh").replace("<", "\\u003c")  # a JS string that cannot end the tag
@@ -119,5 +121,5 @@ def dev_server_tags(origin: str) -> SafeString:
     return mark_safe(
         f'<script type="module">\n{preamble}\n</script>\n'
         + format_html('<script type="module" src="{}/@vite/client"></script>\n', origin)
-        + format_html('<script type="module" src="{}/{}"></script>', origin, ENTRY)
+        + format_html('<script type="module" src="{}/{}"></script>', origin, entry)
     )
