@@ -125,13 +125,7 @@ def measure() -> list[tuple[str, float]]:
         file=sys.stderr,
     )
     figures = []
-    for selector in [
-        dashboard.exchanges_per_day,
-        dashboard.ttft_percentiles_per_model,
-        dashboard.errors_by_code,
-        dashboard.clients_heaviest,
-        dashboard.tool_calls_by_tool,
-    ]:
+    for selector in dashboard.SELECTORS.values():
         median, _ = timed(selector, since=since)
         figures.append((selector.__name__, median))
     median, _ = timed(dashboard.dashboard_figures)

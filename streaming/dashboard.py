@@ -177,16 +177,22 @@ def tool_calls_by_tool(*, since: datetime.datetime) -> list[dict[str, Any]]:
     return [{"tool": row.pop("name"), **row} for row in rows]
 
 
+# Each chart's selector, by the key its figures have in `dashboard_figures` (the benchmark times them one by one).
+SELECTORS = {
+    "per_day": exchanges_per_day,
+    "ttft": ttft_percentiles_per_model,
+    "errors": errors_by_code,
+    "clients": clients_heaviest,
+    "tools": tool_calls_by_tool,
+}
+
+
 def dashboard_figures(*, now: datetime.datetime | None = None) -> dict[str, Any]:
     """Every figure of the dashboard, for the window that ends `now`: `since` (ISO), `days`, and one list per
     chart (`per_day`, `ttft`, `errors`, `clients`, `tools`)."""
     since = dashboard_since(now=now)
-    return {
-        "since": since.isoformat(),
-        "days": WINDOW_DAYS,
-        "per_day": exchanges_per_day(since=since, now=now),
-        "ttft": ttft_percentiles_per_model(since=since),
-        "errors": errors_by_code(since=since),
-        "clients": clients_heaviest(since=since),
-        "tools": tool_calls_by_tool(since=since),
-    }
+    figures: dict[str, Any] = {"since": since.isoformat(), "days": WINDOW_DAYS}
+    for key, selector in SELECTORS.items():
+        # The days run up to `now`, so that a day with no exchanges is a bar of zero, not a missing one.
+        figures[key] = selector(since=since, now=now) if selector is exchanges_per_day else selector(since=since)
+    return figures

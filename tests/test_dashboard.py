@@ -112,13 +112,7 @@ def test_the_figures_of_a_known_log_deleted_conversations_counted(log, now):
 
 def test_each_figure_is_one_query_the_clients_two_for_their_names(log, now):
     since = dashboard.dashboard_since(now=now)
-    for selector in [
-        dashboard.exchanges_per_day,
-        dashboard.ttft_percentiles_per_model,
-        dashboard.errors_by_code,
-        dashboard.clients_heaviest,
-        dashboard.tool_calls_by_tool,
-    ]:
+    for selector in dashboard.SELECTORS.values():
         with CaptureQueriesContext(connection) as queries:
             selector(since=since)
         assert len(queries) == (2 if selector is dashboard.clients_heaviest else 1), selector.__name__
