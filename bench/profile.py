@@ -81,6 +81,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.Namespac
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--tokens", type=int, default=400)
     parser.add_argument("--reasoning", type=int, default=0, help="reasoning tokens before each answer's text")
+    parser.add_argument("--ramp", type=float, help="seconds over which prompts are spread (default: bench.run's)")
     parser.add_argument("--sample-rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "bench-profile", help="raw samples")
     parser.add_argument("--database", choices=["auto", "postgres", "sqlite"], default="auto")
@@ -92,6 +93,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.Namespac
             f"--reasoning={options.reasoning}",
             f"--layers={options.layers}",
             f"--database={options.database}",
+            *([f"--ramp={options.ramp}"] if options.ramp is not None else []),
         ]
     )
     return options, bench_options
@@ -127,7 +129,7 @@ def profile(bench: run.Bench, servers: stack.Workers, options: argparse.Namespac
     plan = bench.plan("relay", servers.ws_urls, options.concurrency)
     if not options.rate:
         plan.ramp, plan.procs = 0, 1
-    seconds = plan.ramp + (plan.answer_seconds or 3)
+    seconds = plan.ramp + (plan.answer_seconds or 3) + 2  # and the ends, saved after the last token
     started = load.start(plan)
     sampling = ["-r", str(options.sample_rate), "-d", f"{seconds:.0f}", "-f", "raw", "-o", str(folded)]
     recorder = subprocess.Popen(

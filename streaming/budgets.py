@@ -20,11 +20,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import QuerySet, Sum
+from django.db.models import Aggregate, Count, QuerySet, Sum
 from django.utils.module_loading import import_string
 
 from streaming.clients import Client
@@ -69,27 +71,99 @@ def check(*, client: Client, address: str, now: datetime) -> None:
     Raises:
         TooManyPrompts, OverTokenBudget: with `retry_after_ms`, the earliest the client may try again.
     """
-    budget = budget_for(client)
-    if budget.prompts_per_minute is None and budget.tokens_per_day is None:
-        return
-    _take_turns(client, address)
-    for rows in _counted_rows(client, address):
-        if budget.prompts_per_minute is not None:
-            _check_prompts(rows, budget.prompts_per_minute, now)
-        if budget.tokens_per_day is not None:
-            _check_tokens(rows, budget.tokens_per_day, now)
+    Ledger.read([(client, address)], now=now).admit(client, address)
 
 
-def _take_turns(client: Client, address: str) -> None:
-    """On PostgreSQL, the prompts of one client (and of one anonymous address) are admitted one at a time, whichever
-    worker takes them: a lock held to the end of the transaction, so that two prompts at once cannot both be counted
-    under the limit. SQLite is one process's database, whose writes are one at a time anyway."""
+class Ledger:
+    """What the clients of a batch of prompts have used, read in one query per limit for the whole batch, and the
+    prompts of the batch admitted so far: a burst of prompts is checked in a few queries, not a few per prompt.
+
+    Build it with `read` in the transaction that records the batch, then `admit` each prompt in order: the batch's
+    earlier prompts count against the later ones, as rows would.
+    """
+
+    def __init__(self, now: datetime, budgets: dict[str, Budget]) -> None:
+        self.now = now
+        self.budgets = budgets  # by client key, for the clients that have limits
+        self.prompts: Counter[str] = Counter()  # by counted key: prompts in the last minute, this batch's included
+        self.tokens: Counter[str] = Counter()  # by counted key: tokens of the last day
+
+    @classmethod
+    def read(cls, requests: Iterable[tuple[Client, str]], *, now: datetime) -> Ledger:
+        """The usage of every limited client (and anonymous address) among `requests`, `(client, address)` pairs."""
+        limited = [(client, address, budget_for(client)) for client, address in requests]
+        limited = [(c, a, b) for c, a, b in limited if b.prompts_per_minute is not None or b.tokens_per_day is not None]
+        ledger = cls(now, {client.key: budget for client, _, budget in limited})
+        if not limited:
+            return ledger
+        keys = sorted({key for client, address, _ in limited for key in _counted_keys(client, address)})
+        _take_turns(keys)
+        clients = [key for key in keys if not key.startswith(ADDRESS)]
+        addresses = [key.removeprefix(ADDRESS) for key in keys if key.startswith(ADDRESS)]
+        if any(budget.prompts_per_minute is not None for _, _, budget in limited):
+            recent = Exchange.objects.filter(created__gt=now - MINUTE)
+            ledger.prompts.update(_per_key(recent, clients, addresses, Count("id")))
+        if any(budget.tokens_per_day is not None for _, _, budget in limited):
+            today = Exchange.objects.filter(created__gt=now - DAY, counted_tokens__isnull=False)
+            ledger.tokens.update(_per_key(today, clients, addresses, Sum("counted_tokens")))
+        return ledger
+
+    def admit(self, client: Client, address: str) -> None:
+        """Count one more prompt of `client`, or refuse it (nothing is counted then).
+
+        Raises:
+            TooManyPrompts, OverTokenBudget: with `retry_after_ms`, the earliest the client may try again.
+        """
+        budget = self.budgets.get(client.key)
+        if budget is None:
+            return
+        keys = _counted_keys(client, address)
+        for key in keys:
+            if budget.prompts_per_minute is not None and self.prompts[key] >= budget.prompts_per_minute:
+                _refuse_prompts(key, self.prompts[key], budget.prompts_per_minute, self.now)
+            if budget.tokens_per_day is not None and self.tokens[key] >= budget.tokens_per_day:
+                _refuse_tokens(key, self.tokens[key], budget.tokens_per_day, self.now)
+        for key in keys:
+            self.prompts[key] += 1
+
+
+ADDRESS = "address:"  # the prefix of an anonymous address among the counted keys
+
+
+def _counted_keys(client: Client, address: str) -> list[str]:
+    """Who a prompt counts against: its client, and an anonymous client's address too."""
+    return [client.key, *([ADDRESS + address] if client.user_id is None and address else [])]
+
+
+def _rows_of(key: str) -> QuerySet[Exchange]:
+    if key.startswith(ADDRESS):
+        return Exchange.objects.filter(address=key.removeprefix(ADDRESS))
+    return Exchange.objects.filter(client=key)
+
+
+def _per_key(rows: QuerySet[Exchange], clients: list[str], addresses: list[str], total: Aggregate) -> dict[str, int]:
+    counted: dict[str, int] = {}
+    if clients:
+        for key, value in rows.filter(client__in=clients).values_list("client").annotate(total):
+            counted[key] = value or 0
+    if addresses:
+        for key, value in rows.filter(address__in=addresses).values_list("address").annotate(total):
+            counted[ADDRESS + key] = value or 0
+    return counted
+
+
+def _take_turns(keys: list[str]) -> None:
+    """On PostgreSQL, the prompts of one client (and of one anonymous address) are admitted one batch at a time,
+    whichever worker takes them: locks held to the end of the transaction, so that two prompts at once cannot both
+    be counted under the limit. Taken in one statement in sorted order, so that two batches never wait for each
+    other's locks. SQLite is one process's database, whose writes are one at a time anyway."""
     if connection.vendor != "postgresql":
         return
-    keys = sorted({client.key, *([f"address:{address}"] if client.user_id is None and address else [])})
     with connection.cursor() as cursor:
-        for key in keys:  # always in the same order, so that two prompts never wait for each other's lock
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_id(key)])
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(id) FROM unnest(%s::bigint[]) AS k(id)",
+            [[_lock_id(key) for key in keys]],
+        )
 
 
 def _lock_id(key: str) -> int:
@@ -97,32 +171,20 @@ def _lock_id(key: str) -> int:
     return int.from_bytes(hashlib.sha256(f"streaming.budgets:{key}".encode()).digest()[:8], "big", signed=True)
 
 
-def _counted_rows(client: Client, address: str) -> list[QuerySet[Exchange]]:
-    own = Exchange.objects.filter(client=client.key)
-    if client.user_id is None and address:
-        return [own, Exchange.objects.filter(address=address)]
-    return [own]
-
-
-def _check_prompts(rows: QuerySet[Exchange], limit: int, now: datetime) -> None:
-    recent = rows.filter(created__gt=now - MINUTE)
-    count = recent.count()
-    if count < limit:
-        return
-    # One more may go once the oldest `count - limit + 1` of them have left the window.
-    leaving = recent.order_by("created").values_list("created", flat=True)[count - limit]
-    wait = _ms_until(leaving + MINUTE, now)
+def _refuse_prompts(key: str, count: int, limit: int, now: datetime) -> None:
+    # One more may go once the oldest `count - limit + 1` of them have left the window. Prompts of this batch are
+    # not rows yet: they are the newest, and leave last.
+    logged = list(_rows_of(key).filter(created__gt=now - MINUTE).order_by("created").values_list("created", flat=True))
+    times = logged + [now] * (count - len(logged))
+    wait = _ms_until(times[count - limit] + MINUTE, now)
     raise TooManyPrompts(
         f"You have sent {limit} prompts in the last minute. Try again {_in(wait)}.", retry_after_ms=wait
     )
 
 
-def _check_tokens(rows: QuerySet[Exchange], limit: int, now: datetime) -> None:
-    today = rows.filter(created__gt=now - DAY, counted_tokens__isnull=False)
-    used = today.aggregate(used=Sum("counted_tokens"))["used"] or 0
-    if used < limit:
-        return
+def _refuse_tokens(key: str, used: int, limit: int, now: datetime) -> None:
     # The budget frees up as answers leave the window, oldest first; the sum is over these rows, so it gets there.
+    today = _rows_of(key).filter(created__gt=now - DAY, counted_tokens__isnull=False)
     frees_up = now + DAY
     for created, tokens in today.order_by("created").values_list("created", "counted_tokens").iterator():
         used -= tokens

@@ -1,16 +1,20 @@
 """Writes to the exchange log. Synchronous ORM code; async callers wrap these in `database_sync_to_async`.
 
-Each stream costs two writes: `exchange_start` when the prompt is accepted and `exchange_finish` when it ends (with
-its tool calls, in the same transaction). Feedback on an answer (`exchange_rate`) is a write of its own, to an ended
+Each stream costs two writes: `exchanges_start` when the prompt is accepted and `exchanges_finish` when it ends (with
+its tool calls, in the same transaction); both take the prompts, or the ends, that arrive together in one
+transaction. Feedback on an answer (`exchange_rate`) is a write of its own, to an ended
 row's `feedback*` fields only.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
+from django.db.models import Count
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Length
 from django.utils import timezone
@@ -32,51 +36,158 @@ TITLE_CHARS = 80  # of the first prompt, as a new conversation's title
 TITLE_MAX_CHARS = 200  # of a title the person gives (the column's length)
 
 
-def exchange_start(
-    *, client: Client, prompt: Prompt, demo: bool, worker: str, address: str = ""
-) -> tuple[Exchange, list[ChatCompletionMessageParam]]:
-    """Record an accepted prompt and return its exchange with the messages to send the model.
+@dataclass(frozen=True)
+class Arrival:
+    """A prompt that arrived at this worker, with who sent it and from where (`budgets.address_hash`, kept for an
+    anonymous client)."""
 
-    `address` is the hash of where the prompt came from (`budgets.address_hash`), kept for an anonymous client.
+    client: Client
+    prompt: Prompt
+    address: str = ""
 
-    Raises:
+
+# An admitted prompt: its exchange, with the messages to send the model.
+Admitted = tuple[Exchange, list[ChatCompletionMessageParam]]
+
+
+def exchange_start(*, client: Client, prompt: Prompt, demo: bool, worker: str, address: str = "") -> Admitted:
+    """Record one accepted prompt (see `exchanges_start`, whose errors it raises)."""
+    (outcome,) = exchanges_start(arrivals=[Arrival(client, prompt, address)], demo=demo, worker=worker)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def exchanges_start(*, arrivals: list[Arrival], demo: bool, worker: str) -> list[Admitted | Exception]:
+    """Record a batch of prompts in one transaction: for each, in order, its exchange and messages, or why it was
+    refused (nothing of it is saved then).
+
+    A burst of prompts reaches the database as a few queries for the whole batch (the running streams, the budgets,
+    two inserts) instead of a few per prompt: while the event loop is busy, every query costs the database thread a
+    wait for the GIL, so it is the number of queries that sets how long a prompt waits for its first word. The
+    batch's earlier prompts count against its later ones, as their rows would.
+
+    Refusals, each for its prompt alone:
         TooManyStreams: the client already runs `STREAMING_MAX_STREAMS` streams.
-        TooManyPrompts, OverTokenBudget: the client is over a budget (`streaming.budgets`); nothing is saved.
-        NotFound: `prompt.conversation` is not one of the client's conversations.
-        PromptTooLong: the prompt with its system instruction is longer than `STREAMING_HISTORY_CHARS`; nothing
-            is saved.
+        TooManyPrompts, OverTokenBudget: the client is over a budget (`streaming.budgets`).
+        NotFound: `prompt.conversation` is not one of the client's conversations, or the message it names is not in
+            it.
+        PromptTooLong: the prompt with its system instruction is longer than `STREAMING_HISTORY_CHARS`.
+        Any other exception but a database error (the host's system instruction function raised, say).
+    A database error fails the whole batch: it is raised.
     """
+    now = timezone.now()
+    outcomes: list[Admitted | Exception] = []
     with transaction.atomic():
-        if _running_streams(client) >= app_settings.MAX_STREAMS:
-            raise TooManyStreams()
-        anonymous_address = address if client.user_id is None else ""
-        budgets.check(client=client, address=anonymous_address, now=timezone.now())
-        conversation = _conversation_for(client=client, prompt=prompt)
-        # A new conversation has no earlier turns: no query for them.
-        tree = conversation_tree(conversation=conversation) if prompt.conversation is not None else {}
-        parent, content = _placement(prompt, tree)
-        messages = fit_history(  # raises PromptTooLong before the exchange exists: the new conversation is rolled back
-            system=instructions.system_for(client=client, conversation=conversation.id, requested=prompt.system),
-            turns=path_turns(tree=tree, parent=parent),
-            prompt=content,
-            budget_chars=app_settings.HISTORY_CHARS,
-        )
-        exchange = Exchange.objects.create(
-            conversation=conversation,
-            parent_id=parent,
-            client=client.key,
-            user_id=client.user_id,
-            session_key=client.session_hash,
-            address=anonymous_address,
-            request=prompt.request,
-            model=prompt.model,
-            demo=demo,
-            parameters=prompt.parameters(),
-            prompt=content,
-            worker=worker,
-        )
-    signals.send(signals.exchange_started, exchange)
+        running = _running_streams({arrival.client.key for arrival in arrivals}, now=now)
+        ledger = budgets.Ledger.read([(a.client, _anonymous_address(a)) for a in arrivals], now=now)
+        batch = _Batch()
+        for arrival in arrivals:
+            try:
+                if running[arrival.client.key] >= app_settings.MAX_STREAMS:
+                    raise TooManyStreams()
+                admitted = _admit(arrival, batch, demo=demo, worker=worker)
+                ledger.admit(arrival.client, _anonymous_address(arrival))
+            except DatabaseError:
+                raise
+            except Exception as exc:
+                outcomes.append(exc)
+                continue
+            running[arrival.client.key] += 1
+            batch.keep(admitted[0])
+            outcomes.append(admitted)
+        batch.save(now=now)
+    for outcome in outcomes:
+        if not isinstance(outcome, Exception):
+            signals.send(signals.exchange_started, outcome[0])
+    return outcomes
+
+
+class _Batch:
+    """The rows a batch of prompts adds, written together once every prompt of it has been checked."""
+
+    def __init__(self) -> None:
+        self.new_conversations: dict[uuid.UUID, Conversation] = {}
+        self.continued: set[uuid.UUID] = set()
+        self.exchanges: list[Exchange] = []
+        self._pending: Conversation | None = None
+
+    def conversation(self, client: Client, prompt: Prompt) -> Conversation:
+        if prompt.conversation is None:
+            title = " ".join(prompt.content.split())[:TITLE_CHARS]
+            self._pending = Conversation(
+                client=client.key, user_id=client.user_id, title=title, settings=prompt.settings()
+            )
+            return self._pending
+        if (conversation := self.new_conversations.get(prompt.conversation)) is not None:
+            return conversation  # started by an earlier prompt of this batch
+        # A deleted conversation is gone for its client: it takes no more prompts.
+        conversation = Conversation.objects.filter(
+            id=prompt.conversation, client=client.key, deleted__isnull=True
+        ).first()
+        if conversation is None:
+            raise NotFound("There is no such conversation.")
+        return conversation
+
+    def keep(self, exchange: Exchange) -> None:
+        if self._pending is not None and exchange.conversation_id == self._pending.id:
+            self.new_conversations[self._pending.id] = self._pending
+        elif exchange.conversation_id not in self.new_conversations:
+            self.continued.add(exchange.conversation_id)
+        self._pending = None
+        self.exchanges.append(exchange)
+
+    def save(self, *, now: datetime) -> None:
+        if self.new_conversations:
+            Conversation.objects.bulk_create(self.new_conversations.values())
+        if self.continued:  # newest first in the sidebar
+            Conversation.objects.filter(id__in=self.continued).update(updated=now)
+        if self.exchanges:
+            Exchange.objects.bulk_create(self.exchanges)
+
+
+def _admit(arrival: Arrival, batch: _Batch, *, demo: bool, worker: str) -> Admitted:
+    """The exchange of one prompt and its messages, not saved yet (see `_Batch`)."""
+    client, prompt = arrival.client, arrival.prompt
+    conversation = batch.conversation(client, prompt)
+    tree = _tree(conversation, prompt, batch)
+    parent, content = _placement(prompt, tree)
+    messages = fit_history(  # raises PromptTooLong
+        system=instructions.system_for(client=client, conversation=conversation.id, requested=prompt.system),
+        turns=path_turns(tree=tree, parent=parent),
+        prompt=content,
+        budget_chars=app_settings.HISTORY_CHARS,
+    )
+    exchange = Exchange(
+        conversation=conversation,
+        parent_id=parent,
+        client=client.key,
+        user_id=client.user_id,
+        session_key=client.session_hash,
+        address=_anonymous_address(arrival),
+        request=prompt.request,
+        model=prompt.model,
+        demo=demo,
+        parameters=prompt.parameters(),
+        prompt=content,
+        worker=worker,
+    )
     return exchange, messages
+
+
+def _tree(conversation: Conversation, prompt: Prompt, batch: _Batch) -> Tree:
+    """The conversation's exchanges with their parents, this batch's earlier ones included. A new conversation has
+    no earlier turns: no query for them."""
+    saved = prompt.conversation is not None and prompt.conversation not in batch.new_conversations
+    tree = conversation_tree(conversation=conversation) if saved else {}
+    for exchange in batch.exchanges:
+        if exchange.conversation_id == conversation.id:
+            tree[exchange.id] = exchange.parent_id
+    return tree
+
+
+def _anonymous_address(arrival: Arrival) -> str:
+    return arrival.address if arrival.client.user_id is None else ""
 
 
 def _placement(prompt: Prompt, tree: Tree) -> tuple[uuid.UUID | None, str]:
@@ -100,6 +211,37 @@ def _placement(prompt: Prompt, tree: Tree) -> tuple[uuid.UUID | None, str]:
     return prompt.parent or newest, prompt.content
 
 
+@dataclass(frozen=True)
+class Finish:
+    """How a stream ended, with the answer, reasoning and tool calls exactly as they were streamed."""
+
+    exchange_id: uuid.UUID
+    ending: Ending
+    transcript: Transcript
+    calls: list[MadeCall] = field(default_factory=list)
+    reasoning_field: str = ""
+
+
+ENDED_FIELDS = [
+    "status",
+    "answer",
+    "reasoning",
+    "reasoning_field",
+    "last_seq",
+    "layout",
+    "finish_reason",
+    "ttft_ms",
+    "first_output_ms",
+    "duration_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "counted_tokens",
+    "error_code",
+    "error_message",
+    "finished",
+]
+
+
 def exchange_finish(
     *,
     exchange_id: uuid.UUID,
@@ -108,36 +250,52 @@ def exchange_finish(
     calls: list[MadeCall] | None = None,
     reasoning_field: str = "",
 ) -> bool:
-    """Record how a stream ended, with the answer, reasoning and tool calls exactly as they were streamed.
+    """Record how one stream ended (see `exchanges_finish`); whether this call did it."""
+    finish = Finish(exchange_id, ending, transcript, calls or [], reasoning_field)
+    return exchanges_finish(finishes=[finish]) == [True]
 
-    Returns whether this call did it: a row that already ended (a sweep took its worker for dead and told its
-    clients so) keeps the end its clients were told.
+
+def exchanges_finish(*, finishes: list[Finish]) -> list[bool]:
+    """Record how a batch of streams ended, in one transaction of a few queries: for each, whether this call did it.
+
+    A row that already ended (a sweep took its worker for dead and told its clients so) keeps the end its clients
+    were told. On PostgreSQL the rows are locked first, so that a sweep ending them meanwhile waits, then finds them
+    ended. Ends come in bursts as prompts do: batched for the same reason (see `exchanges_start`).
     """
-    usage = ending.usage
+    ids = [finish.exchange_id for finish in finishes]
+    now = timezone.now()
     with transaction.atomic():
-        updated = Exchange.objects.filter(id=exchange_id, status=Exchange.Status.STREAMING).update(
-            status=ending.status,
-            answer=transcript.answer,
-            reasoning=transcript.reasoning,
-            reasoning_field=reasoning_field,
-            last_seq=ending.last_seq,
-            layout=transcript.layout,
-            finish_reason=ending.finish_reason,
-            ttft_ms=ending.ttft_ms,
-            first_output_ms=ending.first_output_ms,
-            duration_ms=ending.duration_ms,
-            prompt_tokens=usage["prompt_tokens"] if usage else None,
-            completion_tokens=usage["completion_tokens"] if usage else None,
-            counted_tokens=usage["total_tokens"] if usage else _estimated_cost(transcript, calls),
-            error_code=ending.error.code if ending.error else "",
-            error_message=ending.error.message if ending.error else "",
-            finished=timezone.now(),
-        )
-        if updated and calls:
-            ToolCall.objects.bulk_create(_call_rows(exchange_id, calls))
-    if updated:
-        _finished(exchange_id)
-    return updated == 1
+        running = Exchange.objects.select_for_update().filter(id__in=ids, status=Exchange.Status.STREAMING)
+        still = set(running.values_list("id", flat=True))
+        ended = [finish for finish in finishes if finish.exchange_id in still]
+        Exchange.objects.bulk_update([_ended_row(finish, now) for finish in ended], ENDED_FIELDS)
+        ToolCall.objects.bulk_create(row for finish in ended for row in _call_rows(finish.exchange_id, finish.calls))
+    for finish in ended:
+        _finished(finish.exchange_id)
+    return [exchange_id in still for exchange_id in ids]
+
+
+def _ended_row(finish: Finish, now: datetime) -> Exchange:
+    ending, transcript, usage = finish.ending, finish.transcript, finish.ending.usage
+    return Exchange(
+        id=finish.exchange_id,
+        status=ending.status,
+        answer=transcript.answer,
+        reasoning=transcript.reasoning,
+        reasoning_field=finish.reasoning_field,
+        last_seq=ending.last_seq,
+        layout=transcript.layout,
+        finish_reason=ending.finish_reason,
+        ttft_ms=ending.ttft_ms,
+        first_output_ms=ending.first_output_ms,
+        duration_ms=ending.duration_ms,
+        prompt_tokens=usage["prompt_tokens"] if usage else None,
+        completion_tokens=usage["completion_tokens"] if usage else None,
+        counted_tokens=usage["total_tokens"] if usage else _estimated_cost(transcript, finish.calls),
+        error_code=ending.error.code if ending.error else "",
+        error_message=ending.error.message if ending.error else "",
+        finished=now,
+    )
 
 
 def _estimated_cost(transcript: Transcript, calls: list[MadeCall] | None) -> CombinedExpression:
@@ -175,25 +333,15 @@ def _call_rows(exchange_id: uuid.UUID, calls: list[MadeCall]) -> list[ToolCall]:
     ]
 
 
-def _running_streams(client: Client) -> int:
-    # A stream cannot outlive STREAMING_MAX_SECONDS, so an older `streaming` row is one whose worker died;
-    # it must not count against the client.
-    since = timezone.now() - timedelta(seconds=app_settings.MAX_SECONDS + 60)
-    return Exchange.objects.filter(client=client.key, status=Exchange.Status.STREAMING, created__gte=since).count()
+def _running_streams(keys: set[str], *, now: datetime) -> Counter[str]:
+    """How many streams each of these clients runs, in one query.
 
-
-def _conversation_for(*, client: Client, prompt: Prompt) -> Conversation:
-    if prompt.conversation is None:
-        title = " ".join(prompt.content.split())[:TITLE_CHARS]
-        return Conversation.objects.create(
-            client=client.key, user_id=client.user_id, title=title, settings=prompt.settings()
-        )
-    # A deleted conversation is gone for its client: it takes no more prompts.
-    conversation = Conversation.objects.filter(id=prompt.conversation, client=client.key, deleted__isnull=True).first()
-    if conversation is None:
-        raise NotFound("There is no such conversation.")
-    conversation.save(update_fields=["updated"])  # newest first in the sidebar
-    return conversation
+    A stream cannot outlive STREAMING_MAX_SECONDS, so an older `streaming` row is one whose worker died; it must
+    not count against the client.
+    """
+    since = now - timedelta(seconds=app_settings.MAX_SECONDS + 60)
+    rows = Exchange.objects.filter(client__in=keys, status=Exchange.Status.STREAMING, created__gte=since)
+    return Counter(dict(rows.values_list("client").annotate(Count("id"))))
 
 
 def conversation_rename(*, client: Client, conversation_id: uuid.UUID, title: object) -> Conversation:
@@ -335,7 +483,7 @@ def exchange_rate(*, client: Client, exchange_id: uuid.UUID, rating: object, com
     if exchange is None:
         raise NotFound("There is no such answer.")
     given = timezone.now() if rating else None
-    # A stream's end is written by `exchange_finish` without reading the row: the status is checked in the update.
+    # A stream's end is written only to a row still streaming (`exchanges_finish`), and feedback only to one that is not.
     updated = (
         Exchange.objects.filter(id=exchange.id)
         .exclude(status=Exchange.Status.STREAMING)

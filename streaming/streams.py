@@ -20,6 +20,7 @@ from streaming.conf import app_settings
 from streaming.deployment import running
 from streaming.deployment.publish import frame_event, publish_event
 from streaming.deployment.shared import Entry, Record, get_shared
+from streaming.deployment.together import Batches
 from streaming.deployment.worker import WORKERS_GROUP, worker
 from streaming.models import Exchange
 from streaming.provider.upstream import available_models, demo_enabled
@@ -39,57 +40,85 @@ def current_limits() -> protocol.Limits:
     )
 
 
+# Prompts per transaction at most: a burst larger than this goes in several, one after the other.
+BATCH_MOST = 100
+
+
+@dataclass(frozen=True)
+class _Asking:
+    arrival: services.Arrival
+    layer: BaseChannelLayer
+    started: float  # monotonic, when the prompt arrived: its time to first token counts from here
+
+
 async def stream_start(
     *, client: Client, prompt: protocol.Prompt, layer: BaseChannelLayer, address: str = ""
 ) -> protocol.StartFrame:
-    """Record the prompt, tell the client's sockets, and start generating; returns the `start` frame.
+    """Record the prompt, start generating, and tell the client's sockets; returns the `start` frame.
 
     `address` is the hash of where the prompt came from, which the budgets of anonymous clients count by.
 
-    Raises `ShuttingDown` while this worker drains, and the errors of `services.exchange_start`, before anything
+    Raises `ShuttingDown` while this worker drains, and the refusals of `services.exchanges_start`, before anything
     is sent.
     """
     if worker.draining:
         raise errors.ShuttingDown()
-    started = time.monotonic()
-    demo = demo_enabled()
-    exchange, messages = await database_sync_to_async(services.exchange_start)(
-        client=client, prompt=prompt, demo=demo, worker=worker.id, address=address
-    )
-    shared = get_shared()
-    generation = Generation(
-        stream=exchange.id,
-        client=client,
-        model=prompt.model,
-        messages=messages,
-        temperature=prompt.temperature,
-        max_tokens=prompt.max_tokens,
-        layer=layer,
-        started=started,
-        shared=shared,
-    )
-    running.add(generation)
+    asking = _Asking(services.Arrival(client, prompt, address), layer, time.monotonic())
+    generation = await _admission.submit(asking)
     # The request to the model is on its way while `start` goes out; `start` still comes first, as the stream's
     # frames share one ordered path (see `publish`).
-    start = protocol.start_frame(
-        stream=exchange.id,
-        prompt=prompt,
-        content=exchange.prompt,
-        conversation=exchange.conversation_id,
-        parent=exchange.parent_id,
-        demo=demo,
-    )
     try:
         await publish_event(
-            shared=shared,
+            shared=generation.shared,
             layer=layer,
             group=client.group,
-            event=frame_event("start", exchange.id, protocol.encode(start)),
+            event=frame_event("start", generation.stream, protocol.encode(generation.start)),
         )
     except Exception:
         generation.stop(errors.StreamingError())  # no socket knows of the stream: end it, logged as failed
         raise
-    return start
+    return generation.start
+
+
+async def _admit(batch: list[_Asking]) -> list[Generation | Exception]:
+    """Record a batch of prompts in one transaction, and start generating each one admitted at once: its row
+    exists, so its answer must be generated even if the socket that asked has closed meanwhile."""
+    demo = demo_enabled()
+    outcomes = await database_sync_to_async(services.exchanges_start)(
+        arrivals=[asking.arrival for asking in batch], demo=demo, worker=worker.id
+    )
+    return [
+        outcome if isinstance(outcome, Exception) else _generate(asking, *outcome, demo=demo)
+        for asking, outcome in zip(batch, outcomes, strict=True)
+    ]
+
+
+def _generate(asking: _Asking, exchange: Exchange, messages: list, *, demo: bool) -> Generation:
+    prompt = asking.arrival.prompt
+    generation = Generation(
+        stream=exchange.id,
+        client=asking.arrival.client,
+        model=prompt.model,
+        messages=messages,
+        temperature=prompt.temperature,
+        max_tokens=prompt.max_tokens,
+        layer=asking.layer,
+        started=asking.started,
+        shared=get_shared(),
+        start=protocol.start_frame(
+            stream=exchange.id,
+            prompt=prompt,
+            content=exchange.prompt,
+            conversation=exchange.conversation_id,
+            parent=exchange.parent_id,
+            demo=demo,
+        ),
+    )
+    running.add(generation)
+    return generation
+
+
+_admission: Batches[_Asking, Generation] = Batches(_admit, most=BATCH_MOST)
 
 
 async def stream_cancel(*, client: Client, stream: uuid.UUID, layer: BaseChannelLayer) -> None:

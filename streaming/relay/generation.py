@@ -36,6 +36,7 @@ from streaming.deployment import metrics
 from streaming.deployment.lag import loop_lag
 from streaming.deployment.publish import frame_event, publish_event, publish_kept
 from streaming.deployment.shared import Entry, SharedState
+from streaming.deployment.together import Batches
 from streaming.provider.upstream import Piece, add_usage, stream_pieces
 from streaming.relay import history
 from streaming.relay.ending import CANCELLED, Ending, end_frame
@@ -58,6 +59,15 @@ logger = logging.getLogger(__name__)
 
 # How long the end of a stream is retried when the database refuses it; the client has its end frame meanwhile.
 SAVE_RETRY_SECONDS = 120
+SAVES_MOST = 100  # ends per transaction at most
+
+
+async def _save_batch(finishes: list[services.Finish]) -> list[bool]:
+    return await database_sync_to_async(services.exchanges_finish)(finishes=finishes)
+
+
+# The ends of this process's streams, saved together when they come together (see `together`).
+_saves: Batches[services.Finish, bool] = Batches(_save_batch, most=SAVES_MOST)
 
 
 @dataclass
@@ -82,8 +92,10 @@ class Generation:
         layer: BaseChannelLayer,
         started: float,
         shared: SharedState,
+        start: protocol.StartFrame,
     ) -> None:
         self.stream = stream
+        self.start = start  # the stream's first frame, sent by whoever started it
         self.client = client
         self.model = model
         self.messages = messages
@@ -208,6 +220,7 @@ class Generation:
             max_tokens=self.max_tokens,
             tools=tools or None,
             tool_choice=tool_choice if tools else None,
+            pause=self._pause,
         )
         async with aclosing(request) as pieces:
             async for piece in pieces:
@@ -237,6 +250,10 @@ class Generation:
                             await outbox.put("tool_arguments", event.text, event.call)
         await self._write(outbox, *splitter.flush(), said.texts)
         return said, made
+
+    def _pause(self) -> float:
+        """Before its first output a stream never waits: a late first word is what people notice."""
+        return loop_lag.pause if self.timing.first_output is not None else 0.0
 
     def _made(self, round: int, call: Call) -> MadeCall:
         made = MadeCall(call, round, self._answer_chars, self._reasoning_chars)
@@ -412,13 +429,8 @@ class Generation:
     async def _save(self, ending: Ending) -> bool | None:
         """Whether the row was updated (False: it had already ended), or None when the database failed."""
         try:
-            return await database_sync_to_async(services.exchange_finish)(
-                exchange_id=self.stream,
-                ending=ending,
-                transcript=self.transcript,
-                calls=self.calls,
-                reasoning_field=self.reasoning_field,
-            )
+            finish = services.Finish(self.stream, ending, self.transcript, self.calls, self.reasoning_field)
+            return await _saves.submit(finish)
         except Exception as exc:
             logger.error("stream %s: its end could not be saved: %s", self.stream, errors.describe(exc))
             return None
