@@ -3,6 +3,7 @@
     python -m bench.run                                   # the full matrix (under 15 minutes on 2 cores)
     python -m bench.run --concurrency 5 --seconds 2 --layers memory --workers 1
     python -m bench.run --reasoning 100 --tokens 200      # every answer thinks first: 100 reasoning tokens
+    python -m bench.run --burst --concurrency 400,800 --layers redis --workers 1   # C prompts within one second
 
 For each concurrency C (1, 50, 200, 400, 800 by default), C clients each ask for one answer of `--tokens` tokens at
 `--rate` tokens/s, after `--reasoning` tokens of reasoning at the same rate (none by default), their prompts spread
@@ -51,6 +52,7 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reasoning", type=int, default=0, help="reasoning tokens before each answer's text")
     parser.add_argument("--seconds", type=float, help="answer length in seconds (sets --tokens to rate x seconds)")
     parser.add_argument("--ramp", type=float, help="seconds over which prompts are spread (default: half an answer)")
+    parser.add_argument("--burst", action="store_true", help="every prompt within one second (the same as --ramp 1)")
     parser.add_argument("--grace", type=float, default=30, help="seconds past the expected end before a run fails")
     parser.add_argument("--fail-p99-ms", type=float, default=1000, help="p99 latency that ends the C sweep")
     parser.add_argument("--sustain-p99-ms", type=float, default=100, help="p99 latency a sustained C must meet")
@@ -75,6 +77,8 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     options = parser.parse_args(argv)
     if options.seconds is not None:
         options.tokens = max(1, round(options.rate * options.seconds))
+    if options.burst:
+        options.ramp = 1.0
     if options.ramp is None:
         options.ramp = min(2.0, options.tokens / options.rate / 2) if options.rate else 0.5
     return options

@@ -82,6 +82,13 @@ def app_env(*, database: Database, upstream_url: str, layer: str) -> dict[str, s
         STREAMING_MAX_STREAMS="100000",
         STREAMING_MAX_SECONDS="600",
         STREAMING_SHUTDOWN_GRACE="2",  # a run that timed out leaves streams behind: stop them quickly
+        # Everything that runs before a prompt goes upstream is on, as a host would have it (bench/hooks.py): the
+        # history budget (on by default), the hooks, budgets, and tools offered to the bench model.
+        STREAMING_CLIENT="bench.hooks.client",
+        STREAMING_OFFERED_TOOLS="bench.hooks.offered_tools",
+        STREAMING_BUDGET="bench.hooks.budget",
+        STREAMING_SYSTEM_INSTRUCTION="bench.hooks.system_instruction",
+        STREAMING_TOOL_MODELS="bench-model",
     )
     if layer == "redis":
         env["REDIS_URL"] = REDIS_URL

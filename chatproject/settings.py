@@ -205,6 +205,10 @@ STREAMING_THINKING_MODELS = env_list("STREAMING_THINKING_MODELS", [])
 # A dotted path to a function `(*, client, conversation) -> str | None` whose answer is every prompt's system
 # instruction; while one is named, clients may not send their own (`streaming.instructions`). Empty: they may.
 STREAMING_SYSTEM_INSTRUCTION = env_str("STREAMING_SYSTEM_INSTRUCTION") or None
+# The host's hooks (docs/embedding.md), as dotted paths: who may chat, which tools a client is offered, its budget.
+STREAMING_CLIENT = env_str("STREAMING_CLIENT", "streaming.clients.default_client")
+STREAMING_OFFERED_TOOLS = env_str("STREAMING_OFFERED_TOOLS") or None
+STREAMING_BUDGET = env_str("STREAMING_BUDGET") or None
 
 # --- Streaming limits -------------------------------------------------------------------------------------------------
 

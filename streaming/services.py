@@ -483,7 +483,7 @@ def exchange_rate(*, client: Client, exchange_id: uuid.UUID, rating: object, com
     if exchange is None:
         raise NotFound("There is no such answer.")
     given = timezone.now() if rating else None
-    # A stream's end is written only to a row still streaming (`exchanges_finish`), and feedback only to one that is not.
+    # An end is written only to a row still streaming (`exchanges_finish`), and feedback only to one that is not.
     updated = (
         Exchange.objects.filter(id=exchange.id)
         .exclude(status=Exchange.Status.STREAMING)

@@ -16,7 +16,7 @@ from streaming.deployment import metrics
 
 INTERVAL = 0.1  # seconds between measurements: ten timers a second cost nothing next to the relay's work
 # Past this lag a stream that has shown its first words reads its model less often (see `LoopLag.pause`).
-PACE_FROM_MS = 1e9
+PACE_FROM_MS = 20.0
 PACE_MAX_S = 0.25
 
 

@@ -1,0 +1,153 @@
+"""Prompts and ends that arrive together reach the database together: `together.Batches` on its own, then
+`services.exchanges_start` and `services.exchanges_finish` on batches, where each prompt is still checked as if it
+had come alone, and the number of queries does not grow with the batch (the point of batching: every query of the
+database thread waits for the GIL while the event loop is busy)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from django.utils import timezone
+
+from streaming import services
+from streaming.clients import Client
+from streaming.deployment.together import Batches
+from streaming.errors import NotFound, StreamingError, TooManyPrompts, TooManyStreams
+from streaming.models import Exchange
+from streaming.protocol import Prompt
+from streaming.relay.ending import Ending
+from streaming.relay.transcript import Transcript
+
+ALICE = Client(key="session:alice")
+BOB = Client(key="session:bob")
+
+
+def arrival(client: Client = ALICE, request: str = "r", **fields: object) -> services.Arrival:
+    return services.Arrival(client, Prompt(request=request, content=f"Question {request}?", model="m", **fields))
+
+
+def start(*arrivals: services.Arrival) -> list:
+    return services.exchanges_start(arrivals=list(arrivals), demo=False, worker="w")
+
+
+# -- Batches, alone -----------------------------------------------------------------------------------------------
+
+
+async def test_what_arrives_while_a_batch_runs_goes_in_the_next_one_and_nothing_waits_when_nothing_runs():
+    seen: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def run(items: list[int]) -> list[int | Exception]:
+        seen.append(items)
+        await release.wait()
+        return [item * 10 for item in items]
+
+    batches: Batches[int, int] = Batches(run, most=100)
+    first = asyncio.create_task(batches.submit(1))
+    await asyncio.sleep(0)  # the first batch is under way, alone
+    rest = [asyncio.create_task(batches.submit(n)) for n in (2, 3, 4)]
+    await asyncio.sleep(0)
+    assert seen == [[1]]
+    release.set()
+    assert [await first, *[await task for task in rest]] == [10, 20, 30, 40]
+    assert seen == [[1], [2, 3, 4]]
+
+
+async def test_a_refusal_answers_its_item_alone_and_a_failed_run_answers_every_item_of_its_batch():
+    async def run(items: list[int]) -> list[int | Exception]:
+        if 99 in items:
+            raise RuntimeError("the database is gone")
+        return [StreamingError("no") if item == 2 else item for item in items]
+
+    batches: Batches[int, int] = Batches(run, most=100)
+    one, two = await asyncio.gather(batches.submit(1), batches.submit(2), return_exceptions=True)
+    assert one == 1 and isinstance(two, StreamingError)
+    failed = await asyncio.gather(batches.submit(99), batches.submit(3), return_exceptions=True)
+    assert [type(outcome) for outcome in failed] == [RuntimeError, RuntimeError]
+
+
+async def test_an_item_whose_caller_stopped_waiting_is_still_run_and_a_batch_holds_at_most_its_limit():
+    seen: list[list[int]] = []
+
+    async def run(items: list[int]) -> list[int | Exception]:
+        seen.append(items)
+        await asyncio.sleep(0)
+        return items
+
+    batches: Batches[int, int] = Batches(run, most=2)
+    gone = asyncio.create_task(batches.submit(1))
+    await asyncio.sleep(0)
+    gone.cancel()
+    assert await asyncio.gather(*(batches.submit(n) for n in (2, 3, 4))) == [2, 3, 4]
+    assert seen == [[1], [2, 3], [4]]
+
+
+# -- exchanges_start and exchanges_finish ------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_batch_of_new_conversations_takes_the_same_few_queries_whatever_its_size(django_assert_num_queries):
+    # The running streams, two inserts, and the transaction's savepoint and release: no query per prompt. (SQLite
+    # takes at most 999 parameters a query: past about 35 prompts Django splits the insert of their exchanges.)
+    for size in (3, 30):
+        with django_assert_num_queries(3 + 2):
+            outcomes = start(*(arrival(Client(key=f"session:{size}:{n}"), request=str(n)) for n in range(size)))
+        assert all(isinstance(outcome, tuple) for outcome in outcomes)
+    assert Exchange.objects.count() == 33
+
+
+@pytest.mark.django_db
+def test_each_prompt_of_a_batch_is_checked_as_if_it_came_alone_and_a_refused_one_leaves_nothing(settings):
+    settings.STREAMING_MAX_STREAMS = 2
+    outcomes = start(
+        arrival(ALICE, "a1"),
+        arrival(BOB, "b1"),
+        arrival(ALICE, "a2", conversation=uuid.uuid4()),  # not hers: refused alone
+        arrival(ALICE, "a3"),
+        arrival(ALICE, "a4"),  # her third at once: the batch's earlier two count
+    )
+    assert [type(outcome) for outcome in outcomes] == [tuple, tuple, NotFound, tuple, TooManyStreams]
+    assert sorted(Exchange.objects.values_list("request", flat=True)) == ["a1", "a3", "b1"]
+
+
+@pytest.mark.django_db
+def test_a_budget_counts_the_prompts_of_the_batch_before_it(settings):
+    settings.STREAMING_PROMPTS_PER_MINUTE = 2
+    outcomes = start(arrival(ALICE, "1"), arrival(ALICE, "2"), arrival(ALICE, "3"), arrival(BOB, "4"))
+    assert [type(outcome) for outcome in outcomes] == [tuple, tuple, TooManyPrompts, tuple]
+    assert 0 < outcomes[2].retry_after_ms <= 60_000
+
+
+@pytest.mark.django_db
+def test_prompts_of_one_batch_in_one_conversation_follow_each_other():
+    (first,) = start(arrival(ALICE, "1"))
+    conversation = first[0].conversation_id
+    second, third = start(
+        arrival(ALICE, "2", conversation=conversation), arrival(ALICE, "3", conversation=conversation)
+    )
+    assert second[0].parent_id == first[0].id
+    assert third[0].parent_id == second[0].id
+    # The model is not sent the turns before: they are still streaming, with no answer yet.
+    assert third[1] == [{"role": "user", "content": "Question 3?"}]
+
+
+@pytest.mark.django_db
+def test_ends_of_a_batch_are_saved_in_a_few_queries_and_a_row_that_already_ended_keeps_its_end(
+    django_assert_num_queries,
+):
+    rows = [outcome[0] for outcome in start(*(arrival(Client(key=f"session:{n}"), str(n)) for n in range(20)))]
+    Exchange.objects.filter(id=rows[0].id).update(status=Exchange.Status.INTERRUPTED)  # a sweep ended it
+    transcript = Transcript()
+    transcript.add("delta", "{}", "Hello")
+    ending = Ending.of(
+        error=None, finish_reason="stop", last_seq=1, duration_ms=5, usage=None, ttft_ms=1, first_output_ms=1
+    )
+    finishes = [services.Finish(row.id, ending, transcript) for row in rows]
+    with django_assert_num_queries(2 + 2):  # lock and read, one update, and the transaction's savepoint and release
+        saved = services.exchanges_finish(finishes=finishes)
+    assert saved == [False] + [True] * 19
+    assert Exchange.objects.get(id=rows[0].id).status == Exchange.Status.INTERRUPTED
+    assert set(Exchange.objects.exclude(id=rows[0].id).values_list("status", "answer")) == {("completed", "Hello")}
+    assert timezone.now() >= Exchange.objects.get(id=rows[1].id).finished
