@@ -15,9 +15,6 @@ from streaming.conf import app_settings
 from streaming.deployment import metrics
 
 INTERVAL = 0.1  # seconds between measurements: ten timers a second cost nothing next to the relay's work
-# Past this lag a stream that has shown its first words reads its model less often (see `LoopLag.pause`).
-PACE_FROM_MS = 20.0
-PACE_MAX_S = 0.25
 
 
 class LoopLag:
@@ -29,16 +26,6 @@ class LoopLag:
     def reset(self) -> None:
         self.lag_ms = 0.0
         self.busy = False
-
-    @property
-    def pause(self) -> float:
-        """Seconds a stream that is already under way waits before its next read of the model, so that prompts
-        waiting for their first word go first: as long as the loop runs late, up to `PACE_MAX_S`; none while it
-        keeps up. What arrives meanwhile waits in the socket and is read, and sent, in one go: merged, the same
-        text costs a fraction of the frames, so the worker catches up instead of falling further behind."""
-        if self.lag_ms < PACE_FROM_MS:
-            return 0.0
-        return min(self.lag_ms / 1000, PACE_MAX_S)
 
     def observe(self, lag_ms: float, *, threshold_ms: float) -> None:
         self.lag_ms = lag_ms

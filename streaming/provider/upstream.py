@@ -10,8 +10,7 @@ thirty times the JSON parsing itself, and the relay needs a few fields of it (se
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -195,11 +194,8 @@ async def stream_pieces(
     max_tokens: int | None = None,
     tools: list[ChatCompletionToolParam] | None = None,
     tool_choice: Literal["none"] | None = None,
-    pause: Callable[[], float] | None = None,
 ) -> AsyncIterator[Piece]:
     """Ask the model and yield its answer as it is written.
-
-    `pause`, when given, says after each read how many seconds to wait before the next one (see `LoopLag.pause`).
 
     Closing this generator (or cancelling the task iterating it) closes the HTTP response, so the provider stops
     generating and the connection goes back to the pool.
@@ -230,7 +226,5 @@ async def stream_pieces(
                 piece = read_chunk(orjson.loads(payload))
                 finished = finished or piece.finish_reason is not None
                 yield piece
-            if pause is not None and (seconds := pause()):
-                await asyncio.sleep(seconds)
         if not finished:  # the body ended cleanly but the answer did not: a proxy or the provider cut it
             raise Truncated()

@@ -220,7 +220,6 @@ class Generation:
             max_tokens=self.max_tokens,
             tools=tools or None,
             tool_choice=tool_choice if tools else None,
-            pause=self._pause,
         )
         async with aclosing(request) as pieces:
             async for piece in pieces:
@@ -250,10 +249,6 @@ class Generation:
                             await outbox.put("tool_arguments", event.text, event.call)
         await self._write(outbox, *splitter.flush(), said.texts)
         return said, made
-
-    def _pause(self) -> float:
-        """Before its first output a stream never waits: a late first word is what people notice."""
-        return loop_lag.pause if self.timing.first_output is not None else 0.0
 
     def _made(self, round: int, call: Call) -> MadeCall:
         made = MadeCall(call, round, self._answer_chars, self._reasoning_chars)
