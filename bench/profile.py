@@ -82,6 +82,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.Namespac
     parser.add_argument("--tokens", type=int, default=400)
     parser.add_argument("--reasoning", type=int, default=0, help="reasoning tokens before each answer's text")
     parser.add_argument("--ramp", type=float, help="seconds over which prompts are spread (default: bench.run's)")
+    parser.add_argument("--gil", action="store_true", help="sample only the thread holding the GIL (py-spy --gil)")
     parser.add_argument("--sample-rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "bench-profile", help="raw samples")
     parser.add_argument("--database", choices=["auto", "postgres", "sqlite"], default="auto")
@@ -132,6 +133,7 @@ def profile(bench: run.Bench, servers: stack.Workers, options: argparse.Namespac
     seconds = plan.ramp + (plan.answer_seconds or 3) + 2  # and the ends, saved after the last token
     started = load.start(plan)
     sampling = ["-r", str(options.sample_rate), "-d", f"{seconds:.0f}", "-f", "raw", "-o", str(folded)]
+    sampling += ["--gil"] if options.gil else []
     recorder = subprocess.Popen(
         [spy, "record", "-p", str(servers.pids[0]), *sampling],
         stdout=subprocess.DEVNULL,

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
@@ -109,12 +110,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_error(exc, request=protocol.request_id_of(text_data))
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels closes stale database connections before every handler, a hop to the database thread. A stream
-        # frame touches no database, and it is the one message that comes once per delta: skip the hop there.
-        if message["type"] == "stream.frame":
-            await self.stream_frame(message)
-        else:
-            await super().dispatch(message)
+        # Channels closes stale database connections before every handler, a hop to the database thread. This
+        # consumer reaches the database only through `database_sync_to_async`, which closes them itself in that
+        # thread, so the hop is skipped: it would make every frame, and above all every prompt of a burst, wait for
+        # the database thread behind whatever it is doing (docs/performance.md).
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def _start(self, prompt: protocol.Prompt) -> None:
         """Start a stream and send its `start` to this socket at once: its copy through the client's group may be

@@ -222,26 +222,6 @@ class Finish:
     reasoning_field: str = ""
 
 
-ENDED_FIELDS = [
-    "status",
-    "answer",
-    "reasoning",
-    "reasoning_field",
-    "last_seq",
-    "layout",
-    "finish_reason",
-    "ttft_ms",
-    "first_output_ms",
-    "duration_ms",
-    "prompt_tokens",
-    "completion_tokens",
-    "counted_tokens",
-    "error_code",
-    "error_message",
-    "finished",
-]
-
-
 def exchange_finish(
     *,
     exchange_id: uuid.UUID,
@@ -256,29 +236,32 @@ def exchange_finish(
 
 
 def exchanges_finish(*, finishes: list[Finish]) -> list[bool]:
-    """Record how a batch of streams ended, in one transaction of a few queries: for each, whether this call did it.
+    """Record how a batch of streams ended, in one transaction: for each, whether this call did it.
 
     A row that already ended (a sweep took its worker for dead and told its clients so) keeps the end its clients
-    were told. On PostgreSQL the rows are locked first, so that a sweep ending them meanwhile waits, then finds them
-    ended. Ends come in bursts as prompts do: batched for the same reason (see `exchanges_start`).
+    were told: each row is updated only while it is still `streaming`. Ends come in bursts as prompts do, and are
+    batched for the same reason (see `exchanges_start`); one small update per row costs a fraction of the CPU of
+    Django's `bulk_update`, whose CASE per field and row was measured at about 1.2 ms a row.
     """
-    ids = [finish.exchange_id for finish in finishes]
     now = timezone.now()
     with transaction.atomic():
-        running = Exchange.objects.select_for_update().filter(id__in=ids, status=Exchange.Status.STREAMING)
-        still = set(running.values_list("id", flat=True))
-        ended = [finish for finish in finishes if finish.exchange_id in still]
-        Exchange.objects.bulk_update([_ended_row(finish, now) for finish in ended], ENDED_FIELDS)
-        ToolCall.objects.bulk_create(row for finish in ended for row in _call_rows(finish.exchange_id, finish.calls))
-    for finish in ended:
-        _finished(finish.exchange_id)
-    return [exchange_id in still for exchange_id in ids]
+        ended = [_end_row(finish, now) for finish in finishes]
+        rows = [
+            row
+            for finish, row in zip(finishes, ended, strict=True)
+            if row
+            for row in _call_rows(finish.exchange_id, finish.calls)
+        ]
+        ToolCall.objects.bulk_create(rows)
+    for finish, done in zip(finishes, ended, strict=True):
+        if done:
+            _finished(finish.exchange_id)
+    return ended
 
 
-def _ended_row(finish: Finish, now: datetime) -> Exchange:
+def _end_row(finish: Finish, now: datetime) -> bool:
     ending, transcript, usage = finish.ending, finish.transcript, finish.ending.usage
-    return Exchange(
-        id=finish.exchange_id,
+    updated = Exchange.objects.filter(id=finish.exchange_id, status=Exchange.Status.STREAMING).update(
         status=ending.status,
         answer=transcript.answer,
         reasoning=transcript.reasoning,
@@ -296,6 +279,7 @@ def _ended_row(finish: Finish, now: datetime) -> Exchange:
         error_message=ending.error.message if ending.error else "",
         finished=now,
     )
+    return updated == 1
 
 
 def _estimated_cost(transcript: Transcript, calls: list[MadeCall] | None) -> CombinedExpression:

@@ -200,21 +200,25 @@ async def stream_pieces(
     Closing this generator (or cancelling the task iterating it) closes the HTTP response, so the provider stops
     generating and the connection goes back to the pool.
     """
-    options: dict[str, Any] = {}
+    # The messages and tools go in `extra_body`, which the SDK sends as given. As named parameters the SDK walks
+    # them against its typed schemas first (`async_maybe_transform`), which changes nothing in a chat request and
+    # costs 0.4 to 1 ms of the event loop per request: under a burst of hundreds of prompts, the largest cost of
+    # each before it goes upstream (docs/performance.md).
+    body: dict[str, Any] = {"messages": list(messages)}
     if temperature is not None:
-        options["temperature"] = temperature
+        body["temperature"] = temperature
     if max_tokens is not None:
-        options["max_tokens"] = max_tokens
+        body["max_tokens"] = max_tokens
     if tools:
-        options["tools"] = tools
+        body["tools"] = tools
         if tool_choice is not None:
-            options["tool_choice"] = tool_choice
+            body["tool_choice"] = tool_choice
     request = get_client().chat.completions.with_streaming_response.create(
         model=model,
-        messages=messages,
+        messages=[],
         stream=True,
         stream_options={"include_usage": True},
-        **options,
+        extra_body=body,
     )
     async with request as response:
         lines = DataLines()
