@@ -6,9 +6,11 @@ database thread waits for the GIL while the event loop is busy)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 
 import pytest
+from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from streaming import services
@@ -19,6 +21,7 @@ from streaming.models import Exchange
 from streaming.protocol import Prompt
 from streaming.relay.ending import Ending
 from streaming.relay.transcript import Transcript
+from tests.conftest import open_socket
 
 ALICE = Client(key="session:alice")
 BOB = Client(key="session:bob")
@@ -82,6 +85,27 @@ async def test_an_item_whose_caller_stopped_waiting_is_still_run_and_a_batch_hol
     gone.cancel()
     assert await asyncio.gather(*(batches.submit(n) for n in (2, 3, 4))) == [2, 3, 4]
     assert seen == [[1], [2, 3], [4]]
+
+
+# -- the socket ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_frame_is_handled_while_the_database_thread_is_busy():
+    """Channels' `dispatch` sends every message to the database thread first, to close stale connections: a prompt
+    of a burst would wait behind whatever that thread is doing before it is even read. The consumer's own
+    database calls close them in that thread, so the hop is skipped: a frame is answered while the thread is held."""
+    socket = await open_socket()
+    release = threading.Event()
+    holding = asyncio.create_task(database_sync_to_async(release.wait)(10))
+    try:
+        await socket.send({"type": "nonsense"})  # answered without the database
+        error = await socket.receive()
+        assert (error["type"], error["code"], holding.done()) == ("error", "bad_request", False)
+    finally:
+        release.set()
+        await holding
+        await socket.close()
 
 
 # -- exchanges_start and exchanges_finish ------------------------------------------------------------------------
