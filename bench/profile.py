@@ -42,7 +42,7 @@ ACTIVITIES: dict[str, tuple[list[str], list[str]]] = {
     "  daphne/autobahn: frame and write": (["WebSocketProtocol.handle_reply"], []),
     "twisted reactor: socket reads and writes": (["AsyncioSelectorReactor._readOrWrite"], []),
     "new sockets (connect, ready)": (["ChatConsumer.connect"], []),
-    "prompts and saves (database, in the thread pool)": (["exchange_start", "exchange_finish"], []),
+    "prompts and saves (database, in the thread pool)": (["exchanges_start", "exchanges_finish"], []),
     "worker duties (heartbeat, sweep)": (["Worker._beat", "Worker._sweep"], []),
     "stream watchdog (presence check)": (["Generation._stop_when_nobody_watches"], []),
 }

@@ -6,5 +6,6 @@
 - `publish`, `batching`: a stream's frames kept in its record and published, many in one Redis pipeline.
 - `redis_layer`, `layers`: the channel layers (Redis pub/sub; in memory for one process).
 - `lag`: how late the event loop runs, which tells when the worker is overloaded.
+- `together`: work that arrives while the database is busy goes to it together (prompts, ends).
 - `metrics`: what the worker reports to Prometheus (`/metrics`), summed over a host's workers in multi-process mode.
 """
