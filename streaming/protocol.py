@@ -56,7 +56,7 @@ class Prompt:
     system: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
-    # Where the new exchange goes in the conversation's tree; at most one is given (`services.exchange_start`).
+    # Where the new exchange goes in the conversation's tree; at most one is given (`services.exchanges_start`).
     regenerate: uuid.UUID | None = None
     edit: uuid.UUID | None = None
     parent: uuid.UUID | None = None

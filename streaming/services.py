@@ -50,14 +50,6 @@ class Arrival:
 Admitted = tuple[Exchange, list[ChatCompletionMessageParam]]
 
 
-def exchange_start(*, client: Client, prompt: Prompt, demo: bool, worker: str, address: str = "") -> Admitted:
-    """Record one accepted prompt (see `exchanges_start`, whose errors it raises)."""
-    (outcome,) = exchanges_start(arrivals=[Arrival(client, prompt, address)], demo=demo, worker=worker)
-    if isinstance(outcome, Exception):
-        raise outcome
-    return outcome
-
-
 def exchanges_start(*, arrivals: list[Arrival], demo: bool, worker: str) -> list[Admitted | Exception]:
     """Record a batch of prompts in one transaction: for each, in order, its exchange and messages, or why it was
     refused (nothing of it is saved then).

@@ -87,10 +87,13 @@ async def _admit(batch: list[_Asking]) -> list[Generation | Exception]:
     outcomes = await database_sync_to_async(services.exchanges_start)(
         arrivals=[asking.arrival for asking in batch], demo=demo, worker=worker.id
     )
-    return [
-        outcome if isinstance(outcome, Exception) else _generate(asking, *outcome, demo=demo)
-        for asking, outcome in zip(batch, outcomes, strict=True)
-    ]
+    generations: list[Generation | Exception] = []
+    for asking, outcome in zip(batch, outcomes, strict=True):
+        try:
+            generations.append(outcome if isinstance(outcome, Exception) else _generate(asking, *outcome, demo=demo))
+        except Exception as exc:  # a host hook raised (the tools offered): the other prompts of the batch go on
+            generations.append(exc)
+    return generations
 
 
 def _generate(asking: _Asking, exchange: Exchange, messages: list, *, demo: bool) -> Generation:

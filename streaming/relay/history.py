@@ -1,6 +1,6 @@
 """How much of a conversation the model is sent: the newest whole turns that fit the history budget.
 
-Pure: no Django, no database. `services.exchange_start` calls `fit_history` with the turns it read; a retry after
+Pure: no Django, no database. `services.exchanges_start` calls `fit_history` with the turns it read; a retry after
 the provider still answers `context_length_exceeded` calls `fewer_turns` on the messages it sent.
 
 The budget is counted in characters, not tokens. Counting tokens needs the model's own tokenizer: a dependency, and
