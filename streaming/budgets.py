@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Aggregate, Count, QuerySet, Sum
+from django.db.models import Aggregate, Count, Q, QuerySet, Sum
 from django.utils.module_loading import import_string
 
 from streaming.clients import Client
@@ -98,14 +98,14 @@ class Ledger:
             return ledger
         keys = sorted({key for client, address, _ in limited for key in _counted_keys(client, address)})
         _take_turns(keys)
-        clients = [key for key in keys if not key.startswith(ADDRESS)]
-        addresses = [key.removeprefix(ADDRESS) for key in keys if key.startswith(ADDRESS)]
+        aggregates: dict[str, Aggregate] = {}
         if any(budget.prompts_per_minute is not None for _, _, budget in limited):
-            recent = Exchange.objects.filter(created__gt=now - MINUTE)
-            ledger.prompts.update(_per_key(recent, clients, addresses, Count("id")))
+            aggregates["prompts"] = Count("id", filter=Q(created__gt=now - MINUTE))
         if any(budget.tokens_per_day is not None for _, _, budget in limited):
-            today = Exchange.objects.filter(created__gt=now - DAY, counted_tokens__isnull=False)
-            ledger.tokens.update(_per_key(today, clients, addresses, Sum("counted_tokens")))
+            aggregates["tokens"] = Sum("counted_tokens")  # a running answer's is NULL: not counted yet
+        window = Exchange.objects.filter(created__gt=now - (DAY if "tokens" in aggregates else MINUTE))
+        for key, used in _per_key(window, keys, aggregates).items():
+            ledger.prompts[key], ledger.tokens[key] = used.get("prompts") or 0, used.get("tokens") or 0
         return ledger
 
     def admit(self, client: Client, address: str) -> None:
@@ -141,15 +141,16 @@ def _rows_of(key: str) -> QuerySet[Exchange]:
     return Exchange.objects.filter(client=key)
 
 
-def _per_key(rows: QuerySet[Exchange], clients: list[str], addresses: list[str], total: Aggregate) -> dict[str, int]:
-    counted: dict[str, int] = {}
-    if clients:
-        for key, value in rows.filter(client__in=clients).values_list("client").annotate(total):
-            counted[key] = value or 0
-    if addresses:
-        for key, value in rows.filter(address__in=addresses).values_list("address").annotate(total):
-            counted[ADDRESS + key] = value or 0
-    return counted
+def _per_key(rows: QuerySet[Exchange], keys: list[str], aggregates: dict[str, Aggregate]) -> dict[str, dict]:
+    """Each counted key's `aggregates` over `rows`: one query for the clients, one for the anonymous addresses."""
+    used: dict[str, dict] = {}
+    clients = [key for key in keys if not key.startswith(ADDRESS)]
+    addresses = [key.removeprefix(ADDRESS) for key in keys if key.startswith(ADDRESS)]
+    for field, prefix, values in (("client", "", clients), ("address", ADDRESS, addresses)):
+        if values:
+            for row in rows.filter(**{f"{field}__in": values}).values(field).annotate(**aggregates):
+                used[prefix + row.pop(field)] = row
+    return used
 
 
 def _take_turns(keys: list[str]) -> None:

@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 from channels.db import database_sync_to_async
+from django.db import connection
 from django.utils import timezone
 
 from streaming import services
@@ -27,8 +28,12 @@ ALICE = Client(key="session:alice")
 BOB = Client(key="session:bob")
 
 
+def prompt(request: object, **fields: object) -> Prompt:
+    return Prompt(request=str(request), content=f"Question {request}?", model="m", **fields)
+
+
 def arrival(client: Client = ALICE, request: str = "r", **fields: object) -> services.Arrival:
-    return services.Arrival(client, Prompt(request=request, content=f"Question {request}?", model="m", **fields))
+    return services.Arrival(client, prompt(request, **fields))
 
 
 def start(*arrivals: services.Arrival) -> list:
@@ -120,6 +125,21 @@ def test_a_batch_of_new_conversations_takes_the_same_few_queries_whatever_its_si
             outcomes = start(*(arrival(Client(key=f"session:{size}:{n}"), request=str(n)) for n in range(size)))
         assert all(isinstance(outcome, tuple) for outcome in outcomes)
     assert Exchange.objects.count() == 33
+
+
+@pytest.mark.django_db
+def test_budgets_add_the_same_few_queries_to_a_batch_whatever_its_size(settings, django_assert_num_queries):
+    settings.STREAMING_PROMPTS_PER_MINUTE, settings.STREAMING_TOKENS_PER_DAY = 1000, 10**9
+    # Both limits of every client in one query, of every anonymous address in another, and on PostgreSQL the
+    # statement that takes every client's lock.
+    extra = 2 + (connection.vendor == "postgresql")
+    for size in (3, 30):
+        with django_assert_num_queries(3 + 2 + extra):
+            arrivals = [
+                services.Arrival(Client(key=f"session:{size}:{n}"), prompt(n), address="a") for n in range(size)
+            ]
+            outcomes = services.exchanges_start(arrivals=arrivals, demo=False, worker="w")
+        assert all(isinstance(outcome, tuple) for outcome in outcomes)
 
 
 @pytest.mark.django_db
