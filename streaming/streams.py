@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
 
-from streaming import errors, instructions, protocol, selectors, services
+from streaming import errors, instructions, protocol, selectors, services, tools
 from streaming.clients import Client
 from streaming.conf import app_settings
 from streaming.deployment import running
@@ -27,6 +27,7 @@ from streaming.provider.upstream import available_models, demo_enabled
 from streaming.relay import transcript
 from streaming.relay.ending import Ending, end_frame
 from streaming.relay.generation import Generation
+from streaming.tools import Tool
 
 
 def current_limits() -> protocol.Limits:
@@ -49,6 +50,7 @@ class _Asking:
     arrival: services.Arrival
     layer: BaseChannelLayer
     started: float  # monotonic, when the prompt arrived: its time to first token counts from here
+    tools: list[Tool]  # offered to the model: asked of the host's hook before anything is saved
 
 
 async def stream_start(
@@ -63,7 +65,9 @@ async def stream_start(
     """
     if worker.draining:
         raise errors.ShuttingDown()
-    asking = _Asking(services.Arrival(client, prompt, address), layer, time.monotonic())
+    started = time.monotonic()
+    offered = tools.offered_tools(caller=client, model=prompt.model)  # a hook that raises refuses the prompt here
+    asking = _Asking(services.Arrival(client, prompt, address), layer, started, offered)
     generation = await _admission.submit(asking)
     # The request to the model is on its way while `start` goes out; `start` still comes first, as the stream's
     # frames share one ordered path (see `publish`).
@@ -87,13 +91,10 @@ async def _admit(batch: list[_Asking]) -> list[Generation | Exception]:
     outcomes = await database_sync_to_async(services.exchanges_start)(
         arrivals=[asking.arrival for asking in batch], demo=demo, worker=worker.id
     )
-    generations: list[Generation | Exception] = []
-    for asking, outcome in zip(batch, outcomes, strict=True):
-        try:
-            generations.append(outcome if isinstance(outcome, Exception) else _generate(asking, *outcome, demo=demo))
-        except Exception as exc:  # a host hook raised (the tools offered): the other prompts of the batch go on
-            generations.append(exc)
-    return generations
+    return [
+        outcome if isinstance(outcome, Exception) else _generate(asking, *outcome, demo=demo)
+        for asking, outcome in zip(batch, outcomes, strict=True)
+    ]
 
 
 def _generate(asking: _Asking, exchange: Exchange, messages: list, *, demo: bool) -> Generation:
@@ -108,6 +109,7 @@ def _generate(asking: _Asking, exchange: Exchange, messages: list, *, demo: bool
         layer=asking.layer,
         started=asking.started,
         shared=get_shared(),
+        offered=asking.tools,
         start=protocol.start_frame(
             stream=exchange.id,
             prompt=prompt,

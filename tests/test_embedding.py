@@ -129,6 +129,32 @@ async def test_the_host_decides_which_tools_a_client_is_offered(settings):
     assert await offered_names() == ["current_time"]
 
 
+def broken_rule(*, client, tools):
+    """A host's rule with a bug, which the test arms once the socket is open (`ready` lists the tools too)."""
+    if broken_rule.armed:
+        raise LookupError("the plan table is gone")
+    return tools
+
+
+broken_rule.armed = False
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_tools_hook_that_raises_refuses_its_prompt_before_anything_is_saved(upstream, settings):
+    settings.STREAMING_TOOL_MODELS = ["fake-model"]
+    settings.STREAMING_OFFERED_TOOLS = "tests.test_embedding.broken_rule"
+    socket = await open_socket()
+    broken_rule.armed = True
+    try:
+        await socket.send(prompt(request="r"))
+        error = await socket.receive()
+    finally:
+        broken_rule.armed = False
+    assert (error["type"], error["code"], error["request"]) == ("error", "internal_error", "r")
+    assert not await database_sync_to_async(Exchange.objects.exists)()
+    assert upstream.requests == []
+
+
 # ---- signals -----------------------------------------------------------------------------------------------------
 
 

@@ -92,6 +92,7 @@ class Generation:
         layer: BaseChannelLayer,
         started: float,
         shared: SharedState,
+        offered: list[tools.Tool],
         start: protocol.StartFrame,
     ) -> None:
         self.stream = stream
@@ -108,7 +109,7 @@ class Generation:
         self.shared = shared
         self.entries: list[Entry] = []  # the stream's record, as kept in `shared`
         self.transcript = Transcript()  # what was sent, by kind: what is saved, by construction
-        self.tools = tools.offered_tools(caller=client, model=model)
+        self.tools = offered  # the tools the model is offered (`tools.offered_tools`)
         self.calls: list[MadeCall] = []
         # Characters read of the answer and of the reasoning, for the offsets of tool calls.
         self._answer_chars = self._reasoning_chars = 0
