@@ -71,6 +71,7 @@ def check(*, client: Client, address: str, now: datetime) -> None:
     Raises:
         TooManyPrompts, OverTokenBudget: with `retry_after_ms`, the earliest the client may try again.
     """
+    take_turns(counted_keys(client, address))
     Ledger.read([(client, address)], now=now).admit(client, address)
 
 
@@ -78,8 +79,8 @@ class Ledger:
     """What the clients of a batch of prompts have used, read in one query per limit for the whole batch, and the
     prompts of the batch admitted so far: a burst of prompts is checked in a few queries, not a few per prompt.
 
-    Build it with `read` in the transaction that records the batch, then `admit` each prompt in order: the batch's
-    earlier prompts count against the later ones, as rows would.
+    Build it with `read` in the transaction that records the batch, after `take_turns`, then `admit` each prompt in
+    order: the batch's earlier prompts count against the later ones, as rows would.
     """
 
     def __init__(self, now: datetime, budgets: dict[str, Budget]) -> None:
@@ -96,8 +97,7 @@ class Ledger:
         ledger = cls(now, {client.key: budget for client, _, budget in limited})
         if not limited:
             return ledger
-        keys = sorted({key for client, address, _ in limited for key in _counted_keys(client, address)})
-        _take_turns(keys)
+        keys = sorted({key for client, address, _ in limited for key in counted_keys(client, address)})
         aggregates: dict[str, Aggregate] = {}
         if any(budget.prompts_per_minute is not None for _, _, budget in limited):
             aggregates["prompts"] = Count("id", filter=Q(created__gt=now - MINUTE))
@@ -117,7 +117,7 @@ class Ledger:
         budget = self.budgets.get(client.key)
         if budget is None:
             return
-        keys = _counted_keys(client, address)
+        keys = counted_keys(client, address)
         for key in keys:
             if budget.prompts_per_minute is not None and self.prompts[key] >= budget.prompts_per_minute:
                 _refuse_prompts(key, self.prompts[key], budget.prompts_per_minute, self.now)
@@ -130,7 +130,7 @@ class Ledger:
 ADDRESS = "address:"  # the prefix of an anonymous address among the counted keys
 
 
-def _counted_keys(client: Client, address: str) -> list[str]:
+def counted_keys(client: Client, address: str) -> list[str]:
     """Who a prompt counts against: its client, and an anonymous client's address too."""
     return [client.key, *([ADDRESS + address] if client.user_id is None and address else [])]
 
@@ -153,17 +153,18 @@ def _per_key(rows: QuerySet[Exchange], keys: list[str], aggregates: dict[str, Ag
     return used
 
 
-def _take_turns(keys: list[str]) -> None:
-    """On PostgreSQL, the prompts of one client (and of one anonymous address) are admitted one batch at a time,
-    whichever worker takes them: locks held to the end of the transaction, so that two prompts at once cannot both
-    be counted under the limit. Taken in one statement in sorted order, so that two batches never wait for each
-    other's locks. SQLite is one process's database, whose writes are one at a time anyway."""
+def take_turns(keys: Iterable[str]) -> None:
+    """On PostgreSQL, the prompts of one client (and of one anonymous address, see `counted_keys`) are admitted one
+    transaction at a time, whichever worker takes them: locks held to the end of the transaction, so that two prompts
+    at once cannot both be counted under a limit (a budget, or `STREAMING_MAX_STREAMS`). Taken in one statement in
+    sorted order, so that two batches never wait for each other's locks. SQLite is one process's database, whose
+    writes are one at a time anyway."""
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_advisory_xact_lock(id) FROM unnest(%s::bigint[]) AS k(id)",
-            [[_lock_id(key) for key in keys]],
+            [[_lock_id(key) for key in sorted(set(keys))]],
         )
 
 

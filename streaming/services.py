@@ -54,8 +54,9 @@ def exchanges_start(*, arrivals: list[Arrival], demo: bool, worker: str) -> list
     """Record a batch of prompts in one transaction: for each, in order, its exchange and messages, or why it was
     refused (nothing of it is saved then).
 
-    A burst of prompts reaches the database as a few queries for the whole batch (the running streams, the budgets,
-    two inserts) instead of a few per prompt: while the event loop is busy, every query costs the database thread a
+    A burst of prompts reaches the database as a few queries for the whole batch (on PostgreSQL the lock of every
+    client it counts, see `budgets.take_turns`; the running streams; the budgets; two inserts) instead of a few per
+    prompt: while the event loop is busy, every query costs the database thread a
     wait for the GIL, so it is the number of queries that sets how long a prompt waits for its first word. The
     batch's earlier prompts count against its later ones, as their rows would.
 
@@ -71,8 +72,10 @@ def exchanges_start(*, arrivals: list[Arrival], demo: bool, worker: str) -> list
     now = timezone.now()
     outcomes: list[Admitted | Exception] = []
     with transaction.atomic():
-        running = _running_streams({arrival.client.key for arrival in arrivals}, now=now)
-        ledger = budgets.Ledger.read([(a.client, _anonymous_address(a)) for a in arrivals], now=now)
+        asking = [(arrival.client, _anonymous_address(arrival)) for arrival in arrivals]
+        budgets.take_turns(key for client, address in asking for key in budgets.counted_keys(client, address))
+        running = _running_streams({client.key for client, _ in asking}, now=now)
+        ledger = budgets.Ledger.read(asking, now=now)
         batch = _Batch()
         for arrival in arrivals:
             try:

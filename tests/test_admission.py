@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 from channels.db import database_sync_to_async
-from django.db import connection
+from django.db import connection, connections
 from django.utils import timezone
 
 from streaming import services
@@ -23,6 +23,7 @@ from streaming.protocol import Prompt
 from streaming.relay.ending import Ending
 from streaming.relay.transcript import Transcript
 from tests.conftest import open_socket
+from tests.test_budgets import waiting_for_a_lock
 
 ALICE = Client(key="session:alice")
 BOB = Client(key="session:bob")
@@ -116,12 +117,62 @@ async def test_a_frame_is_handled_while_the_database_thread_is_busy():
 # -- exchanges_start and exchanges_finish ------------------------------------------------------------------------
 
 
+def lock_statements() -> int:
+    """PostgreSQL takes the batch's locks in one more statement."""
+    return int(connection.vendor == "postgresql")
+
+
+held = threading.Event()  # the first prompt's transaction is open, its streams counted
+release = threading.Event()
+
+
+def holding_instruction(*, client: Client, conversation: uuid.UUID | None) -> str:
+    """Called inside the admitting transaction, after the running streams are counted: the first caller holds it."""
+    if not held.is_set():
+        held.set()
+        release.wait(10)
+    return "Be brief."
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_admitting_a_clients_last_stream_at_once_admit_one(settings):
+    """Without a lock both would count the client's running streams before the other committed, and both would go
+    past `STREAMING_MAX_STREAMS`; with it the second waits for the first, then sees its row."""
+    settings.STREAMING_MAX_STREAMS = 1
+    settings.STREAMING_SYSTEM_INSTRUCTION = "tests.test_admission.holding_instruction"
+    held.clear(), release.clear()
+    outcomes: dict[str, object] = {}
+    done = threading.Event()
+
+    def admit(name: str) -> None:
+        try:
+            (outcomes[name],) = start(arrival(ALICE, name))
+        finally:
+            connections.close_all()
+            if name == "second":
+                done.set()
+
+    first = threading.Thread(target=admit, args=("first",))
+    first.start()
+    assert held.wait(10)
+    second = threading.Thread(target=admit, args=("second",))
+    second.start()
+    while not done.is_set() and not waiting_for_a_lock():  # waiting, as it should, or done already (no lock)
+        done.wait(0.01)
+    release.set()
+    first.join(10), second.join(10)
+    assert isinstance(outcomes["first"], tuple)
+    assert isinstance(outcomes["second"], TooManyStreams)
+
+
 @pytest.mark.django_db
 def test_a_batch_of_new_conversations_takes_the_same_few_queries_whatever_its_size(django_assert_num_queries):
-    # The running streams, two inserts, and the transaction's savepoint and release: no query per prompt. (SQLite
+    # The running streams, two inserts, the transaction's savepoint and release, and on PostgreSQL the statement that
+    # takes every client's lock: no query per prompt. (SQLite
     # takes at most 999 parameters a query: past about 35 prompts Django splits the insert of their exchanges.)
     for size in (3, 30):
-        with django_assert_num_queries(3 + 2):
+        with django_assert_num_queries(3 + 2 + lock_statements()):
             outcomes = start(*(arrival(Client(key=f"session:{size}:{n}"), request=str(n)) for n in range(size)))
         assert all(isinstance(outcome, tuple) for outcome in outcomes)
     assert Exchange.objects.count() == 33
@@ -130,9 +181,8 @@ def test_a_batch_of_new_conversations_takes_the_same_few_queries_whatever_its_si
 @pytest.mark.django_db
 def test_budgets_add_the_same_few_queries_to_a_batch_whatever_its_size(settings, django_assert_num_queries):
     settings.STREAMING_PROMPTS_PER_MINUTE, settings.STREAMING_TOKENS_PER_DAY = 1000, 10**9
-    # Both limits of every client in one query, of every anonymous address in another, and on PostgreSQL the
-    # statement that takes every client's lock.
-    extra = 2 + (connection.vendor == "postgresql")
+    # Both limits of every client in one query, and of every anonymous address in another.
+    extra = 2 + lock_statements()
     for size in (3, 30):
         with django_assert_num_queries(3 + 2 + extra):
             arrivals = [
