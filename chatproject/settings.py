@@ -193,6 +193,10 @@ else:
 # No key means the built-in demo model answers; a key is never ignored in favour of the demo.
 STREAMING_OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 STREAMING_OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or None
+# "chat" (Chat Completions, any OpenAI-compatible server) or "responses" (OpenAI's Responses API).
+STREAMING_OPENAI_API = env_str("OPENAI_API", "chat")
+# Models that reason, by name prefix: on the Responses API asked for reasoning summaries, and sent no temperature.
+STREAMING_REASONING_MODELS = env_list("STREAMING_REASONING_MODELS", ["gpt-5", "o1", "o3", "o4"])
 STREAMING_MODEL = env_str("OPENAI_MODEL", "gpt-4o-mini")
 STREAMING_MODELS = env_list("OPENAI_MODELS", [STREAMING_MODEL])
 # Seconds to wait for the provider to connect or to send the next piece of an answer.

@@ -10,6 +10,7 @@ class StreamingConfig(AppConfig):
         from streaming import checks as streaming_checks
 
         for check in (
+            streaming_checks.check_api,
             streaming_checks.check_tools,
             streaming_checks.check_hooks,
             streaming_checks.check_shared_state,

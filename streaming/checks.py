@@ -11,6 +11,7 @@
 - E005: no `ASGI_APPLICATION`, or no `CHANNEL_LAYERS`.
 - E006: the ASGI application does not route `STREAMING_SOCKET_PATH` to the chat consumer (a check that looks through
   Channels' routers and middleware; an application it cannot look into is not reported).
+- E007: `STREAMING_OPENAI_API` is neither "chat" nor "responses".
 """
 
 from __future__ import annotations
@@ -25,6 +26,21 @@ from django.utils.module_loading import import_string
 from streaming.conf import app_settings
 
 HOOKS = ("CLIENT", "SYSTEM_INSTRUCTION", "OFFERED_TOOLS", "BUDGET")
+
+
+APIS = ("chat", "responses")
+
+
+def check_api(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:
+    if app_settings.OPENAI_API in APIS:
+        return []
+    return [
+        checks.Error(
+            f"STREAMING_OPENAI_API is {app_settings.OPENAI_API!r}.",
+            hint='Set it to "chat" (any OpenAI-compatible server) or "responses" (OpenAI\'s Responses API).',
+            id="streaming.E007",
+        )
+    ]
 
 
 def check_tools(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:

@@ -25,6 +25,12 @@ DEFAULTS: dict[str, Any] = {
     "OPENAI_API_KEY": "",
     # Any OpenAI-compatible server (a gateway, Ollama, vLLM, llama.cpp); None: OpenAI's own.
     "OPENAI_BASE_URL": None,
+    # The API the model is asked through: "chat" (Chat Completions, which every OpenAI-compatible server speaks) or
+    # "responses" (OpenAI's Responses API, the only one through which its reasoning models show their thinking).
+    "OPENAI_API": "chat",
+    # Models that reason, by name prefix: on the Responses API they are asked for reasoning summaries and sent no
+    # temperature, which they refuse.
+    "REASONING_MODELS": ["gpt-5", "o1", "o3", "o4"],
     # Seconds to wait for the provider to connect or to send the next piece of an answer.
     "OPENAI_TIMEOUT": 60,
     # Retries of a failed request (429, 5xx, connection errors) before the first token.

@@ -1,4 +1,4 @@
-"""A real HTTP server that speaks OpenAI's chat-completions streaming wire format, for the real `openai` client.
+"""A real HTTP server that speaks OpenAI's chat-completions and Responses streams, for the real `openai` client.
 
 Each request takes the next `Script` from the queue (or the default one) and is recorded, with the moment its
 connection closed, so tests can assert what the model was asked and that a cancelled answer's response really was
@@ -9,6 +9,10 @@ how it sends tool calls, and the small differences of its chunks (a role on ever
 absent, usage in the finish chunk or after it) are reproduced from the servers' own sources and recorded traffic,
 cited on each `_Wire` class below. An answer is, in this order: reasoning chunks, content chunks (the `tokens`, given
 literally, so an inline `<think>` block is just tokens), then tool-call chunks, then the finish chunk.
+
+`POST /v1/responses` is answered from the same scripts in OpenAI's Responses stream (`_ResponsesWire`): typed events,
+a reasoning summary item, a message item and a function-call item per tool call, then `response.completed` (or
+`response.incomplete`, `response.failed`, `error`), so a test can drive the relay's other API with the same script.
 
 Run alone (for daphne processes and the benchmark): `python -m tests.fake_openai --port 8001`.
 """
@@ -57,7 +61,9 @@ class Script:
     """What the server does with one request.
 
     `drop_after`, `hang_after`, `end_after` and `pause_after` count the chunks of the answer: reasoning, content and
-    tool-call chunks alike (for a script of plain tokens, the tokens).
+    tool-call chunks alike (for a script of plain tokens, the tokens). On `/v1/responses` they count the delta events
+    the same way (one per reasoning chunk, token and argument fragment); an item's opening and closing events go
+    with the delta that follows them, so nothing at all is sent after the counted deltas.
     """
 
     # The answer text, chunk by chunk (default "Hello, world!", or none when the script makes tool calls).
@@ -70,10 +76,13 @@ class Script:
     usage: bool = True  # send the usage that include_usage asks for
     end_after: int | None = None  # after this many chunks, end the body cleanly with no finish chunk and no [DONE]
     error_event: dict[str, Any] | None = None  # after the chunks, send this as a mid-stream `{"error": ...}` event
+    # How /v1/responses sends `error_event`: "failed" (a `response.failed`) or "error" (a top-level `error` event).
+    error_type: str = "failed"
     error_body: dict[str, Any] | None = None  # the JSON body of a non-200 answer (OpenAI's error shape by default)
     # The server whose wire shapes this answer has: one of `SERVERS`.
     server: str = "openai"
-    # Reasoning chunks, sent before the content where this server puts reasoning (OpenAI's API streams none).
+    # Reasoning chunks, sent before the content where this server puts reasoning (OpenAI's chat completions stream
+    # none; on /v1/responses they are a reasoning summary, whatever the server).
     reasoning: list[str] = field(default_factory=list)
     # The tool calls of this round, after the content; index i is the call's `index` on the wire.
     tool_calls: list[ToolCallScript] = field(default_factory=list)
@@ -109,6 +118,11 @@ class Received:
     def messages(self) -> list[dict[str, Any]]:
         return self.body.get("messages", [])
 
+    @property
+    def input(self) -> list[dict[str, Any]]:
+        """A Responses request's input items (the SDK also allows a plain string here)."""
+        return self.body.get("input", [])
+
 
 class FakeOpenAI:
     def __init__(self) -> None:
@@ -128,12 +142,14 @@ class FakeOpenAI:
         self.requests.clear()
 
     def then(self, *scripts: Script) -> None:
-        """Queue what the next requests get, in order (a tool-call round, then the answer round, ...)."""
+        """Queue what the next requests get, in order (a tool-call round, then the answer round, ...).
+
+        Reasoning on a server that streams none in chat completions (OpenAI's) is allowed here, since the Responses
+        API streams it; a chat request that gets such a script is answered 400 instead.
+        """
         for script in scripts:
             if script.server not in _WIRES:
                 raise ValueError(f"unknown server {script.server!r}; one of {SERVERS}")
-            if script.reasoning and _WIRES[script.server].reasoning_shape == "none":
-                raise ValueError(f"{script.server} streams no reasoning in chat completions; pick another server")
         self.scripts.extend(scripts)
 
     async def start(self, port: int = 0) -> None:
@@ -167,54 +183,79 @@ class FakeOpenAI:
     ) -> bool:
         if script.status != 200:
             error = {"error": {"message": f"fake error {script.status}", "type": "fake", "code": None}}
-            body = json.dumps(script.error_body or error)
-            writer.write(_head(script.status, "application/json", f"Content-Length: {len(body)}") + body.encode())
-            await writer.drain()
-            request.closed.set()
+            await _answer_error(writer, request, script.status, script.error_body or error)
             return True
-        writer.write(_head(200, "text/event-stream", "Transfer-Encoding: chunked"))
-        wire = _WIRES[script.server](request.body.get("model", "fake-model"), reasoning=bool(script.reasoning))
-        opening, events = wire.answer(script)
-        for event in opening:
-            await _send(writer, event)
-        for index, event in enumerate(events):
-            if script.drop_after is not None and index == script.drop_after:
-                writer.transport.abort()
-                return False
-            if script.hang_after is not None and index == script.hang_after:
-                await reader.read()  # returns once the client closes the connection
-                return False
-            if script.end_after is not None and index == script.end_after:
-                writer.write(b"0\r\n\r\n")
-                await writer.drain()
-                request.closed.set()
-                return True
-            if script.pause_after is not None and index == script.pause_after:
-                request.paused.set()
-                await script.proceed.wait()
-            if script.interval:
-                await asyncio.sleep(script.interval)
-            await _send(writer, event)
-            request.tokens_sent += 1
-        if script.error_event is not None:
-            await _send(writer, f"data: {json.dumps({'error': script.error_event})}\n\n")
-            writer.write(b"0\r\n\r\n")
-            await writer.drain()
-            request.closed.set()
+        if request.path.split("?", 1)[0].endswith("/responses"):
+            stream = _ResponsesWire(request, script, number=len(self.requests)).answer()
+        elif script.reasoning and _WIRES[script.server].reasoning_shape == "none":
+            message = f"fake: {script.server} streams no reasoning in chat completions; pick another server"
+            await _answer_error(writer, request, 400, {"error": {"message": message, "type": "fake", "code": None}})
             return True
-        finish_reason = script.finish_reason or ("tool_calls" if script.tool_calls else "stop")
-        usage = None
-        if script.usage:
-            prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in request.messages)
-            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(events)}
-            usage["total_tokens"] = prompt_tokens + len(events)
-        for event in wire.closing(finish_reason, usage):
+        else:
+            stream = _chat_stream(script, request)
+        return await _stream(script, request, reader, writer, stream)
+
+
+# An answer as it goes on the wire: the events before it (not counted), its steps (each counted once: the events that
+# lead up to one delta, and the delta), and the events after it, which end it.
+_Answer = tuple[list[str], list[list[str]], list[str]]
+
+
+async def _stream(
+    script: Script, request: Received, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, answer: _Answer
+) -> bool:
+    """Send an answer as the script says: paced, paused, cut, hung or ended early after so many steps."""
+    opening, steps, closing = answer
+    writer.write(_head(200, "text/event-stream", "Transfer-Encoding: chunked"))
+    for event in opening:
+        await _send(writer, event)
+    for index, step in enumerate(steps):
+        if script.drop_after is not None and index == script.drop_after:
+            writer.transport.abort()
+            return False
+        if script.hang_after is not None and index == script.hang_after:
+            await reader.read()  # returns once the client closes the connection
+            return False
+        if script.end_after is not None and index == script.end_after:
+            break
+        if script.pause_after is not None and index == script.pause_after:
+            request.paused.set()
+            await script.proceed.wait()
+        if script.interval:
+            await asyncio.sleep(script.interval)
+        for event in step:
             await _send(writer, event)
-        await _send(writer, "data: [DONE]\n\n")
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
-        request.closed.set()
-        return True
+        request.tokens_sent += 1
+    else:
+        for event in closing:
+            await _send(writer, event)
+    writer.write(b"0\r\n\r\n")
+    await writer.drain()
+    request.closed.set()
+    return True
+
+
+async def _answer_error(writer: asyncio.StreamWriter, request: Received, status: int, error: dict[str, Any]) -> None:
+    body = json.dumps(error)
+    writer.write(_head(status, "application/json", f"Content-Length: {len(body)}") + body.encode())
+    await writer.drain()
+    request.closed.set()
+
+
+def _chat_stream(script: Script, request: Received) -> _Answer:
+    """A chat-completions answer: the script's server's chunks, then its finish and usage and `[DONE]`."""
+    wire = _WIRES[script.server](request.body.get("model", "fake-model"), reasoning=bool(script.reasoning))
+    opening, events = wire.answer(script)
+    steps = [[event] for event in events]
+    if script.error_event is not None:
+        return opening, steps, [f"data: {json.dumps({'error': script.error_event})}\n\n"]
+    finish_reason = script.finish_reason or ("tool_calls" if script.tool_calls else "stop")
+    usage = None
+    if script.usage:
+        prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in request.messages)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(events)}
+        usage["total_tokens"] = prompt_tokens + len(events)
+    return opening, steps, [*wire.closing(finish_reason, usage), "data: [DONE]\n\n"]
 
 
 def _random(length: int, alphabet: str = string.ascii_letters + string.digits) -> str:
@@ -575,6 +616,187 @@ _WIRES: dict[str, type[_Wire]] = {
     "openrouter": _OpenRouter,
 }
 SERVERS = tuple(_WIRES)
+
+
+class _ResponsesWire:
+    """OpenAI's Responses API stream (`POST /v1/responses`, `stream: true`) for one script.
+
+    Each event is `event: <type>` and a JSON `data` line that repeats the `type` and has a `sequence_number` counting
+    from 0 over the whole stream; there is no `[DONE]`. Shapes are the openai SDK's (openai/types/responses/:
+    `ResponseStreamEvent` and the `Response`, `ResponseReasoningItem`, `ResponseOutputMessage`,
+    `ResponseFunctionToolCall` and `ResponseUsage` it carries), in the order the API sends them: `response.created`,
+    `response.in_progress`, then per output item `response.output_item.added`, its part's `.added`, the deltas, the
+    text's and the part's `.done` and `response.output_item.done`, then the response's end. The reasoning is one
+    summary part; its item has `encrypted_content` when the request's `include` asks for it, as stateless (`store:
+    false`) callers do.
+    """
+
+    def __init__(self, request: Received, script: Script, *, number: int) -> None:
+        self.body = request.body
+        self.script = script
+        self.id = f"resp_fake_{number}"
+        self.created = int(time.time())
+        self.sequence = itertools.count()
+        self.output: list[dict[str, Any]] = []  # the items done so far, in order
+        self.steps: list[list[str]] = []
+        self.pending: list[str] = []  # events that go out with the next delta (or with the end)
+
+    def event(self, kind: str, **fields: Any) -> str:
+        data = {"type": kind, "sequence_number": next(self.sequence), **fields}
+        return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+
+    def say(self, kind: str, **fields: Any) -> None:
+        """An event that is not counted: it goes out just before the next delta, or with the end."""
+        self.pending.append(self.event(kind, **fields))
+
+    def delta(self, kind: str, **fields: Any) -> None:
+        """A counted event: one step of the answer, with the events waiting for it."""
+        self.steps.append([*self.pending, self.event(kind, **fields)])
+        self.pending = []
+
+    def response(self, status: str, **fields: Any) -> dict[str, Any]:
+        """The `response` object, with what the API echoes of the request."""
+        body = self.body
+        return {
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created,
+            "status": status,
+            "background": False,
+            "completed_at": int(time.time()) if status == "completed" else None,
+            "error": None,
+            "incomplete_details": None,
+            "instructions": body.get("instructions"),
+            "max_output_tokens": body.get("max_output_tokens"),
+            "max_tool_calls": None,
+            "model": body.get("model", "fake-model"),
+            "output": list(self.output),
+            "parallel_tool_calls": body.get("parallel_tool_calls", True),
+            "previous_response_id": body.get("previous_response_id"),
+            "reasoning": {"effort": None, "summary": None, **(body.get("reasoning") or {})},
+            "service_tier": "default",
+            "store": body.get("store", True),
+            "temperature": body.get("temperature", 1.0),
+            "text": {"format": {"type": "text"}, "verbosity": "medium"},
+            "tool_choice": body.get("tool_choice", "auto"),
+            "tools": body.get("tools", []),
+            "top_logprobs": 0,
+            "top_p": body.get("top_p", 1.0),
+            "truncation": "disabled",
+            "usage": None,
+            "user": None,
+            "metadata": body.get("metadata") or {},
+            **fields,
+        }
+
+    def answer(self) -> _Answer:
+        opening = [
+            self.event("response.created", response=self.response("in_progress")),
+            self.event("response.in_progress", response=self.response("in_progress")),
+        ]
+        script = self.script
+        if script.reasoning:
+            self.reasoning_item(script.reasoning)
+        if script.tokens:
+            self.message_item(script.tokens)
+        for call in script.tool_calls:
+            self.call_item(call)
+        self.end()
+        return opening, self.steps, self.pending
+
+    def item_id(self, prefix: str) -> str:
+        return f"{prefix}_{_random(48, string.hexdigits[:16])}"
+
+    def reasoning_item(self, chunks: list[str]) -> None:
+        index, item_id, text = len(self.output), self.item_id("rs"), "".join(chunks)
+        where = {"item_id": item_id, "output_index": index, "summary_index": 0}
+        opened = {"id": item_id, "type": "reasoning", "summary": []}
+        self.say("response.output_item.added", output_index=index, item=opened)
+        self.say("response.reasoning_summary_part.added", **where, part={"type": "summary_text", "text": ""})
+        for chunk in chunks:
+            self.delta("response.reasoning_summary_text.delta", **where, delta=chunk)
+        self.say("response.reasoning_summary_text.done", **where, text=text)
+        self.say("response.reasoning_summary_part.done", **where, part={"type": "summary_text", "text": text})
+        item: dict[str, Any] = {"id": item_id, "type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}
+        if "reasoning.encrypted_content" in (self.body.get("include") or []):
+            item["encrypted_content"] = "gAAAAAB" + _random(120)  # opaque: a caller only sends it back
+        self.done(item)
+
+    def message_item(self, tokens: list[str]) -> None:
+        index, item_id, text = len(self.output), self.item_id("msg"), "".join(tokens)
+        where = {"item_id": item_id, "output_index": index, "content_index": 0}
+        item = {"id": item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+        self.say("response.output_item.added", output_index=index, item=item)
+        self.say("response.content_part.added", **where, part={"type": "output_text", "text": "", "annotations": []})
+        for token in tokens:
+            self.delta("response.output_text.delta", **where, delta=token, logprobs=[])
+        part = {"type": "output_text", "text": text, "annotations": []}
+        self.say("response.output_text.done", **where, text=text, logprobs=[])
+        self.say("response.content_part.done", **where, part=part)
+        self.done({**item, "status": "completed", "content": [part]})
+
+    def call_item(self, call: ToolCallScript) -> None:
+        index, item_id = len(self.output), self.item_id("fc")
+        call_id = call.id or "call_" + _random(24)
+        item = {"id": item_id, "type": "function_call", "status": "in_progress", "call_id": call_id}
+        item |= {"name": call.name, "arguments": ""}
+        self.say("response.output_item.added", output_index=index, item=item)
+        for fragment in call.argument_fragments():
+            self.delta("response.function_call_arguments.delta", item_id=item_id, output_index=index, delta=fragment)
+        arguments = call.arguments_text
+        where = {"item_id": item_id, "output_index": index}
+        self.say("response.function_call_arguments.done", **where, arguments=arguments, name=call.name)
+        self.done({**item, "status": "completed", "arguments": arguments})
+
+    def done(self, item: dict[str, Any]) -> None:
+        self.say("response.output_item.done", output_index=len(self.output), item=item)
+        self.output.append(item)
+
+    def end(self) -> None:
+        """The response's last event: failed, an error, incomplete or completed, as the script says."""
+        script = self.script
+        if script.error_event is not None:
+            code = script.error_event.get("code") or "server_error"
+            message = script.error_event.get("message") or "fake failure"
+            if script.error_type == "error":
+                self.say("error", code=code, message=message, param=None)
+            else:
+                failed = self.response("failed", error={"code": code, "message": message})
+                self.say("response.failed", response=failed)
+            return
+        finish_reason = script.finish_reason or ("tool_calls" if script.tool_calls else "stop")
+        usage = self.usage() if script.usage else None
+        reason = {"length": "max_output_tokens", "content_filter": "content_filter"}.get(finish_reason)
+        if reason is not None:
+            incomplete = self.response("incomplete", incomplete_details={"reason": reason}, usage=usage)
+            self.say("response.incomplete", response=incomplete)
+        else:
+            self.say("response.completed", response=self.response("completed", usage=usage))
+
+    def usage(self) -> dict[str, Any]:
+        """Words in for input tokens, the delta events for output tokens (as chat counts chunks)."""
+        input_tokens, output_tokens = _input_words(self.body), len(self.steps)
+        return {
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": len(self.script.reasoning)},
+            "total_tokens": input_tokens + output_tokens,
+        }
+
+
+def _input_words(body: dict[str, Any]) -> int:
+    """The words of a Responses request's texts, counted as a chat request's messages are (the system message is the
+    `instructions` here, a tool result a `function_call_output`), so one conversation costs the same on both APIs."""
+    items = body.get("input", [])
+    texts: list[Any] = [body.get("instructions")]
+    for item in [{"content": items}] if isinstance(items, str) else items:
+        content = item.get("content", item.get("output"))
+        if isinstance(content, list):
+            texts += [part.get("text") for part in content if isinstance(part, dict)]
+        else:
+            texts.append(content)
+    return sum(len(str(text or "").split()) for text in texts)
 
 
 async def _read_request(reader: asyncio.StreamReader) -> Received | None:

@@ -11,7 +11,6 @@ thirty times the JSON parsing itself, and the relay needs a few fields of it (se
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import openai
@@ -23,6 +22,8 @@ from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolPara
 from streaming.conf import app_settings
 from streaming.errors import Truncated, UpstreamStreamError
 from streaming.protocol import Usage
+from streaming.provider import responses
+from streaming.provider.pieces import Piece
 from streaming.provider.sse import DataLines
 from streaming.relay.tool_calls import CallFragment
 
@@ -90,18 +91,6 @@ def available_models() -> tuple[str, ...]:
     if demo_enabled():
         return (DEMO_MODEL,)
     return tuple(dict.fromkeys([app_settings.MODEL, *app_settings.MODELS]))
-
-
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs several times as much, once per token
-class Piece:
-    """What one upstream chunk contributes: answer text, reasoning, tool-call fragments, the finish reason, usage."""
-
-    text: str = ""
-    reasoning: str = ""
-    reasoning_field: str = ""  # the delta field the reasoning came in
-    calls: tuple[CallFragment, ...] = ()
-    finish_reason: str | None = None
-    usage: Usage | None = None
 
 
 def add_usage(total: Usage | None, more: Usage) -> Usage:
@@ -195,11 +184,57 @@ async def stream_pieces(
     tools: list[ChatCompletionToolParam] | None = None,
     tool_choice: Literal["none"] | None = None,
 ) -> AsyncIterator[Piece]:
-    """Ask the model and yield its answer as it is written.
+    """Ask the model and yield its answer as it is written, through the API `STREAMING_OPENAI_API` names (the demo
+    model speaks Chat Completions).
 
     Closing this generator (or cancelling the task iterating it) closes the HTTP response, so the provider stops
     generating and the connection goes back to the pool.
     """
+    if app_settings.OPENAI_API == "responses" and not demo_enabled():
+        body = responses.request_body(
+            messages=messages,  # type: ignore[arg-type]
+            tools=tools,  # type: ignore[arg-type]
+            tool_choice=tool_choice,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            reasoning=reasons(model),
+        )
+        # As for chat below: sent as given, not walked against the SDK's schemas first.
+        request = get_client().responses.with_streaming_response.create(model=model, stream=True, extra_body=body)
+        read = responses.EventReader().read
+    else:
+        request = _chat_request(model, messages, temperature, max_tokens, tools, tool_choice)
+        read = read_chunk
+    async with request as response:
+        lines = DataLines()
+        finished = False
+        async for data in response.http_response.aiter_bytes():
+            for payload in lines.feed(data):
+                if payload == b"[DONE]":  # Chat Completions' end; the Responses API ends with its last event
+                    return
+                piece = read(orjson.loads(payload))
+                if piece is None:
+                    continue
+                finished = finished or piece.finish_reason is not None
+                yield piece
+        if not finished:  # the body ended cleanly but the answer did not: a proxy or the provider cut it
+            raise Truncated()
+
+
+def reasons(model: str) -> bool:
+    """Whether `model` is one that reasons (`STREAMING_REASONING_MODELS`): on the Responses API it is asked for its
+    reasoning summaries, and sent no `temperature`, which such models refuse."""
+    return any(model.startswith(prefix) for prefix in app_settings.REASONING_MODELS)
+
+
+def _chat_request(
+    model: str,
+    messages: Iterable[ChatCompletionMessageParam],
+    temperature: float | None,
+    max_tokens: int | None,
+    tools: list[ChatCompletionToolParam] | None,
+    tool_choice: Literal["none"] | None,
+) -> Any:
     # The messages and tools go in `extra_body`, which the SDK sends as given. As named parameters the SDK walks
     # them against its typed schemas first (`async_maybe_transform`), which changes nothing in a chat request and
     # costs 0.4 to 1 ms of the event loop per request: under a burst of hundreds of prompts, the largest cost of
@@ -213,22 +248,10 @@ async def stream_pieces(
         body["tools"] = tools
         if tool_choice is not None:
             body["tool_choice"] = tool_choice
-    request = get_client().chat.completions.with_streaming_response.create(
+    return get_client().chat.completions.with_streaming_response.create(
         model=model,
         messages=[],
         stream=True,
         stream_options={"include_usage": True},
         extra_body=body,
     )
-    async with request as response:
-        lines = DataLines()
-        finished = False
-        async for data in response.http_response.aiter_bytes():
-            for payload in lines.feed(data):
-                if payload == b"[DONE]":
-                    return
-                piece = read_chunk(orjson.loads(payload))
-                finished = finished or piece.finish_reason is not None
-                yield piece
-        if not finished:  # the body ended cleanly but the answer did not: a proxy or the provider cut it
-            raise Truncated()

@@ -1,0 +1,21 @@
+"""What one upstream chunk or event contributes to an answer, whichever API it came from (see `upstream`,
+`responses`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streaming.protocol import Usage
+from streaming.relay.tool_calls import CallFragment
+
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs several times as much, once per token
+class Piece:
+    """What one upstream chunk contributes: answer text, reasoning, tool-call fragments, the finish reason, usage."""
+
+    text: str = ""
+    reasoning: str = ""
+    reasoning_field: str = ""  # the delta field the reasoning came in
+    calls: tuple[CallFragment, ...] = ()
+    finish_reason: str | None = None
+    usage: Usage | None = None
