@@ -190,6 +190,7 @@ async def test_an_incomplete_response_ends_as_length_and_a_failed_one_as_an_erro
     assert (done["type"], done["finish_reason"]) == ("done", "length")
     responses_api.then(Script(tokens=["Half"], error_event={"code": "server_error", "message": "sk-secret broke"}))
     frames = await ask()
-    assert frames[-1]["type"] == "error" and "sk-secret" not in frames[-1]["message"]
+    assert (frames[-1]["type"], frames[-1]["code"]) == ("error", "upstream_error")
+    assert "sk-secret" not in frames[-1]["message"]
     row = await database_sync_to_async(Exchange.objects.order_by("created").last)()
     assert (row.status, row.answer) == ("failed", "Half")
