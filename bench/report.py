@@ -19,7 +19,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"Machine: {meta['cpus']} x {meta['cpu_model']}, Python {meta['python']}, database {meta.get('database')}, "
         f"commit {meta['commit']}, {meta['date']}; load average at start {_loadavg(meta)}.",
         f"Answers: {meta['options']['tokens']} tokens at {meta['options']['rate']:g} tokens/s{_thinking(meta)}, "
-        f"prompts spread over {meta['options']['ramp']:g} s. Latency is per token, in ms. {_disturbance(results)}",
+        f"prompts spread over {meta['options']['ramp']:g} s, asked through the "
+        f"{'Responses API' if meta['options'].get('api') == 'responses' else 'Chat Completions API'}. "
+        f"Latency is per token, in ms. {_disturbance(results)}",
         f"### Floor: the openai SDK reading the upstream directly ({meta['options']['floor']})\n\n"
         + floor_table(results),
         "### Relay: WebSocket clients of daphne\n\n" + relay_table(results),

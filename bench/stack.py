@@ -66,7 +66,7 @@ def make_database(kind: str, workdir: Path, index: int = 0) -> Database:
     return Database(f"{POSTGRES_ADMIN_URL.rpartition('/')[0]}/{name}", "postgres")
 
 
-def app_env(*, database: Database, upstream_url: str, layer: str) -> dict[str, str]:
+def app_env(*, database: Database, upstream_url: str, layer: str, api: str = "chat") -> dict[str, str]:
     """The environment of a daphne worker: production settings, the bench upstream as the model provider."""
     env = server_env(
         DJANGO_SECRET_KEY="bench-secret-key-bench-secret-key-bench-secret-key",
@@ -79,6 +79,7 @@ def app_env(*, database: Database, upstream_url: str, layer: str) -> dict[str, s
         OPENAI_BASE_URL=upstream_url,
         OPENAI_MODEL="bench-model",
         OPENAI_MAX_RETRIES="0",
+        OPENAI_API=api,
         STREAMING_MAX_STREAMS="100000",
         STREAMING_MAX_SECONDS="600",
         STREAMING_SHUTDOWN_GRACE="2",  # a run that timed out leaves streams behind: stop them quickly

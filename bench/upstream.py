@@ -1,7 +1,8 @@
 """An OpenAI-compatible streaming upstream for the benchmark, fast enough not to be what is measured.
 
 `POST /v1/chat/completions` with `"stream": true` answers with the SSE chunks OpenAI sends (role chunk, one chunk per
-token, finish chunk, the usage chunk that `include_usage` asks for, `data: [DONE]`). Every token carries its index
+token, finish chunk, the usage chunk that `include_usage` asks for, `data: [DONE]`); `POST /v1/responses` with the
+same answer as the Responses API's typed events (`Events`). Every token carries its index
 and the moment it was written, ` <index>@<CLOCK_MONOTONIC µs>`, so a client in another process of this machine can
 tell how long the token took to reach it (Linux's monotonic clock is one clock for the whole system) and whether
 every token arrived once and in order.
@@ -125,6 +126,93 @@ class Chunks:
         )
 
 
+class Events:
+    """The same answer as OpenAI's Responses API streams it (`POST /v1/responses`): typed events, each with its
+    `sequence_number`, the text in `response.output_text.delta`, reasoning in `response.reasoning_summary_text.delta`,
+    usage in `response.completed`, and no `[DONE]`. Only the sequence number and the token are formatted per token."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.id = f"resp_bench_{next(self._ids)}"
+        self.sequence = itertools.count()
+        self.token_head = (
+            b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":'
+        )
+        self.token_middle = b',"item_id":"msg_bench","output_index":1,"content_index":0,"delta":"'
+        self.token_tail = b'","logprobs":[]}\n\n'
+        self.reasoning_head = (
+            b"event: response.reasoning_summary_text.delta\n"
+            b'data: {"type":"response.reasoning_summary_text.delta","sequence_number":'
+        )
+        self.reasoning_middle = b',"item_id":"rs_bench","output_index":0,"summary_index":0,"delta":"'
+
+    def _event(self, kind: str, **fields: Any) -> bytes:
+        event = {"type": kind, "sequence_number": next(self.sequence), **fields}
+        return b"event: %s\ndata: %s\n\n" % (kind.encode(), json.dumps(event).encode())
+
+    def _response(self, status: str, usage: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": status,
+            "model": self.model,
+            "output": [],
+            "usage": usage,
+        }
+
+    def role(self) -> bytes:
+        return (
+            self._event("response.created", response=self._response("in_progress"))
+            + self._event("response.in_progress", response=self._response("in_progress"))
+            + self._event(
+                "response.output_item.added",
+                output_index=1,
+                item={
+                    "id": "msg_bench",
+                    "type": "message",
+                    "status": "in_progress",
+                    "role": "assistant",
+                    "content": [],
+                },
+            )
+            + self._event(
+                "response.content_part.added",
+                item_id="msg_bench",
+                output_index=1,
+                content_index=0,
+                part={"type": "output_text", "text": "", "annotations": []},
+            )
+        )
+
+    def tokens(self, first: int, count: int, stamp_us: int) -> bytes:
+        head, middle, tail, sequence = self.token_head, self.token_middle, self.token_tail, self.sequence
+        return b"".join(
+            head + b"%d" % next(sequence) + middle + b" %d@%d" % (index, stamp_us) + tail
+            for index in range(first, first + count)
+        )
+
+    def reasoning(self, first: int, count: int, stamp_us: int) -> bytes:
+        head, middle, tail, sequence = self.reasoning_head, self.reasoning_middle, b'"}\n\n', self.sequence
+        return b"".join(
+            head + b"%d" % next(sequence) + middle + b" %d@%d" % (index, stamp_us) + tail
+            for index in range(first, first + count)
+        )
+
+    def ending(self, prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0) -> bytes:
+        output = reasoning_tokens + completion_tokens
+        usage = {
+            "input_tokens": prompt_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": output,
+            "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+            "total_tokens": prompt_tokens + output,
+        }
+        return self._event("response.completed", response=self._response("completed", usage))
+
+
 def http_chunk(payload: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(payload), payload)
 
@@ -138,13 +226,21 @@ class Pace:
 
 def pace_of(body: dict[str, Any], default: Pace) -> Pace:
     """The answer's pace: from `rate=`, `tokens=` and `reasoning=` in the last message, else the defaults."""
-    messages = body.get("messages") or [{}]
+    messages = _messages(body) or [{}]
     found = dict(PACE.findall(str(messages[-1].get("content", ""))))
     return Pace(
         rate=float(found.get("rate", default.rate)),
         tokens=int(float(found.get("tokens", default.tokens))),
         reasoning=int(float(found.get("reasoning", default.reasoning))),
     )
+
+
+def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The conversation of a chat request (`messages`) or of a Responses request (`input`, items or a string)."""
+    if "messages" in body:
+        return body["messages"]
+    items = body.get("input") or []
+    return [{"content": items}] if isinstance(items, str) else [item for item in items if "content" in item]
 
 
 class Answer:
@@ -154,10 +250,10 @@ class Answer:
     `reasoning`, and content token `n - reasoning` after it.
     """
 
-    def __init__(self, conn: Connection, *, model: str, pace: Pace, prompt_tokens: int) -> None:
+    def __init__(self, conn: Connection, *, model: str, pace: Pace, prompt_tokens: int, api: str = "chat") -> None:
         self.conn = conn
         self.loop = conn.loop
-        self.chunks = Chunks(model)
+        self.chunks = Events(model) if api == "responses" else Chunks(model)
         self.reasoning = pace.reasoning
         self.total = pace.reasoning + pace.tokens
         self.prompt_tokens = prompt_tokens
@@ -275,21 +371,23 @@ class Connection(asyncio.Protocol):
 
     def _dispatch(self, method: str, path: str, body: bytes) -> None:
         if method == "POST" and path.endswith("/chat/completions"):
-            self._complete(json.loads(body or b"{}"))
+            self._complete(json.loads(body or b"{}"), "chat")
+        elif method == "POST" and path.endswith("/responses"):
+            self._complete(json.loads(body or b"{}"), "responses")
         elif method == "GET" and path == "/stats":
             self._respond(200, json.dumps(self.stats.as_dict()).encode())
         else:
             self._respond(404, b'{"error":{"message":"not found","type":"bench"}}')
 
-    def _complete(self, body: dict[str, Any]) -> None:
+    def _complete(self, body: dict[str, Any], api: str) -> None:
         if not body.get("stream"):
             self._respond(400, b'{"error":{"message":"the bench upstream only streams","type":"bench"}}')
             return
         self.stats.requests += 1
         pace = pace_of(body, self.server.pace)
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in _messages(body))
         model = str(body.get("model", "bench-model"))
-        self.answer = Answer(self, model=model, pace=pace, prompt_tokens=prompt_tokens)
+        self.answer = Answer(self, model=model, pace=pace, prompt_tokens=prompt_tokens, api=api)
         head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
         self.answer.begin(head)
 
