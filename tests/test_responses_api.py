@@ -194,3 +194,24 @@ async def test_an_incomplete_response_ends_as_length_and_a_failed_one_as_an_erro
     assert "sk-secret" not in frames[-1]["message"]
     row = await database_sync_to_async(Exchange.objects.order_by("created").last)()
     assert (row.status, row.answer) == ("failed", "Half")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_reasoning_models_reasoning_goes_back_encrypted_before_its_calls_in_the_next_round(
+    responses_api, settings
+):
+    """Not stored, the response's reasoning exists only as the encrypted item it streamed: the next tool round must
+    send it back, before the calls it led to, or the model reasons from scratch."""
+    settings.STREAMING_REASONING_MODELS = ["fake-model"]
+    settings.STREAMING_TOOL_MODELS = ["fake-model"]
+    responses_api.then(
+        Script(reasoning=["I need the clock."], tool_calls=[ToolCallScript(name="current_time", id="call_t")]),
+        Script(tokens=["Noon."]),
+    )
+    frames = await ask()
+    assert frames[-1]["type"] == "done"
+    first, second = responses_api.requests
+    assert first.body["include"] == ["reasoning.encrypted_content"]
+    reasoning, call = second.body["input"][1:3]
+    assert reasoning["type"] == "reasoning" and reasoning["encrypted_content"]
+    assert (call["type"], call["call_id"]) == ("function_call", "call_t")

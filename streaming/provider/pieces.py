@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from streaming.protocol import Usage
 from streaming.relay.tool_calls import CallFragment
@@ -11,7 +12,8 @@ from streaming.relay.tool_calls import CallFragment
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs several times as much, once per token
 class Piece:
-    """What one upstream chunk contributes: answer text, reasoning, tool-call fragments, the finish reason, usage."""
+    """What one upstream chunk contributes: answer text, reasoning, tool-call fragments, the finish reason, usage,
+    and output items the provider wants back as they were in the next tool round (the Responses API's reasoning)."""
 
     text: str = ""
     reasoning: str = ""
@@ -19,3 +21,4 @@ class Piece:
     calls: tuple[CallFragment, ...] = ()
     finish_reason: str | None = None
     usage: Usage | None = None
+    items: tuple[dict[str, Any], ...] = ()

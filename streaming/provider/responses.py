@@ -16,7 +16,7 @@ from typing import Any
 from streaming.errors import UpstreamStreamError
 from streaming.protocol import Usage
 from streaming.provider.pieces import Piece
-from streaming.relay.tool_calls import CallFragment
+from streaming.relay.tool_calls import ECHOED_ITEMS, CallFragment
 
 SUMMARY_FIELD = "reasoning_summary"  # what the log records as the reasoning's field (`Exchange.reasoning_field`)
 TEXT_FIELD = "reasoning_text"  # raw reasoning, which open-weight models served this way stream instead
@@ -47,6 +47,8 @@ def request_body(
         body["max_output_tokens"] = max_tokens
     if reasoning:
         body["reasoning"] = {"summary": "auto"}
+        # Not stored, a reasoning item comes back to the next tool round only as its encrypted content.
+        body["include"] = ["reasoning.encrypted_content"]
     elif temperature is not None:
         body["temperature"] = temperature
     if tools:
@@ -68,6 +70,7 @@ def input_of(messages: Iterable[dict[str, Any]]) -> tuple[str | None, list[dict[
         elif role == "tool":
             items.append({"type": "function_call_output", "call_id": message["tool_call_id"], "output": content})
         else:
+            items.extend(message.get(ECHOED_ITEMS) or ())  # the round's reasoning, before what it led to
             if content:
                 items.append({"role": role, "content": content})
             for call in message.get("tool_calls") or ():
@@ -110,6 +113,8 @@ class EventReader:
             return Piece(reasoning=event.get("delta") or "", reasoning_field=TEXT_FIELD)
         if kind == "response.output_item.added":
             return self._item_added(event)
+        if kind == "response.output_item.done" and (event.get("item") or {}).get("type") == "reasoning":
+            return Piece(items=(event["item"],))  # the model needs it again in the next tool round
         if kind == "response.function_call_arguments.delta":
             return Piece(calls=(CallFragment(index=event.get("output_index", 0), arguments=event.get("delta") or ""),))
         if kind in ("response.completed", "response.incomplete"):

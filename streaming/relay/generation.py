@@ -77,6 +77,7 @@ class Said:
 
     texts: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)  # to send back as they were (see `Piece.items`)
 
 
 class Generation:
@@ -226,7 +227,7 @@ class Generation:
             async for piece in pieces:
                 if piece.finish_reason or piece.usage:
                     self._fold(piece)
-                if splitter.passes_through and not piece.reasoning and not piece.calls:
+                if splitter.passes_through and not piece.reasoning and not piece.calls and not piece.items:
                     if text := piece.text:  # plain answer text, once per token: kept to the fewest steps
                         if self.timing.first_text is None:
                             self.timing.output(text=True)
@@ -234,6 +235,7 @@ class Generation:
                         said.texts.append(text)
                         await outbox.put("delta", text)
                     continue
+                said.items.extend(piece.items)
                 reasoning, text = splitter.feed(piece.text) if piece.text else ("", "")
                 if piece.reasoning:
                     said.reasoning.append(piece.reasoning)
@@ -294,7 +296,8 @@ class Generation:
             for one in made
         ]
         text, reasoning = "".join(said.texts), "".join(said.reasoning) if echoed else None
-        self.messages.extend(round_messages(text=text, calls=answered, reasoning=reasoning))  # type: ignore[arg-type]
+        told = round_messages(text=text, calls=answered, reasoning=reasoning, items=said.items)
+        self.messages.extend(told)  # type: ignore[arg-type]
 
     async def _run_call(self, outbox: Outbox, made: MadeCall, *, refused: bool) -> None:
         await outbox.put("tool_running", extra=made.call.id)

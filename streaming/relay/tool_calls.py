@@ -34,6 +34,8 @@ class CallFragment:
 # DeepSeek refuses a conversation whose assistant messages with tool calls lack the reasoning that led to them, in
 # the field it came in; servers that send reasoning in another field are not sent it back.
 ECHOED_REASONING_FIELD = "reasoning_content"
+# The Responses API's reasoning items of a round, sent back before its calls (see `provider.responses.input_of`).
+ECHOED_ITEMS = "echoed_items"
 MAX_ID_CHARS = 100  # the log's column
 MAX_NAME_CHARS = 64  # the longest function name OpenAI accepts; a longer one names no tool, and is cut
 
@@ -136,7 +138,9 @@ class Answered:
     result: str
 
 
-def round_messages(*, text: str, calls: list[Answered], reasoning: str | None = None) -> list[dict[str, Any]]:
+def round_messages(
+    *, text: str, calls: list[Answered], reasoning: str | None = None, items: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """The messages that tell the model of one round of its tool calls, as the API expects them: its assistant
     message (its text, `reasoning_content` where DeepSeek requires it, the calls) and one `tool` message per call.
 
@@ -153,6 +157,8 @@ def round_messages(*, text: str, calls: list[Answered], reasoning: str | None = 
     }
     if reasoning:
         message[ECHOED_REASONING_FIELD] = reasoning
+    if items:
+        message[ECHOED_ITEMS] = items
     return [message, *({"role": "tool", "tool_call_id": c.id, "content": c.result} for c in calls)]
 
 
