@@ -215,3 +215,18 @@ async def test_a_reasoning_models_reasoning_goes_back_encrypted_before_its_calls
     reasoning, call = second.body["input"][1:3]
     assert reasoning["type"] == "reasoning" and reasoning["encrypted_content"]
     assert (call["type"], call["call_id"]) == ("function_call", "call_t")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_demo_model_speaks_the_responses_api_too_reasoning_a_call_and_its_answer(settings):
+    """`make run` with `OPENAI_API=responses` and no key: the demo answers through the Responses path."""
+    settings.STREAMING_OPENAI_API_KEY = ""
+    settings.STREAMING_OPENAI_API = "responses"
+    settings.STREAMING_DEMO_TOKENS_PER_SECOND = 100_000
+    frames = await ask()  # "What time is it?"
+    kinds = [frame["type"] for frame in frames]
+    assert kinds[1] == "reasoning" and {"tool_call", "tool_result", "delta"} <= set(kinds), kinds
+    assert frames[-1]["type"] == "done" and frames[-1]["finish_reason"] == "stop"
+    row = await database_sync_to_async(Exchange.objects.get)()
+    assert (row.status, row.reasoning_field, row.demo) == ("completed", "reasoning_summary", True)
+    assert row.answer and row.completion_tokens

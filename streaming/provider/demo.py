@@ -1,4 +1,5 @@
-"""The built-in demo model: an in-process HTTP transport that answers like an OpenAI-compatible streaming endpoint.
+"""The built-in demo model: an in-process HTTP transport that answers like an OpenAI-compatible streaming endpoint,
+through Chat Completions or, for `STREAMING_OPENAI_API = "responses"`, as the Responses API streams (`DemoResponse`).
 
 It exists so that a new user sees streaming, reasoning and tool calls before configuring a key. Because it plugs in
 below the `openai` client (as the transport of its HTTP client), a demo answer travels through the SDK's SSE parser,
@@ -355,19 +356,52 @@ def prompt_tokens_of(body: dict[str, Any]) -> int:
 
 
 class DemoTransport(httpx2.AsyncBaseTransport):
-    """Answers every chat completion request with a streamed demo reply to its messages."""
+    """Answers every chat completion request, and every Responses API request, with a streamed demo reply."""
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         body = json.loads(await request.aread())
+        responses = request.url.path.endswith("/responses")
+        if responses:
+            body = chat_body_of(body)
         script = script_of(
             reply_to(body),
             call_id=f"call_{uuid.uuid4().hex[:24]}",
             max_tokens=body.get("max_completion_tokens", body.get("max_tokens")),
         )
-        stream = DemoAnswer(
+        answer = DemoResponse if responses else DemoAnswer
+        stream = answer(
             script=script, prompt_tokens=prompt_tokens_of(body), tokens_per_second=app_settings.DEMO_TOKENS_PER_SECOND
         )
         return httpx2.Response(200, headers={"content-type": "text/event-stream"}, stream=stream, request=request)
+
+
+def chat_body_of(body: dict[str, Any]) -> dict[str, Any]:
+    """A Responses API request as the chat completion request it stands for, so that one `reply_to` answers both:
+    the instructions as the system message, function calls and their outputs as tool calls and `tool` messages."""
+    messages: list[dict[str, Any]] = (
+        [{"role": "system", "content": body["instructions"]}] if body.get("instructions") else []
+    )
+    items = body.get("input") or []
+    for item in [{"role": "user", "content": items}] if isinstance(items, str) else items:
+        if item.get("type") == "function_call":
+            call = {
+                "id": item["call_id"],
+                "type": "function",
+                "function": {"name": item["name"], "arguments": item["arguments"]},
+            }
+            messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif item.get("type") == "function_call_output":
+            messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": item["output"]})
+        elif "role" in item:
+            messages.append({"role": item["role"], "content": item.get("content")})
+    tools = [
+        {"type": "function", "function": {k: v for k, v in tool.items() if k != "type"}}
+        for tool in body.get("tools") or []
+    ]
+    chat = {"messages": messages, "tools": tools, "max_tokens": body.get("max_output_tokens")}
+    if "tool_choice" in body:
+        chat["tool_choice"] = body["tool_choice"]
+    return chat
 
 
 class DemoAnswer(httpx2.AsyncByteStream):
@@ -408,3 +442,56 @@ class DemoAnswer(httpx2.AsyncByteStream):
     @staticmethod
     def _sse(payload: dict[str, Any]) -> bytes:
         return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+class DemoResponse(DemoAnswer):
+    """The same answer as the Responses API streams it: typed events, numbered, the reasoning as its summary, a call
+    as a `function_call` item, and the end as `response.completed` (or `incomplete`, out of `max_output_tokens`)."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.sequence = 0
+        yield self._typed("response.created", response=self._response("in_progress"))
+        for delta in self.script.deltas:
+            await asyncio.sleep(self.interval)
+            kind, fields = self._kind_of(delta)
+            yield self._typed(kind, **fields)
+        status = "incomplete" if self.script.finish_reason == "length" else "completed"
+        usage = self._usage()
+        response = self._response(status) | {
+            "usage": {
+                "input_tokens": usage["prompt_tokens"],
+                "output_tokens": usage["completion_tokens"],
+                "total_tokens": usage["total_tokens"],
+            },
+            "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+        }
+        yield self._typed(f"response.{status}", response=response)
+
+    @staticmethod
+    def _kind_of(delta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        if delta.get("reasoning_content"):
+            return "response.reasoning_summary_text.delta", {
+                "output_index": 0,
+                "summary_index": 0,
+                "delta": delta["reasoning_content"],
+            }
+        if calls := delta.get("tool_calls"):
+            call = calls[0]
+            if "id" in call:
+                item = {
+                    "type": "function_call",
+                    "call_id": call["id"],
+                    "name": call["function"]["name"],
+                    "arguments": "",
+                }
+                return "response.output_item.added", {"output_index": 1, "item": item}
+            return "response.function_call_arguments.delta", {"output_index": 1, "delta": call["function"]["arguments"]}
+        return "response.output_text.delta", {"output_index": 1, "content_index": 0, "delta": delta["content"]}
+
+    def _response(self, status: str) -> dict[str, Any]:
+        return {"id": self.id, "object": "response", "created_at": self.created, "status": status, "model": "demo"}
+
+    def _typed(self, kind: str, **fields: Any) -> bytes:
+        event = {"type": kind, "sequence_number": self.sequence, **fields}
+        self.sequence += 1
+        return f"event: {kind}\ndata: {json.dumps(event)}\n\n".encode()

@@ -184,13 +184,12 @@ async def stream_pieces(
     tools: list[ChatCompletionToolParam] | None = None,
     tool_choice: Literal["none"] | None = None,
 ) -> AsyncIterator[Piece]:
-    """Ask the model and yield its answer as it is written, through the API `STREAMING_OPENAI_API` names (the demo
-    model speaks Chat Completions).
+    """Ask the model and yield its answer as it is written, through the API `STREAMING_OPENAI_API` names.
 
     Closing this generator (or cancelling the task iterating it) closes the HTTP response, so the provider stops
     generating and the connection goes back to the pool.
     """
-    if app_settings.OPENAI_API == "responses" and not demo_enabled():
+    if app_settings.OPENAI_API == "responses":
         body = responses.request_body(
             messages=messages,  # type: ignore[arg-type]
             tools=tools,  # type: ignore[arg-type]
