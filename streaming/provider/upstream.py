@@ -190,16 +190,7 @@ async def stream_pieces(
     generating and the connection goes back to the pool.
     """
     if app_settings.OPENAI_API == "responses":
-        body = responses.request_body(
-            messages=messages,  # type: ignore[arg-type]
-            tools=tools,  # type: ignore[arg-type]
-            tool_choice=tool_choice,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            reasoning=reasons(model),
-        )
-        # As for chat below: sent as given, not walked against the SDK's schemas first.
-        request = get_client().responses.with_streaming_response.create(model=model, stream=True, extra_body=body)
+        request = _responses_request(model, messages, temperature, max_tokens, tools, tool_choice)
         read = responses.EventReader().read
     else:
         request = _chat_request(model, messages, temperature, max_tokens, tools, tool_choice)
@@ -224,6 +215,26 @@ def reasons(model: str) -> bool:
     """Whether `model` is one that reasons (`STREAMING_REASONING_MODELS`): on the Responses API it is asked for its
     reasoning summaries, and sent no `temperature`, which such models refuse."""
     return any(model.startswith(prefix) for prefix in app_settings.REASONING_MODELS)
+
+
+def _responses_request(
+    model: str,
+    messages: Iterable[ChatCompletionMessageParam],
+    temperature: float | None,
+    max_tokens: int | None,
+    tools: list[ChatCompletionToolParam] | None,
+    tool_choice: Literal["none"] | None,
+) -> Any:
+    body = responses.request_body(
+        messages=messages,  # type: ignore[arg-type]
+        tools=tools,  # type: ignore[arg-type]
+        tool_choice=tool_choice,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        reasoning=reasons(model),
+    )
+    # As for chat below: sent as given, not walked against the SDK's schemas first.
+    return get_client().responses.with_streaming_response.create(model=model, stream=True, extra_body=body)
 
 
 def _chat_request(
