@@ -1,2 +1,3 @@
-"""The model provider: the process's one OpenAI client (`upstream`), the SSE reader under it (`sse`), and the
-built-in demo model (`demo`), an in-process transport under that same client."""
+"""The model provider: the process's one OpenAI client (`upstream`), the SSE reader under it (`sse`), the Responses
+API's request and events (`responses`), what a chunk or event contributes (`pieces`), and the built-in demo model
+(`demo`), an in-process transport under that same client."""
