@@ -225,6 +225,15 @@ def test_a_hook_that_cannot_be_imported_is_an_error(settings):
     assert error.id == "streaming.E002" and "STREAMING_SYSTEM_INSTRUCTION" in error.msg
 
 
+def test_an_api_that_is_neither_chat_nor_responses_is_an_error(settings):
+    assert checks.check_api() == []
+    settings.STREAMING_OPENAI_API = "responses"
+    assert checks.check_api() == []
+    settings.STREAMING_OPENAI_API = "completions"
+    [error] = checks.check_api()
+    assert error.id == "streaming.E007" and "'completions'" in error.msg
+
+
 def test_a_redis_layer_on_several_servers_needs_the_shared_states_server(settings):
     hosts = ["redis://a:6379/0", "redis://b:6379/0"]
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": REDIS_LAYER, "CONFIG": {"hosts": hosts}}}
