@@ -243,6 +243,9 @@ STREAMING_PRESENCE_SECONDS = env_int("STREAMING_PRESENCE_SECONDS", 15)
 STREAMING_WORKER_TIMEOUT = env_int("STREAMING_WORKER_TIMEOUT", 10)
 # On SIGTERM, how long running streams may go on before they are stopped and logged as interrupted.
 STREAMING_SHUTDOWN_GRACE = env_int("STREAMING_SHUTDOWN_GRACE", 30)
+# Answers outlive their worker: with OPENAI_API=responses and Redis, another worker re-attaches to the provider's
+# background response of a worker that died or drained (streaming.relay.handover).
+STREAMING_TAKEOVER = env_bool("STREAMING_TAKEOVER", False)
 # A socket that has heard nothing of a stream it follows for this long looks it up in the stream's record and the log,
 # so that an end lost on the way (a Redis restart) still reaches it.
 STREAMING_RECHECK_SECONDS = env_int("STREAMING_RECHECK_SECONDS", 5)

@@ -11,6 +11,7 @@ class StreamingConfig(AppConfig):
 
         for check in (
             streaming_checks.check_api,
+            streaming_checks.check_takeover,
             streaming_checks.check_tools,
             streaming_checks.check_hooks,
             streaming_checks.check_shared_state,

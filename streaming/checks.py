@@ -12,6 +12,8 @@
 - E006: the ASGI application does not route `STREAMING_SOCKET_PATH` to the chat consumer (a check that looks through
   Channels' routers and middleware; an application it cannot look into is not reported).
 - E007: `STREAMING_OPENAI_API` is neither "chat" nor "responses".
+- E008: `STREAMING_TAKEOVER` is on, but the API is not "responses" or the workers share no Redis: no other worker
+  could re-attach to an answer.
 """
 
 from __future__ import annotations
@@ -39,6 +41,26 @@ def check_api(app_configs: object = None, **kwargs: object) -> list[checks.Check
             f"STREAMING_OPENAI_API is {app_settings.OPENAI_API!r}.",
             hint='Set it to "chat" (any OpenAI-compatible server) or "responses" (OpenAI\'s Responses API).',
             id="streaming.E007",
+        )
+    ]
+
+
+def check_takeover(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:
+    from streaming.deployment.shared import state_url
+
+    if not app_settings.TAKEOVER:
+        return []
+    if app_settings.OPENAI_API != "responses":
+        problem = f'STREAMING_OPENAI_API is {app_settings.OPENAI_API!r}, and only "responses" can re-attach.'
+    elif state_url() is None:
+        problem = "the workers share no Redis (STREAMING_REDIS_URL, or a Redis channel layer)."
+    else:
+        return []
+    return [
+        checks.Error(
+            f"STREAMING_TAKEOVER is on, but {problem}",
+            hint='Take-over needs STREAMING_OPENAI_API = "responses" and Redis; or turn STREAMING_TAKEOVER off.',
+            id="streaming.E008",
         )
     ]
 

@@ -90,8 +90,13 @@ DEFAULTS: dict[str, Any] = {
     "PRESENCE_SECONDS": 15,
     # A worker not heard from for this long is dead; its streams are logged interrupted.
     "WORKER_TIMEOUT": 10,
-    # On SIGTERM, how long running streams may go on before they are stopped.
+    # On SIGTERM, how long running streams may go on before they are stopped (or, with `TAKEOVER`, handed over).
     "SHUTDOWN_GRACE": 30,
+    # Answers outlive their worker: on the Responses API, with Redis, each response runs in the provider's background
+    # mode (`background` and `store` on: the provider keeps it) and a worker that dies or drains hands its answers to
+    # another, which re-attaches to the response where the last relayed event left off. Off: many `/v1/responses`
+    # servers have neither background mode nor `starting_after`.
+    "TAKEOVER": False,
     # A socket that has heard nothing of a stream it follows for this long looks it up again.
     "RECHECK_SECONDS": 5,
     # --- Tools ---

@@ -408,16 +408,29 @@ def conversation_delete(*, client: Client, conversation_id: uuid.UUID) -> list[u
         )
 
 
+def exchange_claim(*, exchange_id: uuid.UUID, owner: str, worker: str) -> bool:
+    """Make `worker` the one that runs a stream whose worker (`owner`) died, to go on with it there (see
+    `deployment.takeover`). Returns whether this call did it: of several workers that try at once, exactly one does.
+    """
+    claimed = Exchange.objects.filter(id=exchange_id, status=Exchange.Status.STREAMING, worker=owner)
+    return claimed.update(worker=worker) == 1
+
+
 def exchange_interrupt(
-    *, exchange_id: uuid.UUID, transcript: Transcript, error: StreamingError, calls: list[MadeCall] | None = None
+    *,
+    exchange_id: uuid.UUID,
+    transcript: Transcript,
+    error: StreamingError,
+    calls: list[MadeCall] | None = None,
+    owner: str | None = None,
 ) -> bool:
     """Log a stream whose worker died as interrupted, with what its record kept of the answer, the reasoning and
-    the tool calls.
+    the tool calls; if `owner` is given, only while that worker still has it (another may have taken it over).
 
     Returns whether this call did it: of several workers sweeping at once, exactly one does.
     """
     with transaction.atomic():
-        updated = _interrupt(exchange_id, transcript, error, calls)
+        updated = _interrupt(exchange_id, transcript, error, calls, owner)
         if updated and calls:
             ToolCall.objects.bulk_create(_call_rows(exchange_id, calls))
     if updated:
@@ -426,9 +439,16 @@ def exchange_interrupt(
 
 
 def _interrupt(
-    exchange_id: uuid.UUID, transcript: Transcript, error: StreamingError, calls: list[MadeCall] | None
+    exchange_id: uuid.UUID,
+    transcript: Transcript,
+    error: StreamingError,
+    calls: list[MadeCall] | None,
+    owner: str | None,
 ) -> bool:
-    updated = Exchange.objects.filter(id=exchange_id, status=Exchange.Status.STREAMING).update(
+    rows = Exchange.objects.filter(id=exchange_id, status=Exchange.Status.STREAMING)
+    if owner is not None:
+        rows = rows.filter(worker=owner)
+    updated = rows.update(
         status=Exchange.Status.INTERRUPTED,
         answer=transcript.answer,
         reasoning=transcript.reasoning,

@@ -13,14 +13,16 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[tuple[int, str]] = []  # (the send's number, its text), for the answer text
         self.parts: list[tuple[str, str, object]] = []  # every part as sent
+        self.marks: list[object] = []  # the mark of each part as sent
         self.gate = asyncio.Event()
         self.gate.set()
         self.sending = asyncio.Event()
 
-    async def __call__(self, kind: str, text: str, extra: object) -> None:
+    async def __call__(self, kind: str, text: str, extra: object, mark: object = None) -> None:
         self.sending.set()
         await self.gate.wait()
         self.parts.append((kind, text, extra))
+        self.marks.append(mark)
         if kind == "delta":
             self.sent.append((len(self.sent) + 1, text))
 
@@ -82,7 +84,7 @@ async def test_close_sends_what_waits_even_when_called_mid_send():
 
 
 async def test_a_failed_send_surfaces_on_the_next_put():
-    async def broken(kind: str, text: str, extra: object) -> None:
+    async def broken(kind: str, text: str, extra: object, mark: object) -> None:
         raise ConnectionError("layer down")
 
     outbox = Outbox(broken, limit=10)
@@ -96,7 +98,7 @@ async def test_a_failed_send_surfaces_on_the_next_put():
         raise AssertionError("the failure was swallowed")
 
 
-async def test_what_queues_up_leaves_in_deltas_no_longer_than_the_bound_and_nothing_is_lost():
+async def test_what_queues_up_leaves_in_deltas_no_longer_than_the_bound_of_whole_parts_and_nothing_is_lost():
     send = Recorder()
     send.gate.clear()
     outbox = Outbox(send, limit=100, max_chars=10)
@@ -107,7 +109,8 @@ async def test_what_queues_up_leaves_in_deltas_no_longer_than_the_bound_and_noth
     send.gate.set()
 
     await outbox.close()
-    assert send.sent == [(1, "first"), (2, "abcdefghij"), (3, "klmnopqrst"), (4, "uvwxyz")]
+    # Parts are merged whole; only the one over the bound by itself is cut.
+    assert send.sent == [(1, "first"), (2, "abcd"), (3, "efghijklmn"), (4, "opqrstuvw"), (5, "xyz")]
 
 
 async def test_only_text_of_one_kind_and_one_call_is_merged_and_every_part_keeps_its_place():
@@ -138,3 +141,20 @@ async def test_only_text_of_one_kind_and_one_call_is_merged_and_every_part_keeps
         ("tool_arguments", ' "x"}', "a"),
         ("delta", " goes on", None),
     ]
+
+
+async def test_a_merged_part_carries_the_mark_of_the_last_part_in_it_and_a_cut_one_only_at_its_end():
+    send = Recorder()
+    send.gate.clear()
+    outbox = Outbox(send, limit=100, max_chars=10)
+    await outbox.put("delta", "first", mark=1)
+    await send.sending.wait()
+    await outbox.put("delta", "ab", mark=2)
+    await outbox.put("delta", "cd", mark=3)
+    await outbox.put("tool_running", extra="a")  # no mark: not something the model wrote
+    await outbox.put("delta", "0123456789xyz", mark=4)
+    send.gate.set()
+    await outbox.close()
+
+    assert [part[1] for part in send.parts] == ["first", "abcd", "", "0123456789", "xyz"]
+    assert send.marks == [1, 3, None, None, 4]

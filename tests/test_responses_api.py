@@ -62,7 +62,8 @@ def read_all(events: list[dict]) -> list[Piece]:
 def test_text_reasoning_summaries_and_a_function_call_become_the_pieces_of_a_chat_answer():
     pieces = read_all(
         [
-            {"type": "response.created", "response": {"status": "in_progress"}},
+            {"type": "response.created", "sequence_number": 0, "response": {"id": "resp_1", "status": "queued"}},
+            {"type": "response.in_progress", "sequence_number": 1, "response": {"id": "resp_1"}},
             {"type": "response.reasoning_summary_part.added", "summary_index": 0},
             {"type": "response.reasoning_summary_text.delta", "delta": "Think."},
             {"type": "response.reasoning_summary_part.added", "summary_index": 1},
@@ -85,6 +86,8 @@ def test_text_reasoning_summaries_and_a_function_call_become_the_pieces_of_a_cha
             },
         ]
     )
+    named, *pieces = pieces  # the response's id, once, where a worker taking over would re-attach
+    assert (named.response, named.at) == ("resp_1", 0)
     assert [(p.reasoning, p.reasoning_field) for p in pieces[:3]] == [
         ("Think.", "reasoning_summary"),
         ("\n\n", "reasoning_summary"),
@@ -95,6 +98,22 @@ def test_text_reasoning_summaries_and_a_function_call_become_the_pieces_of_a_cha
     assert pieces[6].calls == (CallFragment(index=2, arguments="{}"),)
     assert pieces[7].finish_reason == "tool_calls"
     assert pieces[7].usage == {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
+
+
+def test_a_reader_that_re_attached_after_a_call_began_still_finishes_with_the_calls_and_the_reasoning_items():
+    # A worker taking a stream over reads the response from the middle: the call's opening and the reasoning item's
+    # own event came before. The whole response at the end says both.
+    reasoning = {"id": "rs_1", "type": "reasoning", "summary": [], "encrypted_content": "gAAA"}
+    output = [reasoning, {"type": "function_call", "call_id": "call_9", "name": "current_time", "arguments": "{}"}]
+    pieces = read_all(
+        [
+            {"type": "response.function_call_arguments.delta", "sequence_number": 7, "output_index": 1, "delta": "}"},
+            {"type": "response.completed", "sequence_number": 9, "response": {"status": "completed", "output": output}},
+        ]
+    )
+    assert [piece.at for piece in pieces] == [7, 9]
+    assert pieces[-1].finish_reason == "tool_calls"
+    assert pieces[-1].items == (reasoning,)
 
 
 @pytest.mark.parametrize(

@@ -34,14 +34,21 @@ PACING_TIMEOUT = 1.0
 
 
 async def publish_kept(
-    *, shared: SharedState, layer: BaseChannelLayer, group: str, stream: str, entry: Entry, event: dict[str, Any]
+    *,
+    shared: SharedState,
+    layer: BaseChannelLayer,
+    group: str,
+    stream: str,
+    entry: Entry,
+    event: dict[str, Any],
+    after: int | None = None,
 ) -> bool:
-    """Add a frame to its stream's record, then send it; False when the record had lost earlier frames (the caller
-    rewrites it)."""
+    """Add a frame to its stream's record (with `after`, see `SharedState.keep`), then send it; False when the
+    record had lost earlier frames (the caller rewrites it)."""
     if _shares_pipeline(shared, layer):
         channel, message = layer.group_channel(group), layer.serialize(event)
-        return await shared.keep_and_publish(stream, entry, channel=channel, message=message)
-    whole = await shared.keep(stream, entry)
+        return await shared.keep_and_publish(stream, entry, channel=channel, message=message, after=after)
+    whole = await shared.keep(stream, entry, after=after)
     await _group_send(layer, group, event)
     if isinstance(layer, LocalChannelLayer) and layer.behind(group):
         with contextlib.suppress(TimeoutError):

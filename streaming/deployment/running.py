@@ -77,6 +77,17 @@ async def finish_within(seconds: float, error: errors.StreamingError) -> None:
     await streams_finished()
 
 
+async def hand_over_within(seconds: float) -> None:
+    """Let the running streams go on for `seconds`, then stop relaying the rest without ending them, for another
+    worker to take over (`STREAMING_TAKEOVER`); return once all have let go."""
+    pending = tasks()
+    if pending:
+        await asyncio.wait(pending, timeout=seconds)
+    for generation, _ in list(_running.values()):
+        generation.release()
+    await streams_finished()
+
+
 def _forget(stream: uuid.UUID, task: asyncio.Task[None]) -> None:
     _running.pop(stream, None)
     metrics.stream_forgotten()

@@ -78,15 +78,22 @@ class SharedState(Protocol):
     # Whether other processes see this state: without it, no worker can tell whether another one is alive.
     crosses_processes: bool
 
-    async def keep(self, stream: str, entry: Entry) -> bool:
+    async def keep(self, stream: str, entry: Entry, *, after: int | None = None) -> bool:
         """Add a frame to the stream's record; False when the record had lost earlier frames (Redis restarted):
-        the caller then rewrites it whole."""
+        the caller then rewrites it whole. `after`: the number of the last upstream event the frame carries, kept
+        with it for a worker that takes the stream over (see `relay.handover`)."""
 
     async def rewrite(self, stream: str, entries: list[Entry]) -> None:
         """Replace the stream's record with `entries`, all of its frames so far."""
 
     async def entries_after(self, stream: str, after: int) -> Record:
         """The record's entries after place `after`."""
+
+    async def note_handover(self, stream: str, fields: dict[str, str | bytes]) -> None:
+        """Keep these fields of what another worker would need to go on with the stream (`relay.handover`)."""
+
+    async def handover(self, stream: str) -> dict[str, str]:
+        """Everything kept for the stream by `note_handover` and `keep`'s `after`."""
 
     async def mark_present(self, clients: Iterable[str]) -> None:
         """These clients have a socket open here, for the next `presence_ttl` seconds."""
@@ -98,6 +105,9 @@ class SharedState(Protocol):
 
     async def live_workers(self, workers: Iterable[str]) -> set[str]: ...
 
+    async def forget_worker(self, worker: str) -> None:
+        """This worker is gone (it drained): the others need not wait for its heartbeat to expire."""
+
 
 class MemoryState:
     """One process's state, for deployments without Redis (where there is only one process)."""
@@ -108,17 +118,27 @@ class MemoryState:
         self.replay_ttl, self.presence_ttl, self.worker_ttl = replay_ttl, presence_ttl, worker_ttl
         self.stream_ttl = stream_ttl
         self._records: dict[str, tuple[list[Entry], float]] = {}
+        self._handovers: dict[str, dict[str, str]] = {}  # kept with their records, and forgotten with them
         self._present: dict[str, float] = {}
         self._workers: dict[str, float] = {}
         self._next_cleaning = 0.0
 
-    async def keep(self, stream: str, entry: Entry) -> bool:
+    async def keep(self, stream: str, entry: Entry, *, after: int | None = None) -> bool:
         now = time.monotonic()
         self._forget_expired(now)
         entries, expires = self._records.get(stream, ([], now + self.stream_ttl + self.replay_ttl))
         entries.append(entry)
         self._records[stream] = (entries, expires)
+        if after is not None:
+            await self.note_handover(stream, {"after": str(after)})
         return True
+
+    async def note_handover(self, stream: str, fields: dict[str, str | bytes]) -> None:
+        decoded = {name: value.decode() if isinstance(value, bytes) else value for name, value in fields.items()}
+        self._handovers.setdefault(stream, {}).update(decoded)
+
+    async def handover(self, stream: str) -> dict[str, str]:
+        return dict(self._handovers.get(stream, {}))
 
     async def rewrite(self, stream: str, entries: list[Entry]) -> None:
         self._records[stream] = (list(entries), time.monotonic() + self.stream_ttl + self.replay_ttl)
@@ -138,6 +158,9 @@ class MemoryState:
     async def heartbeat(self, worker: str) -> None:
         self._workers[worker] = time.monotonic() + self.worker_ttl
 
+    async def forget_worker(self, worker: str) -> None:
+        self._workers.pop(worker, None)
+
     async def live_workers(self, workers: Iterable[str]) -> set[str]:
         now = time.monotonic()
         return {worker for worker in workers if self._workers.get(worker, 0.0) > now}
@@ -152,6 +175,7 @@ class MemoryState:
                 del entries[key]
         for stream in [stream for stream, (_, expires) in self._records.items() if expires <= now]:
             del self._records[stream]
+            self._handovers.pop(stream, None)
 
 
 class RedisState:
@@ -174,12 +198,14 @@ class RedisState:
         self.replay_ttl, self.presence_ttl, self.worker_ttl = int(replay_ttl), int(presence_ttl), int(worker_ttl)
         self.stream_ttl = int(stream_ttl)
 
-    async def keep(self, stream: str, entry: Entry) -> bool:
-        return await self.keep_and_publish(stream, entry)
+    async def keep(self, stream: str, entry: Entry, *, after: int | None = None) -> bool:
+        return await self.keep_and_publish(stream, entry, after=after)
 
-    async def keep_and_publish(self, stream: str, entry: Entry, *, channel: str = "", message: bytes = b"") -> bool:
-        """Add a frame to the stream's record and publish `message` on `channel` (if given), in that order, in the
-        next pipeline; False when the record had lost earlier frames.
+    async def keep_and_publish(
+        self, stream: str, entry: Entry, *, channel: str = "", message: bytes = b"", after: int | None = None
+    ) -> bool:
+        """Add a frame to the stream's record, with `after` (see `keep`), and publish `message` on `channel` (if
+        given), in that order, in the next pipeline; False when the record had lost earlier frames.
 
         The record's expiry is set with its first frame, to outlast the longest stream by `replay_ttl`: one command
         less for every other frame.
@@ -188,6 +214,8 @@ class RedisState:
         commands: tuple[Command, ...] = (("RPUSH", key, entry.encode()),)
         if entry.pos == 1:
             commands += (("EXPIRE", key, self.stream_ttl + self.replay_ttl),)
+        if after is not None:  # the handover's key has its expiry from its round's plan
+            commands += (("HSET", handover_key(stream), "after", after),)
         if channel:
             commands += (("PUBLISH", channel, message),)
         with _store_errors():
@@ -219,6 +247,18 @@ class RedisState:
                 entries = [Entry.decode(item) for item in await self.redis.lrange(record_key(stream), 0, -1)]
         return Record.read(entries, after)
 
+    async def note_handover(self, stream: str, fields: dict[str, str | bytes]) -> None:
+        """In the records' pipeline, so in order with the stream's frames."""
+        key = handover_key(stream)
+        flat = [part for pair in fields.items() for part in pair]
+        with _store_errors():
+            await self.batcher.execute(("HSET", key, *flat), ("EXPIRE", key, self.stream_ttl + self.replay_ttl))
+
+    async def handover(self, stream: str) -> dict[str, str]:
+        with _store_errors():
+            fields = await self.redis.hgetall(handover_key(stream))
+        return {name.decode(): value.decode() for name, value in fields.items()}
+
     async def mark_present(self, clients: Iterable[str]) -> None:
         with _store_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -234,6 +274,10 @@ class RedisState:
         with _store_errors():
             await self.redis.set(f"chat:worker:{worker}", 1, ex=self.worker_ttl)
 
+    async def forget_worker(self, worker: str) -> None:
+        with _store_errors():
+            await self.redis.delete(f"chat:worker:{worker}")
+
     async def live_workers(self, workers: Iterable[str]) -> set[str]:
         workers = list(workers)
         if not workers:
@@ -245,6 +289,10 @@ class RedisState:
 
 def record_key(stream: str) -> str:
     return f"chat:record:{stream}"
+
+
+def handover_key(stream: str) -> str:
+    return f"chat:handover:{stream}"
 
 
 @contextlib.contextmanager

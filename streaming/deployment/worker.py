@@ -3,12 +3,14 @@
 Duties, started with the first request or socket of any kind (a load balancer's health check is enough), with no
 wrapper around the host's ASGI application:
 - heartbeat: tell the others this worker lives, and which clients have a socket open here;
-- sweep: log the streams of workers that stopped beating as interrupted, and tell their clients;
+- sweep: log the streams of workers that stopped beating as interrupted, and tell their clients (or, with
+  `STREAMING_TAKEOVER`, go on with them here: see `takeover`);
 - control: carry out a `cancel` that a socket on another worker received for a stream running here;
 - lag: measure how late the event loop runs, which tells when the worker is overloaded (see `lag`).
 
 On SIGTERM (daphne's shutdown) the worker takes no new prompts, lets its streams run for
-`STREAMING_SHUTDOWN_GRACE` seconds, then stops the rest and logs them as interrupted, and closes its sockets with
+`STREAMING_SHUTDOWN_GRACE` seconds, then stops the rest and logs them as interrupted (with `STREAMING_TAKEOVER`, it
+lets go of them for another worker to go on with, and stops its heartbeat), and closes its sockets with
 close code 4012 ("restarting"), so that their clients reconnect to another worker at once and resume; only then does
 the process exit. That drain is daphne's (the server this app supports in production); under another ASGI server the
 duties run, but a SIGTERM ends the process without it.
@@ -44,8 +46,10 @@ from streaming.deployment import running
 from streaming.deployment.lag import loop_lag
 from streaming.deployment.publish import frame_event, publish_event
 from streaming.deployment.shared import get_shared
+from streaming.deployment.takeover import take_over
 from streaming.provider.upstream import close_clients
 from streaming.relay.ending import Ending, end_frame
+from streaming.relay.handover import CannotResume
 from streaming.relay.tool_calls import calls_in
 from streaming.relay.transcript import Transcript
 
@@ -107,10 +111,23 @@ class Worker:
         close every socket with `CLOSE_RESTARTING`."""
         self.draining = True
         logger.info("worker %s draining: %d streams running", self.id, running.count())
-        error = errors.Interrupted("The server restarted before this answer was finished.")
-        await running.finish_within(app_settings.SHUTDOWN_GRACE, error)
+        if app_settings.TAKEOVER and get_shared().crosses_processes:
+            await running.hand_over_within(app_settings.SHUTDOWN_GRACE)
+            await self._stop_beating()  # so that the others find this worker gone, and take its streams over
+        else:
+            error = errors.Interrupted("The server restarted before this answer was finished.")
+            await running.finish_within(app_settings.SHUTDOWN_GRACE, error)
         await self._close_sockets(layer or get_channel_layer())
         await close_clients()
+
+    async def _stop_beating(self) -> None:
+        for duty in self._duties:
+            if duty.get_name() == "worker-heartbeat":
+                duty.cancel()
+        try:
+            await get_shared().forget_worker(self.id)
+        except errors.StoreUnavailable as exc:  # its heartbeat expires soon enough by itself
+            logger.warning("could not say this worker is gone: %s", errors.describe(exc.__cause__ or exc))
 
     async def _close_sockets(self, layer: BaseChannelLayer) -> None:
         """Ask each socket to close with `CLOSE_RESTARTING`, through the layer, so that it does so after the end
@@ -173,7 +190,8 @@ class Worker:
 async def sweep_dead_workers(
     *, layer: BaseChannelLayer, worker: str, started: datetime, missing: dict[str, float] | None = None
 ) -> int:
-    """Log every stream of a dead worker as interrupted, keeping what its record has of its answer.
+    """Log every stream of a dead worker as interrupted, keeping what its record has of its answer; or, with
+    `STREAMING_TAKEOVER`, go on with it here if this worker claims it first (see `takeover`).
 
     With Redis, a worker is dead once its heartbeat has been missing for `STREAMING_WORKER_TIMEOUT` as this sweeper
     saw it (`missing`, kept across sweeps): a heartbeat that just expired may be a Redis restart, which wipes every
@@ -196,7 +214,16 @@ async def sweep_dead_workers(
         if not shared.crosses_processes and created >= started:
             _report_unshared_worker(owner)
             continue
-        if await _interrupt(layer=layer, stream=stream, client_key=client_key):
+        if app_settings.TAKEOVER and shared.crosses_processes:
+            try:
+                age = (datetime.now(UTC) - created).total_seconds()
+                if await take_over(layer=layer, stream=stream, owner=owner, worker=worker, age=age):
+                    logger.warning("stream %s of dead worker %s taken over here", stream, owner)
+                    swept += 1
+                continue  # here, or by another worker
+            except CannotResume as exc:
+                logger.warning("stream %s of dead worker %s cannot be taken over: %s", stream, owner, exc)
+        if await _interrupt(layer=layer, stream=stream, client_key=client_key, owner=owner):
             logger.warning("stream %s of dead worker %s logged as interrupted", stream, owner)
             swept += 1
     return swept
@@ -211,7 +238,7 @@ def _missing_for_long(dead: set[str], owners: set[str], missing: dict[str, float
     return {owner for owner in dead if now - missing[owner] >= app_settings.WORKER_TIMEOUT}
 
 
-async def _interrupt(*, layer: BaseChannelLayer, stream: uuid.UUID, client_key: str) -> bool:
+async def _interrupt(*, layer: BaseChannelLayer, stream: uuid.UUID, client_key: str, owner: str) -> bool:
     """End a dead worker's stream: the row keeps the answer its record holds, the sockets get the end."""
     shared = get_shared()
     record = await shared.entries_after(str(stream), 0)
@@ -219,7 +246,7 @@ async def _interrupt(*, layer: BaseChannelLayer, stream: uuid.UUID, client_key: 
     transcript, calls = Transcript.of_frames(frames), calls_in(orjson.loads(frame) for frame in frames)
     error = errors.Interrupted("The server answering this stopped before it finished. The answer so far is kept.")
     interrupted = await database_sync_to_async(services.exchange_interrupt)(
-        exchange_id=stream, transcript=transcript, calls=calls, error=error
+        exchange_id=stream, transcript=transcript, calls=calls, error=error, owner=owner
     )
     if interrupted:
         frame = end_frame(stream, Ending(status="interrupted", last_seq=len(transcript.deltas), error=error))

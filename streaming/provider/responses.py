@@ -100,8 +100,15 @@ class EventReader:
 
     def __init__(self) -> None:
         self._called = False  # the response made function calls: it finishes as `tool_calls`
+        self._named = False  # the response's id was read
 
     def read(self, event: dict[str, Any]) -> Piece | None:
+        piece = self._read(event)
+        if piece is not None:
+            piece.at = event.get("sequence_number")
+        return piece
+
+    def _read(self, event: dict[str, Any]) -> Piece | None:
         kind = event.get("type")
         if kind in ("response.output_text.delta", "response.refusal.delta"):
             return Piece(text=event.get("delta") or "")
@@ -113,12 +120,13 @@ class EventReader:
             return Piece(reasoning=event.get("delta") or "", reasoning_field=TEXT_FIELD)
         if kind == "response.output_item.added":
             return self._item_added(event)
-        if kind == "response.output_item.done" and (event.get("item") or {}).get("type") == "reasoning":
-            return Piece(items=(event["item"],))  # the model needs it again in the next tool round
         if kind == "response.function_call_arguments.delta":
             return Piece(calls=(CallFragment(index=event.get("output_index", 0), arguments=event.get("delta") or ""),))
         if kind in ("response.completed", "response.incomplete"):
             return self._finished(event.get("response") or {})
+        if kind in ("response.created", "response.queued", "response.in_progress") and not self._named:
+            self._named = True
+            return Piece(response=(event.get("response") or {}).get("id") or "")
         if kind == "response.failed":
             raise UpstreamStreamError((event.get("response") or {}).get("error") or {"message": "The model failed."})
         if kind == "error":
@@ -139,12 +147,17 @@ class EventReader:
         return Piece(calls=(fragment,))
 
     def _finished(self, response: dict[str, Any]) -> Piece:
+        output = [item for item in response.get("output") or () if isinstance(item, dict)]
         if response.get("status") == "incomplete":
             reason = (response.get("incomplete_details") or {}).get("reason") or "incomplete"
             finish_reason = INCOMPLETE_REASONS.get(reason, reason)
         else:
-            finish_reason = "tool_calls" if self._called else "stop"
-        return Piece(finish_reason=finish_reason, usage=_usage_of(response.get("usage")))
+            called = self._called or any(item.get("type") == "function_call" for item in output)
+            finish_reason = "tool_calls" if called else "stop"
+        # The reasoning items, which the model needs again in the next tool round, are taken from the whole response
+        # and not from their own events: a worker that took the stream over may have re-attached after those.
+        reasoning = tuple(item for item in output if item.get("type") == "reasoning")
+        return Piece(finish_reason=finish_reason, usage=_usage_of(response.get("usage")), items=reasoning)
 
 
 def _usage_of(raw: dict[str, Any] | None) -> Usage | None:

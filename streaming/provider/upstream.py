@@ -10,7 +10,9 @@ thirty times the JSON parsing itself, and the relay needs a few fields of it (se
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import aclosing
 from typing import Any, Literal
 
 import openai
@@ -19,6 +21,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
+from streaming import errors
 from streaming.conf import app_settings
 from streaming.errors import Truncated, UpstreamStreamError
 from streaming.protocol import Usage
@@ -26,6 +29,8 @@ from streaming.provider import responses
 from streaming.provider.pieces import Piece
 from streaming.provider.sse import DataLines
 from streaming.relay.tool_calls import CallFragment
+
+logger = logging.getLogger(__name__)
 
 DEMO_MODEL = "demo"
 
@@ -195,6 +200,33 @@ async def stream_pieces(
     else:
         request = _chat_request(model, messages, temperature, max_tokens, tools, tool_choice)
         read = read_chunk
+    async with aclosing(_read_pieces(request, read)) as pieces:
+        async for piece in pieces:
+            yield piece
+
+
+async def resume_pieces(*, response: str, after: int) -> AsyncIterator[Piece]:
+    """Re-attach to a background response of the Responses API, and yield its answer from the event after number
+    `after` on (see `relay.handover`).
+
+    Raises `openai.NotFoundError` when the provider no longer has the response (expired, or never stored).
+    """
+    request = get_client().responses.with_streaming_response.retrieve(response, stream=True, starting_after=after)
+    async with aclosing(_read_pieces(request, responses.EventReader().read)) as pieces:
+        async for piece in pieces:
+            yield piece
+
+
+async def cancel_response(response: str) -> None:
+    """Stop a background response, which would otherwise go on (and be billed) after its connection closed. A
+    failure is logged, not raised: the stream has ended either way."""
+    try:
+        await get_client().responses.cancel(response)
+    except openai.APIError as exc:
+        logger.warning("could not cancel response %s upstream: %s", response, errors.describe(exc))
+
+
+async def _read_pieces(request: Any, read: Callable[[dict[str, Any]], Piece | None]) -> AsyncIterator[Piece]:
     async with request as response:
         lines = DataLines()
         finished = False
@@ -233,6 +265,8 @@ def _responses_request(
         max_tokens=max_tokens,
         reasoning=reasons(model),
     )
+    if app_settings.TAKEOVER:  # the provider keeps generating, and keeps the events, after the connection closes
+        body.update(background=True, store=True)
     # As for chat below: sent as given, not walked against the SDK's schemas first.
     return get_client().responses.with_streaming_response.create(model=model, stream=True, extra_body=body)
 

@@ -20,6 +20,7 @@ import itertools
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -35,11 +36,12 @@ from streaming.conf import app_settings
 from streaming.deployment import metrics
 from streaming.deployment.lag import loop_lag
 from streaming.deployment.publish import frame_event, publish_event, publish_kept
-from streaming.deployment.shared import Entry, SharedState
+from streaming.deployment.shared import Entry, SharedState, get_shared
 from streaming.deployment.together import Batches
-from streaming.provider.upstream import Piece, add_usage, stream_pieces
+from streaming.provider.upstream import Piece, add_usage, cancel_response, resume_pieces, stream_pieces
 from streaming.relay import history
 from streaming.relay.ending import CANCELLED, Ending, end_frame
+from streaming.relay.handover import Handover, Plan, Resume, fields_of_plan
 from streaming.relay.outbox import Outbox
 from streaming.relay.thinking import ThinkSplitter
 from streaming.relay.timing import Timing
@@ -60,6 +62,7 @@ logger = logging.getLogger(__name__)
 # How long the end of a stream is retried when the database refuses it; the client has its end frame meanwhile.
 SAVE_RETRY_SECONDS = 120
 SAVES_MOST = 100  # ends per transaction at most
+GONE = "The server answering this stopped, and the answer could not be picked up where it stopped. It is kept so far."
 
 
 async def _save_batch(finishes: list[services.Finish]) -> list[bool]:
@@ -94,10 +97,11 @@ class Generation:
         started: float,
         shared: SharedState,
         offered: list[tools.Tool],
-        start: protocol.StartFrame,
+        start: protocol.StartFrame | None,
+        resume: Resume | None = None,
     ) -> None:
         self.stream = stream
-        self.start = start  # the stream's first frame, sent by whoever started it
+        self.start = start  # the stream's first frame, sent by whoever started it (None: by another worker)
         self.client = client
         self.model = model
         self.messages = messages
@@ -120,6 +124,13 @@ class Generation:
         self._stopped = False
         self._stop_error: errors.StreamingError | None = None
         self._deadline: asyncio.Timeout | None = None
+        # With `STREAMING_TAKEOVER`: what another worker needs to go on with this answer is kept as it goes (see
+        # `relay.handover`); `resume` is how this worker goes on with one it took over.
+        self.takeover = app_settings.TAKEOVER
+        self.resume = resume
+        self.response: str | None = None  # the present round's response, when the provider names it
+        self._response_ended = False  # it reached its end: nothing to cancel upstream
+        self._released = False  # handed over to another worker (`release`): neither ended nor cancelled here
 
     def stop(self, error: errors.StreamingError | None = None) -> None:
         """Stop reading the model's answer: the client cancelled it (no error), or the server stopped it (error).
@@ -130,6 +141,53 @@ class Generation:
             self._stopped, self._stop_error = True, error
         if self._reader is not None:
             self._reader.cancel()
+
+    @classmethod
+    def taken_over(
+        cls,
+        *,
+        stream: uuid.UUID,
+        handover: Handover,
+        resume: Resume,
+        entries: list[Entry],
+        offered: list[tools.Tool],
+        layer: BaseChannelLayer,
+        age: float,
+    ) -> Generation:
+        """A stream another worker began, to go on with here from where its record and its handover leave it.
+
+        `age` is how long ago (seconds) the stream began, so that its duration is counted from then.
+        """
+        plan = handover.plan
+        generation = cls(
+            stream=stream,
+            client=plan.client,
+            model=plan.model,
+            messages=plan.messages,  # type: ignore[arg-type]
+            temperature=plan.temperature,
+            max_tokens=plan.max_tokens,
+            layer=layer,
+            started=time.monotonic() - age,
+            shared=get_shared(),
+            offered=offered,
+            start=None,
+            resume=resume,
+        )
+        generation.timing.from_start = False
+        generation.entries = list(entries)
+        generation.transcript = Transcript.of_frames(entry.frame for entry in entries)
+        generation.calls = list(resume.calls)
+        generation._answer_chars = len(generation.transcript.answer)
+        generation._reasoning_chars = len(generation.transcript.reasoning)
+        generation.reasoning_field = handover.reasoning_field
+        generation.usage = plan.usage
+        return generation
+
+    def release(self) -> None:
+        """Stop relaying, without ending the stream or the provider's response: another worker takes it over (a
+        draining worker, past its grace, with `STREAMING_TAKEOVER`)."""
+        self._released = True
+        self.stop()
 
     async def run(self) -> None:
         outbox = Outbox(self._send, limit=app_settings.BUFFER_DELTAS)
@@ -142,6 +200,10 @@ class Generation:
         try:
             await self._reader
         except asyncio.CancelledError:
+            if self._released and not asyncio.current_task().cancelling():
+                watchdog.cancel()
+                await self._hand_over(outbox)
+                return
             if self._stopped and not asyncio.current_task().cancelling():
                 error = self._stop_error
                 self.finish_reason = CANCELLED if error is None else None
@@ -155,7 +217,11 @@ class Generation:
             )
         except Exception as exc:  # any failure ends the stream with an error frame and a saved row
             error = self._failure(exc)
+            if isinstance(exc, errors.UpstreamStreamError):
+                self._response_ended = True  # it failed: there is nothing left to cancel
         watchdog.cancel()
+        if self.takeover and self.response and not self._response_ended:
+            await cancel_response(self.response)  # a background response would go on, and be billed
         if cancelled_from_outside:
             outbox.abandon()
         else:
@@ -167,7 +233,18 @@ class Generation:
         if cancelled_from_outside:
             raise asyncio.CancelledError
 
+    async def _hand_over(self, outbox: Outbox) -> None:
+        """Send what was read, with how far it reaches, and leave the rest to the worker that takes over."""
+        try:
+            await outbox.close()
+        except Exception as exc:  # what did not go out is read again from the provider by the next worker
+            logger.warning("stream %s: handing over, its last frames were not sent: %s", self.stream, exc)
+        logger.info("stream %s handed over after relaying %d frames", self.stream, len(self.entries))
+
     def _failure(self, exc: Exception) -> errors.StreamingError:
+        if isinstance(exc, openai.NotFoundError) and not self.timing.from_start:
+            logger.warning("stream %s: its response is no longer kept by the provider", self.stream)
+            return errors.Interrupted(GONE)
         error = errors.from_upstream(exc)
         if isinstance(error, errors.StoreUnavailable):
             logger.error("stream %s: Redis failed: %s", self.stream, errors.describe(exc.__cause__ or exc))
@@ -194,28 +271,41 @@ class Generation:
         """Ask the model; while it calls tools, run them and ask again with their results."""
         strict = tools.strict_schemas()
         offered = [tool.openai_tool(strict=strict) for tool in self.tools]
-        for round in itertools.count(1):
+        for round in itertools.count(self.resume.round if self.resume else 1):
             last = round > app_settings.MAX_TOOL_ROUNDS
-            said, calls = await self._respond(outbox, round, tools=offered, tool_choice="none" if last else None)
+            resume, self.resume = self.resume, None
+            if self.takeover and resume is None:
+                await outbox.put("handover", extra=fields_of_plan(self._plan(round)))
+            choice: Literal["none"] | None = "none" if last else None
+            said, calls = await self._respond(outbox, round, tools=offered, tool_choice=choice, resume=resume)
             if not calls:
                 return
             await self._run_calls(outbox, said, calls, refuse=last)
             if last:  # the model called tools although it was told not to: what it wrote is the answer
                 return
 
-    async def _respond(
-        self, outbox: Outbox, round: int, *, tools: list[ChatCompletionToolParam], tool_choice: Literal["none"] | None
-    ) -> tuple[Said, list[MadeCall]]:
-        """One response of the model, relayed as it is written: what it said, and the calls it made.
+    def _plan(self, round: int) -> Plan:
+        return Plan(
+            client=self.client,
+            model=self.model,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            tools=[tool.name for tool in self.tools],
+            round=round,
+            pos=len(self.entries),
+            messages=self.messages,  # type: ignore[arg-type]
+            usage=self.usage,
+        )
 
-        A call is logged from the moment its name is known, so that one cut off while it is written is logged too.
-        """
-        splitter = ThinkSplitter(inside=self.model in app_settings.THINKING_MODELS)
-        assembler = CallAssembler(id_prefix=f"call_{self.stream.hex[:8]}_{round}_")
-        made: list[MadeCall] = []
-        said = Said()
-        self.finish_reason = None  # the last response's reason is the answer's
-        request = stream_pieces(
+    def _request(
+        self, tools: list[ChatCompletionToolParam], tool_choice: Literal["none"] | None, resume: Resume | None
+    ) -> AsyncIterator[Piece]:
+        """The round's response as it is written: asked for, or re-attached to after a take-over."""
+        if resume is not None and resume.response is not None:
+            self.response = resume.response
+            return resume_pieces(response=resume.response, after=resume.after)
+        self.response = None
+        return stream_pieces(
             model=self.model,
             messages=self.messages,
             temperature=self.temperature,
@@ -223,33 +313,61 @@ class Generation:
             tools=tools or None,
             tool_choice=tool_choice if tools else None,
         )
-        async with aclosing(request) as pieces:
+
+    async def _respond(
+        self,
+        outbox: Outbox,
+        round: int,
+        *,
+        tools: list[ChatCompletionToolParam],
+        tool_choice: Literal["none"] | None,
+        resume: Resume | None = None,
+    ) -> tuple[Said, list[MadeCall]]:
+        """One response of the model, relayed as it is written: what it said, and the calls it made.
+
+        A call is logged from the moment its name is known, so that one cut off while it is written is logged too.
+        A response taken over goes on from what the round had said and called before (see `relay.handover`).
+        """
+        said = Said(texts=list(resume.texts) if resume else [])
+        # A think block the model opens itself is over once the answer has begun.
+        splitter = ThinkSplitter(inside=self.model in app_settings.THINKING_MODELS and not said.texts)
+        assembler = CallAssembler(id_prefix=f"call_{self.stream.hex[:8]}_{round}_")
+        made: list[MadeCall] = []
+        for index, earlier in sorted(resume.round_calls.items()) if resume else ():
+            assembler.resume(index, earlier.call)
+            made.append(earlier)
+        self.finish_reason, self._response_ended = None, False  # the last response's reason is the answer's
+        async with aclosing(self._request(tools, tool_choice, resume)) as pieces:
             async for piece in pieces:
-                if piece.finish_reason or piece.usage:
-                    self._fold(piece)
+                if piece.finish_reason or piece.usage or piece.response:
+                    await self._fold(piece, outbox)
                 if splitter.passes_through and not piece.reasoning and not piece.calls and not piece.items:
                     if text := piece.text:  # plain answer text, once per token: kept to the fewest steps
                         if self.timing.first_text is None:
                             self.timing.output(text=True)
                         self._answer_chars += len(text)
                         said.texts.append(text)
-                        await outbox.put("delta", text)
+                        await outbox.put("delta", text, mark=piece.at)
                     continue
                 said.items.extend(piece.items)
                 reasoning, text = splitter.feed(piece.text) if piece.text else ("", "")
                 if piece.reasoning:
                     said.reasoning.append(piece.reasoning)
+                    if not self.reasoning_field and self.takeover:
+                        await outbox.put("handover", extra={"reasoning_field": piece.reasoning_field})
                     self.reasoning_field = self.reasoning_field or piece.reasoning_field
                     splitter.server_splits()
-                await self._write(outbox, piece.reasoning + reasoning, text, said.texts)
+                await self._write(outbox, piece.reasoning + reasoning, text, said.texts, mark=piece.at)
                 for fragment in piece.calls:
                     for event in assembler.add(fragment):
                         self.timing.output(text=False)
                         if isinstance(event, Opened):
                             made.append(self._made(round, next(c for c in assembler.calls if c.id == event.call)))
-                            await outbox.put("tool_call", extra=event)
+                            if self.takeover:  # where the rest of its arguments will come from
+                                await outbox.put("handover", extra={f"index:{event.call}": str(fragment.index)})
+                            await outbox.put("tool_call", extra=event, mark=piece.at)
                         else:
-                            await outbox.put("tool_arguments", event.text, event.call)
+                            await outbox.put("tool_arguments", event.text, event.call, mark=piece.at)
         await self._write(outbox, *splitter.flush(), said.texts)
         return said, made
 
@@ -258,22 +376,27 @@ class Generation:
         self.calls.append(made)
         return made
 
-    def _fold(self, piece: Piece) -> None:
+    async def _fold(self, piece: Piece, outbox: Outbox) -> None:
         if piece.finish_reason:
-            self.finish_reason = piece.finish_reason
+            self.finish_reason, self._response_ended = piece.finish_reason, True
         if piece.usage:
             self.usage = add_usage(self.usage, piece.usage)
+        if piece.response and self.takeover:
+            self.response = piece.response
+            await outbox.put("handover", extra={"response": piece.response})
 
-    async def _write(self, outbox: Outbox, reasoning: str, text: str, texts: list[str]) -> None:
+    async def _write(
+        self, outbox: Outbox, reasoning: str, text: str, texts: list[str], mark: int | None = None
+    ) -> None:
         if reasoning:
             self.timing.output(text=False)
             self._reasoning_chars += len(reasoning)
-            await outbox.put("reasoning", reasoning)
+            await outbox.put("reasoning", reasoning, mark=None if text else mark)
         if text:
             self.timing.output(text=True)
             self._answer_chars += len(text)
             texts.append(text)
-            await outbox.put("delta", text)
+            await outbox.put("delta", text, mark=mark)
 
     async def _run_calls(self, outbox: Outbox, said: Said, made: list[MadeCall], *, refuse: bool) -> None:
         """Run the calls of one response at once, and add them and their results to what the model is sent next.
@@ -300,7 +423,10 @@ class Generation:
         self.messages.extend(told)  # type: ignore[arg-type]
 
     async def _run_call(self, outbox: Outbox, made: MadeCall, *, refused: bool) -> None:
-        await outbox.put("tool_running", extra=made.call.id)
+        if made.outcome is not None:  # it ran before this stream was taken over: its result was relayed
+            return
+        if not made.running:  # (a call taken over while it ran is run again: its tool is idempotent)
+            await outbox.put("tool_running", extra=made.call.id)
         if refused:
             made.outcome = Outcome.failure(TOO_MANY_CALLS)
         else:
@@ -329,8 +455,12 @@ class Generation:
                 self.stop(errors.Interrupted("No one was watching this answer, so the server stopped it."))
                 return
 
-    async def _send(self, kind: str, text: str, extra: Any) -> None:
-        """Send one part of the stream (see `Outbox`) as its frame, in its place in the stream's record."""
+    async def _send(self, kind: str, text: str, extra: Any, mark: int | None) -> None:
+        """Send one part of the stream (see `Outbox`) as its frame, in its place in the stream's record; or, for a
+        take-over, keep what another worker would need (`relay.handover`), in order with the frames."""
+        if kind == "handover":
+            await self.shared.note_handover(str(self.stream), extra)
+            return
         pos, seq = len(self.entries) + 1, 0
         if kind == "delta":
             if loop_lag.busy and not self.told_busy:
@@ -338,7 +468,7 @@ class Generation:
                 await self._tell_busy()
             seq = len(self.transcript.deltas) + 1
         frame = protocol.encode(self._frame(kind, pos, seq, text, extra))
-        await self._keep(kind, frame, seq=seq, text=text)
+        await self._keep(kind, frame, seq=seq, text=text, after=mark if self.takeover else None)
 
     def _frame(self, kind: str, pos: int, seq: int, text: str, extra: Any) -> dict[str, Any]:
         stream = self.stream
@@ -362,7 +492,9 @@ class Generation:
             duration_ms=outcome.duration_ms,
         )
 
-    async def _keep(self, kind: str, frame: str, *, seq: int = 0, end: bool = False, text: str = "") -> None:
+    async def _keep(
+        self, kind: str, frame: str, *, seq: int = 0, end: bool = False, text: str = "", after: int | None = None
+    ) -> None:
         """Keep a frame in the stream's record and send it; write the record again if Redis lost it.
 
         The frame joins the record in memory, and the log's transcript of it, before it is sent: once Redis has it, a
@@ -375,7 +507,13 @@ class Generation:
         event = frame_event(kind, self.stream, frame, pos=entry.pos, seq=seq or None, end=end)
         stream = str(self.stream)
         whole = await publish_kept(
-            shared=self.shared, layer=self.layer, group=self.client.group, stream=stream, entry=entry, event=event
+            shared=self.shared,
+            layer=self.layer,
+            group=self.client.group,
+            stream=stream,
+            entry=entry,
+            event=event,
+            after=after,
         )
         if not whole:
             logger.warning("stream %s: its record had lost frames (Redis restarted); writing it again", self.stream)

@@ -19,6 +19,9 @@ class Timing:
     started: float
     first_output: float | None = None
     first_text: float | None = None
+    # Whether this process saw the stream from its start. One taken over from another worker (`relay.handover`) did
+    # not: its first words came from there, so it reports no time to them.
+    from_start: bool = True
 
     def output(self, *, text: bool) -> None:
         """Something was read from the model: answer text, or another kind of output."""
@@ -37,4 +40,4 @@ class Timing:
         return round((time.monotonic() - self.started) * 1000)
 
     def _since_start(self, moment: float | None) -> int | None:
-        return None if moment is None else round((moment - self.started) * 1000)
+        return None if moment is None or not self.from_start else round((moment - self.started) * 1000)

@@ -98,6 +98,11 @@ class CallAssembler:
                 events.append(Arguments(call.id, fragment.arguments))
         return events
 
+    def resume(self, index: int, call: Call) -> None:
+        """Go on assembling a call begun before a take-over (see `handover`), at its place in the output."""
+        self._at[index] = call
+        self.calls.append(call)
+
     @staticmethod
     def _starts_another(call: Call, fragment: CallFragment) -> bool:
         """A second call at the same index: a different id from the provider, or, without ids, another name (OpenAI
@@ -126,6 +131,7 @@ class MadeCall:
     answer_offset: int
     reasoning_offset: int
     outcome: Outcome | None = None
+    running: bool = False  # its `tool_running` frame was sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +197,7 @@ def calls_in(frames: Iterable[dict[str, Any]]) -> list[MadeCall]:
                 one.call.arguments.append(frame["text"])
             elif kind == "tool_running":
                 ran, one.answer_offset, one.reasoning_offset = True, answer, reasoning
+                one.running = True
             elif kind == "tool_result":
                 error = frame["error"] or {}
                 one.outcome = Outcome(

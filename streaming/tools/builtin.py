@@ -14,7 +14,7 @@ ANSWER_CHARS = 500  # of each earlier answer: enough to recognise it, ten of the
 PROMPT_CHARS = 500
 
 
-@tool
+@tool(idempotent=True)
 def current_time() -> str:
     """The current date, time of day, weekday and time zone. Use it for anything about now, today or this week."""
     zone = timezone.get_default_timezone()  # settings.TIME_ZONE
@@ -22,7 +22,7 @@ def current_time() -> str:
     return f"{now.isoformat(timespec='seconds')}, {now:%A}, time zone {zone} ({now.tzname()})"
 
 
-@tool
+@tool(idempotent=True)
 def search_history(
     query: Annotated[str, Field(min_length=1, max_length=500, description="Words to look for.")],
     limit: Annotated[int, Field(ge=1, le=10, description="How many exchanges to return at most.")] = 5,

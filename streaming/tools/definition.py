@@ -9,6 +9,7 @@ module defining the tool is imported, not when a model first calls it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import re
 import typing
@@ -48,6 +49,9 @@ class Tool:
     login_required: bool
     staff_required: bool
     schema: dict[str, Any] = field(repr=False)  # built once, when the tool is registered
+    # Running it twice does no more than running it once: a worker that takes over an answer (`STREAMING_TAKEOVER`)
+    # may run again a call that was running when the worker before it died.
+    idempotent: bool = False
 
     def param_schema(self) -> dict[str, Any]:
         """The JSON schema of the parameters the model fills in (the caller is not one of them)."""
@@ -75,7 +79,7 @@ class Tool:
 def tool(function: F, /) -> F: ...
 @overload
 def tool(
-    *, name: str | None = None, login_required: bool = False, staff_required: bool = False
+    *, name: str | None = None, login_required: bool = False, staff_required: bool = False, idempotent: bool = False
 ) -> Callable[[F], F]: ...
 def tool(
     function: Callable[..., Any] | None = None,
@@ -84,8 +88,11 @@ def tool(
     name: str | None = None,
     login_required: bool = False,
     staff_required: bool = False,
+    idempotent: bool = False,
 ) -> Any:
-    """Make `function` (sync or async) a tool, `@tool` or `@tool(name=..., login_required=..., staff_required=...)`.
+    """Make `function` (sync or async) a tool, `@tool` or `@tool(name=..., login_required=..., staff_required=...,
+    idempotent=...)`. `idempotent` says that running a call twice does no more than running it once (a lookup, not
+    an order), so that a worker taking over an answer may run again a call its dying worker had begun.
 
     The function itself is returned, callable as before. Raises `TypeError` at once for a function the model could
     not be told about: no docstring, a parameter without a type hint, `*args`/`**kwargs`, or hints pydantic cannot
@@ -94,6 +101,8 @@ def tool(
 
     def register(function: F) -> F:
         built = _build(function, name=name or function.__name__, login=login_required, staff=staff_required)
+        if idempotent:
+            built = dataclasses.replace(built, idempotent=True)
         setattr(function, _ATTRIBUTE, built)
         return function
 
