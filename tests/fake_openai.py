@@ -14,6 +14,15 @@ literally, so an inline `<think>` block is just tokens), then tool-call chunks, 
 a reasoning summary item, a message item and a function-call item per tool call, then `response.completed` (or
 `response.incomplete`, `response.failed`, `error`), so a test can drive the relay's other API with the same script.
 
+Background mode (`"background": true`, which needs `store`): the answer is a stored response (`Background`, in
+`FakeOpenAI.responses`) whose generation is a task of its own, paced and paused and hung by the script as a connection
+would be, and going on whoever listens. The POST streams its events live; `drop_after` and `end_after` cut or end that
+connection only, and neither they nor the client's leaving stop the generation. `GET /v1/responses/{id}?stream=true
+&starting_after=N` streams the events after N and then the live ones up to the response's end (without `stream`, the
+response as it is so far); `POST /v1/responses/{id}/cancel` stops it, ends its live streams where they are, and is
+recorded (`cancelled`, `cancel_attempts`, `Background.cancelled_event`); `forget` lets it expire. None of these take a
+script: a test queues only what the model says. So a test can kill the worker that asked and watch another re-attach.
+
 Run alone (for daphne processes and the benchmark): `python -m tests.fake_openai --port 8001`.
 """
 
@@ -25,14 +34,24 @@ import contextlib
 import itertools
 import json
 import random
+import re
 import string
 import time
 import uuid
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
-REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 429: "Too Many Requests", 500: "Internal Server Error"}
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
 
 
 @dataclass
@@ -113,10 +132,16 @@ class Received:
     tokens_sent: int = 0  # chunks of the answer sent (see `Script`)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     paused: asyncio.Event = field(default_factory=asyncio.Event)
+    method: str = "POST"
 
     @property
     def messages(self) -> list[dict[str, Any]]:
         return self.body.get("messages", [])
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The query string's parameters (a retrieve's `stream` and `starting_after`), as the client spelt them."""
+        return dict(parse_qsl(urlsplit(self.path).query))
 
     @property
     def input(self) -> list[dict[str, Any]]:
@@ -129,6 +154,9 @@ class FakeOpenAI:
         self.scripts: deque[Script] = deque()
         self.default = Script()
         self.requests: list[Received] = []
+        self.responses: dict[str, Background] = {}  # the stored responses of background mode, by id
+        self.cancelled: list[str] = []  # the responses a cancel stopped, in order
+        self.cancel_attempts: list[str] = []  # the id of every cancel asked for, whatever came of it
         self.server: asyncio.Server | None = None
         self.port = 0
 
@@ -140,6 +168,15 @@ class FakeOpenAI:
         self.scripts.clear()
         self.default = Script()
         self.requests.clear()
+        for background in self.responses.values():
+            background.halt()  # a hung generation must not outlive its test
+        self.responses.clear()
+        self.cancelled.clear()
+        self.cancel_attempts.clear()
+
+    def forget(self, response_id: str) -> None:
+        """The stored response expires: a retrieve or cancel of it is answered 404 from now on."""
+        self.responses.pop(response_id).halt()
 
     def then(self, *scripts: Script) -> None:
         """Queue what the next requests get, in order (a tool-call round, then the answer round, ...).
@@ -157,6 +194,8 @@ class FakeOpenAI:
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        tasks = [background.halt() for background in self.responses.values()]
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
@@ -166,8 +205,7 @@ class FakeOpenAI:
         try:
             while request := await _read_request(reader):
                 self.requests.append(request)
-                script = self.scripts.popleft() if self.scripts else self.default
-                if not await self._answer(script, request, reader, writer):
+                if not await self._route(request, reader, writer):
                     break
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass  # the client went away, or the server is shutting down
@@ -178,22 +216,89 @@ class FakeOpenAI:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
 
+    async def _route(self, request: Received, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """A stored response's retrieve or cancel takes no script (a test queues only what the model says); every
+        other request takes the next one."""
+        stored = re.fullmatch(r".*/responses/([^/]+)(/cancel)?", urlsplit(request.path).path)
+        if stored is None:
+            script = self.scripts.popleft() if self.scripts else self.default
+            return await self._answer(script, request, reader, writer)
+        response_id, cancel = stored.groups()
+        if cancel and request.method == "POST":
+            return await self._cancel(response_id, request, writer)
+        if not cancel and request.method == "GET":
+            return await self._retrieve(response_id, request, reader, writer)
+        await _answer_json(writer, request, 404, _invalid(f"Invalid URL ({request.method} {request.path})"))
+        return True
+
     async def _answer(
         self, script: Script, request: Received, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
         if script.status != 200:
             error = {"error": {"message": f"fake error {script.status}", "type": "fake", "code": None}}
-            await _answer_error(writer, request, script.status, script.error_body or error)
+            await _answer_json(writer, request, script.status, script.error_body or error)
             return True
         if request.path.split("?", 1)[0].endswith("/responses"):
+            if request.body.get("background"):
+                return await self._start_background(script, request, reader, writer)
             stream = _ResponsesWire(request, script, number=len(self.requests)).answer()
         elif script.reasoning and _WIRES[script.server].reasoning_shape == "none":
             message = f"fake: {script.server} streams no reasoning in chat completions; pick another server"
-            await _answer_error(writer, request, 400, {"error": {"message": message, "type": "fake", "code": None}})
+            await _answer_json(writer, request, 400, {"error": {"message": message, "type": "fake", "code": None}})
             return True
         else:
             stream = _chat_stream(script, request)
         return await _stream(script, request, reader, writer, stream)
+
+    async def _start_background(
+        self, script: Script, request: Received, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Store the response and start its generation; stream it on this connection, or say it is queued."""
+        if request.body.get("store") is False:
+            message = "Background mode requires store=true: a background response must be stored to be retrieved."
+            await _answer_json(writer, request, 400, _invalid(message, param="background"))
+            return True
+        background = Background(request, script, number=len(self.requests))
+        self.responses[background.id] = background
+        if not request.body.get("stream"):
+            await _answer_json(writer, request, 200, background.snapshot())
+            return True
+        cut, end = background.events_through(script.drop_after), background.events_through(script.end_after)
+        return await _relay(background, request, reader, writer, after=-1, cut=cut, end=end)
+
+    async def _retrieve(
+        self, response_id: str, request: Received, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """`GET /v1/responses/{id}`: the response as it is, or with `stream=true` its events after `starting_after`."""
+        background = self.responses.get(response_id)
+        if background is None:
+            await _answer_json(writer, request, 404, _not_found(response_id))
+            return True
+        if request.query.get("stream", "").lower() not in {"true", "1"}:
+            await _answer_json(writer, request, 200, background.snapshot())
+            return True
+        after = request.query.get("starting_after", "-1")
+        if not after.lstrip("-").isdigit():
+            message = f"Invalid 'starting_after': expected an integer, but got '{after}' instead."
+            await _answer_json(writer, request, 400, _invalid(message, param="starting_after"))
+            return True
+        return await _relay(background, request, reader, writer, after=int(after))
+
+    async def _cancel(self, response_id: str, request: Received, writer: asyncio.StreamWriter) -> bool:
+        """`POST /v1/responses/{id}/cancel`: stop a response still going (again is no error); a finished one stays."""
+        self.cancel_attempts.append(response_id)
+        background = self.responses.get(response_id)
+        if background is None:
+            await _answer_json(writer, request, 404, _not_found(response_id))
+            return True
+        if background.status in _CANCEL_REFUSALS:
+            await _answer_json(writer, request, 400, _invalid(_CANCEL_REFUSALS[background.status]))
+            return True
+        if not background.cancelled:
+            background.cancel()
+            self.cancelled.append(response_id)
+        await _answer_json(writer, request, 200, background.snapshot())
+        return True
 
 
 # An answer as it goes on the wire: the events before it (not counted), its steps (each counted once: the events that
@@ -235,8 +340,8 @@ async def _stream(
     return True
 
 
-async def _answer_error(writer: asyncio.StreamWriter, request: Received, status: int, error: dict[str, Any]) -> None:
-    body = json.dumps(error)
+async def _answer_json(writer: asyncio.StreamWriter, request: Received, status: int, answer: dict[str, Any]) -> None:
+    body = json.dumps(answer)
     writer.write(_head(status, "application/json", f"Content-Length: {len(body)}") + body.encode())
     await writer.drain()
     request.closed.set()
@@ -628,11 +733,13 @@ class _ResponsesWire:
     `response.in_progress`, then per output item `response.output_item.added`, its part's `.added`, the deltas, the
     text's and the part's `.done` and `response.output_item.done`, then the response's end. The reasoning is one
     summary part; its item has `encrypted_content` when the request's `include` asks for it, as stateless (`store:
-    false`) callers do.
+    false`) callers do. A background response is created `queued` and says so once more (`response.queued`) before
+    it is `in_progress`.
     """
 
     def __init__(self, request: Received, script: Script, *, number: int) -> None:
         self.body = request.body
+        self.background = bool(request.body.get("background"))
         self.script = script
         self.id = f"resp_fake_{number}"
         self.created = int(time.time())
@@ -662,7 +769,7 @@ class _ResponsesWire:
             "object": "response",
             "created_at": self.created,
             "status": status,
-            "background": False,
+            "background": self.background,
             "completed_at": int(time.time()) if status == "completed" else None,
             "error": None,
             "incomplete_details": None,
@@ -691,9 +798,11 @@ class _ResponsesWire:
 
     def answer(self) -> _Answer:
         opening = [
-            self.event("response.created", response=self.response("in_progress")),
-            self.event("response.in_progress", response=self.response("in_progress")),
+            self.event("response.created", response=self.response("queued" if self.background else "in_progress"))
         ]
+        if self.background:
+            opening.append(self.event("response.queued", response=self.response("queued")))
+        opening.append(self.event("response.in_progress", response=self.response("in_progress")))
         script = self.script
         if script.reasoning:
             self.reasoning_item(script.reasoning)
@@ -799,17 +908,209 @@ def _input_words(body: dict[str, Any]) -> int:
     return sum(len(str(text or "").split()) for text in texts)
 
 
+_TERMINAL = {"completed", "incomplete", "failed", "cancelled"}
+_CANCEL_REFUSALS = {
+    "completed": "Cannot cancel a completed response.",
+    "failed": "Cannot cancel a failed response.",
+    "incomplete": "Cannot cancel an incomplete response.",
+}
+
+
+class Background:
+    """A stored response of background mode: its generation runs as a task of its own, apart from any connection.
+
+    The generation follows the script as `_stream` does a connection (its `interval`, its `pause_after` with the POST's
+    `paused` set, its `hang_after`, which now lasts until the response is cancelled) and keeps every event it makes, so
+    any number of connections can follow it from any sequence number (`_relay`). `drop_after` and `end_after` belong to
+    the POST's connection, not here: that is what background means. A test waits on `finished` (the response's end
+    was made, or it was cancelled) or `cancelled_event`.
+    """
+
+    def __init__(self, request: Received, script: Script, *, number: int) -> None:
+        self.request = request  # the POST that created it
+        self.script = script
+        wire = _ResponsesWire(request, script, number=number)
+        self.id = wire.id
+        self.opening, self.steps, self.closing = wire.answer()
+        # How many events are out once each step is: a connection that sends that many has sent one more step.
+        self.step_ends = set(itertools.accumulate((len(step) for step in self.steps), initial=len(self.opening)))
+        self.step_ends.discard(len(self.opening))
+        self.events: list[str] = []  # each as sent (`event:` and `data:` lines); index i has sequence_number i
+        self.output: list[dict[str, Any]] = []  # the items done so far
+        self.response = wire.response("queued", output=[])  # the latest `response` the events carried
+        self.steps_done = 0  # steps of the answer made (see `Script`)
+        self.cancelled = False
+        self.finished = asyncio.Event()
+        self.cancelled_event = asyncio.Event()
+        self._changed = asyncio.Event()  # set, and replaced, whenever an event is made or the response ends
+        self.task = asyncio.create_task(self._generate(), name=f"fake-openai {self.id}")
+
+    @property
+    def status(self) -> str:
+        return self.response["status"]
+
+    @property
+    def payloads(self) -> list[dict[str, Any]]:
+        """The events' JSON, in order: what a test compares with what a client got."""
+        return [_data_of(event) for event in self.events]
+
+    def snapshot(self) -> dict[str, Any]:
+        """The response as a retrieve answers it: the latest state, with the output done so far."""
+        return {**self.response, "output": list(self.output)}
+
+    def events_through(self, steps: int | None) -> int | None:
+        """How many events go out up to and including `steps` steps (None if the answer has no more steps)."""
+        if steps is None or steps >= len(self.steps):
+            return None
+        return len(self.opening) + sum(len(step) for step in self.steps[:steps])
+
+    def next_change(self) -> Awaitable[bool]:
+        """Until the next event is made, or the response ends (bound now, so no change in between is missed)."""
+        return self._changed.wait()
+
+    def cancel(self) -> None:
+        """Stop the generation where it is: no more events, and the live streams end after those already sent."""
+        self.task.cancel()
+        self.cancelled = True
+        self.response = {**self.response, "status": "cancelled"}
+        self.cancelled_event.set()
+        self._end()
+
+    def halt(self) -> asyncio.Task[None]:
+        """Stop the generation without a word (the fake is reset or stops): nothing is recorded."""
+        self.task.cancel()
+        return self.task
+
+    async def _generate(self) -> None:
+        script = self.script
+        self._publish(self.opening)
+        for index, step in enumerate(self.steps):
+            if script.hang_after is not None and index == script.hang_after:
+                await asyncio.Event().wait()  # until cancelled
+            if script.pause_after is not None and index == script.pause_after:
+                self.request.paused.set()
+                await script.proceed.wait()
+            if script.interval:
+                await asyncio.sleep(script.interval)
+            self._publish(step)
+            self.steps_done += 1
+        self._publish(self.closing)
+        self._end()
+
+    def _publish(self, events: list[str]) -> None:
+        for event in events:
+            self.events.append(event)
+            self._note(_data_of(event))
+        self._wake()
+
+    def _note(self, data: dict[str, Any]) -> None:
+        """What an event changes in the response a retrieve answers."""
+        if "response" in data:
+            self.response = {**data["response"], "output": []}
+        elif data["type"] == "error":
+            self.response = {**self.response, "status": "failed", "error": {k: data[k] for k in ("code", "message")}}
+        elif data["type"] == "response.output_item.done":
+            self.output.append(data["item"])
+
+    def _end(self) -> None:
+        self.finished.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+
+async def _relay(
+    background: Background,
+    request: Received,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    *,
+    after: int,
+    cut: int | None = None,
+    end: int | None = None,
+) -> bool:
+    """Stream a stored response's events after sequence number `after`, then the live ones, until its end; or cut the
+    connection (`cut`) or end the body (`end`) once that many events are out. The client leaving stops only this."""
+    writer.write(_head(200, "text/event-stream", "Transfer-Encoding: chunked"))
+    gone = asyncio.ensure_future(_until_gone(reader))
+    try:
+        whole = await _follow(background, request, writer, gone, first=max(after + 1, 0), cut=cut, end=end)
+    finally:
+        gone.cancel()  # before the body ends: the client's next request must find the reader free
+        await asyncio.wait({gone})
+    if not whole:
+        return False
+    writer.write(b"0\r\n\r\n")
+    await writer.drain()
+    request.closed.set()
+    return True
+
+
+async def _follow(
+    background: Background,
+    request: Received,
+    writer: asyncio.StreamWriter,
+    gone: asyncio.Future[None],
+    *,
+    first: int,
+    cut: int | None,
+    end: int | None,
+) -> bool:
+    """Send the events from index `first` as they are made; False if the connection is done with (cut, or gone)."""
+    sent = first
+    while sent < len(background.events) or not background.finished.is_set():
+        if sent == len(background.events):
+            changed = asyncio.ensure_future(background.next_change())
+            await asyncio.wait({changed, gone}, return_when=asyncio.FIRST_COMPLETED)
+            changed.cancel()
+            if gone.done():
+                return False
+            continue
+        await _send(writer, background.events[sent])
+        sent += 1
+        if sent in background.step_ends:
+            request.tokens_sent += 1
+        if sent == cut:
+            writer.transport.abort()
+            return False
+        if sent == end:
+            break
+    return True
+
+
+async def _until_gone(reader: asyncio.StreamReader) -> None:
+    """Returns once the client has closed the connection: no request comes on it while a body streams, so nothing
+    but the end of it can arrive meanwhile."""
+    with contextlib.suppress(ConnectionError):
+        await reader.read(1)
+
+
+def _data_of(event: str) -> dict[str, Any]:
+    return json.loads(event.split("data: ", 1)[1])
+
+
+def _invalid(message: str, *, param: str | None = None) -> dict[str, Any]:
+    """OpenAI's error body for a request it refuses."""
+    return {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}}
+
+
+def _not_found(response_id: str) -> dict[str, Any]:
+    return _invalid(f"Response with id '{response_id}' not found.")
+
+
 async def _read_request(reader: asyncio.StreamReader) -> Received | None:
     line = await reader.readline()
     if not line:
         return None
-    _method, path, _version = line.decode().split(" ", 2)
+    method, path, _version = line.decode().split(" ", 2)
     headers: dict[str, str] = {}
     while (header := await reader.readline()) not in (b"\r\n", b"\n", b""):
         name, _, value = header.decode().partition(":")
         headers[name.strip().lower()] = value.strip()
     raw = await reader.readexactly(int(headers.get("content-length", 0)))
-    return Received(path=path, headers=headers, body=json.loads(raw) if raw else {})
+    return Received(path=path, headers=headers, body=json.loads(raw) if raw else {}, method=method)
 
 
 def _head(status: int, content_type: str, length_header: str) -> bytes:

@@ -1,0 +1,256 @@
+"""Answers that outlive their worker (`STREAMING_TAKEOVER`), in one process: the real SDK against the fake provider's
+background mode, the real Redis for the handover, and a worker's death played by its generation letting go of the
+stream without ending it (`Generation.release`) while the log names a worker with no heartbeat. The same with real
+daphne processes, SIGKILL and SIGTERM is in test_takeover_workers.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from channels.layers import get_channel_layer
+
+from streaming.deployment import running
+from streaming.deployment.worker import sweep_dead_workers, worker
+from streaming.models import Exchange, ToolCall
+from streaming.tools import tool
+from tests.conftest import open_socket, prompt, texts
+from tests.fake_openai import Background, Script, ToolCallScript
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
+
+TOKENS = [f" w{i}" for i in range(30)]
+DEAD = "dead-worker"
+
+
+class Probe:
+    def __init__(self) -> None:
+        self.runs: list[str] = []
+        self.running = asyncio.Event()
+
+
+probe = Probe()
+
+
+@tool
+async def place_order(item: str) -> str:
+    """Orders an item (running it twice orders it twice)."""
+    probe.runs.append("place_order")
+    probe.running.set()
+    await asyncio.Event().wait()  # until the worker running it dies
+    return "ordered"
+
+
+@tool(idempotent=True)
+async def look_up(item: str) -> str:
+    """Looks an item up; the first run waits until the worker running it dies."""
+    probe.runs.append("look_up")
+    if len(probe.runs) == 1:
+        probe.running.set()
+        await asyncio.Event().wait()
+    return f"{item} is in stock."
+
+
+@pytest.fixture
+def takeover(upstream, settings, redis_url):
+    global probe
+    probe = Probe()
+    settings.STREAMING_OPENAI_API = "responses"
+    settings.STREAMING_TAKEOVER = True
+    settings.STREAMING_REDIS_URL = redis_url
+    settings.STREAMING_TOOLS = [f"{__name__}.place_order", f"{__name__}.look_up"]
+    settings.STREAMING_TOOL_MODELS = ["*"]
+    return upstream
+
+
+async def die(stream: str) -> None:
+    """This worker dies mid-answer: its generation stops relaying without ending anything, and the log names a
+    worker whose heartbeat is gone."""
+    generation = running.get(uuid.UUID(stream))
+    generation.release()
+    await running.streams_finished()
+    await Exchange.objects.filter(id=stream).aupdate(worker=DEAD)
+
+
+async def sweep(as_worker: str | None = None) -> int:
+    return await sweep_dead_workers(layer=get_channel_layer(), worker=as_worker or worker.id, started=worker.started)
+
+
+def background(fake) -> Background:
+    (response,) = fake.responses.values()
+    return response
+
+
+def retrieves(fake) -> list[dict[str, str]]:
+    return [request.query for request in fake.requests if request.method == "GET"]
+
+
+async def test_a_worker_that_dies_mid_answer_is_taken_over_and_the_client_gets_the_rest_exactly(takeover):
+    script = Script(tokens=TOKENS, pause_after=10)
+    takeover.then(script)
+    socket = await open_socket()
+    await socket.send(prompt())
+    start = await socket.receive()
+    before = [await socket.receive() for _ in range(1)]
+    while texts(before) != "".join(TOKENS[:10]):
+        before.append(await socket.receive())
+    await takeover.requests[0].paused.wait()
+
+    await die(start["stream"])
+    assert await sweep() == 1
+    script.proceed.set()
+    after = await socket.stream_to_end()
+
+    deltas = [frame for frame in before + after if frame["type"] == "delta"]
+    assert [delta["seq"] for delta in deltas] == list(range(1, len(deltas) + 1))
+    assert [frame["pos"] for frame in before + after[:-1]] == list(range(1, len(before) + len(after)))
+    assert texts(deltas) == "".join(TOKENS)
+    done = after[-1]
+    assert (done["type"], done["finish_reason"], done["seq"], done["ttft_ms"]) == ("done", "stop", len(deltas), None)
+    # Re-attached after the event of the tenth token, the last one the dead worker relayed.
+    tenth = [e for e in background(takeover).payloads if e["type"] == "response.output_text.delta"][9]
+    assert retrieves(takeover) == [{"stream": "true", "starting_after": str(tenth["sequence_number"])}]
+    row = await Exchange.objects.aget(id=start["stream"])
+    assert (row.status, row.answer, row.worker) == ("completed", "".join(TOKENS), worker.id)
+    assert takeover.cancelled == []  # it ended by itself: nothing to cancel
+    await socket.close()
+
+
+async def test_of_two_workers_that_notice_at_once_exactly_one_takes_the_stream_over(takeover):
+    script = Script(tokens=TOKENS, pause_after=5)
+    takeover.then(script)
+    socket = await open_socket()
+    await socket.send(prompt())
+    start = await socket.receive()
+    await socket.receive_text("".join(TOKENS[:5]))
+    await takeover.requests[0].paused.wait()
+    await die(start["stream"])
+
+    taken = await asyncio.gather(sweep("survivor-1"), sweep("survivor-2"))
+
+    assert sorted(taken) == [0, 1] and running.count() == 1
+    script.proceed.set()
+    rest = await socket.stream_to_end()
+    assert texts(rest) == "".join(TOKENS[5:]) and rest[-1]["type"] == "done"
+    assert len(retrieves(takeover)) == 1
+    row = await Exchange.objects.aget(id=start["stream"])
+    assert row.worker in {"survivor-1", "survivor-2"} and row.status == "completed"
+    await socket.close()
+
+
+async def test_a_cancel_after_a_take_over_stops_the_stream_and_cancels_the_providers_response(takeover):
+    takeover.then(Script(tokens=TOKENS, hang_after=4))
+    socket = await open_socket()
+    await socket.send(prompt())
+    start = await socket.receive()
+    await socket.receive_text("".join(TOKENS[:4]))
+    await die(start["stream"])
+    assert await sweep() == 1
+
+    await socket.send({"type": "cancel", "stream": start["stream"]})
+
+    done = await socket.receive()
+    assert (done["type"], done["finish_reason"]) == ("done", "cancelled")
+    await running.streams_finished()
+    assert takeover.cancelled == [background(takeover).id]
+    row = await Exchange.objects.aget(id=start["stream"])
+    assert (row.status, row.answer) == ("cancelled", "".join(TOKENS[:4]))
+    await socket.close()
+
+
+@pytest.mark.parametrize("stop", ["cancel", "time_limit", "nobody_watching"])
+async def test_every_stop_the_server_decides_cancels_the_providers_background_response(takeover, settings, stop):
+    if stop == "time_limit":
+        settings.STREAMING_MAX_SECONDS = 1
+    if stop == "nobody_watching":
+        settings.STREAMING_DETACHED_SECONDS = 0
+        settings.STREAMING_PRESENCE_SECONDS = 0.3
+    takeover.then(Script(tokens=TOKENS, hang_after=2))
+    socket = await open_socket()
+    await socket.send(prompt())
+    start = await socket.receive()
+    await socket.receive_text("".join(TOKENS[:2]))
+
+    if stop == "cancel":
+        await socket.send({"type": "cancel", "stream": start["stream"]})
+    if stop == "nobody_watching":
+        await socket.close()
+    await running.streams_finished()
+
+    response = background(takeover)
+    await asyncio.wait_for(response.cancelled_event.wait(), timeout=5)
+    assert takeover.cancelled == [response.id] and response.status == "cancelled"
+    row = await Exchange.objects.aget(id=start["stream"])
+    expected = {"cancel": "cancelled", "time_limit": "interrupted", "nobody_watching": "interrupted"}[stop]
+    assert row.status == expected
+    if stop != "nobody_watching":
+        await socket.close()
+
+
+async def test_a_stream_whose_response_the_provider_no_longer_has_ends_interrupted_with_its_answer_so_far(takeover):
+    takeover.then(Script(tokens=TOKENS, hang_after=3))
+    socket = await open_socket()
+    await socket.send(prompt())
+    start = await socket.receive()
+    await socket.receive_text("".join(TOKENS[:3]))
+    await die(start["stream"])
+    takeover.forget(background(takeover).id)
+
+    assert await sweep() == 1
+    end = await socket.stream_to_end()
+
+    assert (end[-1]["type"], end[-1]["code"]) == ("error", "interrupted")
+    row = await Exchange.objects.aget(id=start["stream"])
+    assert (row.status, row.answer) == ("interrupted", "".join(TOKENS[:3]))
+    await socket.close()
+
+
+async def test_a_worker_that_dies_while_a_tool_runs_ends_the_stream_interrupted_rather_than_run_it_twice(takeover):
+    takeover.then(Script(tool_calls=[ToolCallScript("place_order", {"item": "tea"})]))
+    socket = await open_socket()
+    await socket.send(prompt())
+    start = await socket.receive()
+    await probe.running.wait()
+    frames = await socket.receive_until("tool_running")
+    await die(start["stream"])
+
+    assert await sweep() == 1  # swept, not taken over
+    end = await socket.stream_to_end()
+
+    assert (end[-1]["type"], end[-1]["code"]) == ("error", "interrupted") and running.count() == 0
+    assert probe.runs == ["place_order"] and retrieves(takeover) == []
+    row = await Exchange.objects.aget(id=start["stream"])
+    assert row.status == "interrupted"
+    assert [f["name"] for f in frames if f["type"] == "tool_call"] == ["place_order"]
+    await socket.close()
+
+
+async def test_an_idempotent_tool_that_was_running_runs_again_after_the_take_over_and_the_answer_completes(takeover):
+    takeover.then(
+        Script(tool_calls=[ToolCallScript("look_up", {"item": "tea"})], reasoning=["Check", " stock."]),
+        Script(tokens=["In", " stock."]),
+    )
+    socket = await open_socket()
+    await socket.send(prompt())
+    start = await socket.receive()
+    await probe.running.wait()
+    before = await socket.receive_until("tool_running")
+    await die(start["stream"])
+
+    assert await sweep() == 1
+    after = await socket.stream_to_end()
+
+    assert probe.runs == ["look_up", "look_up"]
+    kinds = [frame["type"] for frame in before + after]
+    assert kinds.count("tool_running") == 1 and kinds.count("tool_result") == 1  # sent once, as if it ran once
+    assert [frame["pos"] for frame in before + after[:-1]] == list(range(1, len(kinds)))
+    assert texts(after) == "In stock." and after[-1]["finish_reason"] == "stop"
+    # The next round was asked with the reasoning item and the call, as if no worker had died.
+    second = [request for request in takeover.requests if request.method == "POST"][1]
+    assert [item.get("type") for item in second.input][-3:] == ["reasoning", "function_call", "function_call_output"]
+    assert second.input[-1]["output"] == "tea is in stock."
+    calls = [call async for call in ToolCall.objects.filter(exchange_id=start["stream"])]
+    assert [(call.name, call.status) for call in calls] == [("look_up", "done")]
+    await socket.close()
