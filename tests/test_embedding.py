@@ -234,6 +234,21 @@ def test_an_api_that_is_neither_chat_nor_responses_is_an_error(settings):
     assert error.id == "streaming.E007" and "'completions'" in error.msg
 
 
+def test_take_over_without_the_responses_api_or_without_redis_is_an_error(settings):
+    settings.STREAMING_TAKEOVER = True
+    settings.STREAMING_OPENAI_API = "chat"
+    settings.STREAMING_REDIS_URL = "redis://127.0.0.1:6379/0"
+    [error] = checks.check_takeover()
+    assert error.id == "streaming.E008" and "'chat'" in error.msg
+    settings.STREAMING_OPENAI_API = "responses"
+    assert checks.check_takeover() == []
+    settings.STREAMING_REDIS_URL = None  # and the in-memory layer of the tests: nothing another worker could read
+    [error] = checks.check_takeover()
+    assert error.id == "streaming.E008" and "Redis" in error.msg
+    settings.STREAMING_TAKEOVER = False
+    assert checks.check_takeover() == []
+
+
 def test_a_redis_layer_on_several_servers_needs_the_shared_states_server(settings):
     hosts = ["redis://a:6379/0", "redis://b:6379/0"]
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": REDIS_LAYER, "CONFIG": {"hosts": hosts}}}
