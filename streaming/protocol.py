@@ -32,6 +32,9 @@ class Limits:
     max_frame_bytes: int
     # The deployment sets the system instruction (`STREAMING_SYSTEM_INSTRUCTION`): a client's own is refused.
     system_pinned: bool = False
+    # Models that are sent no temperature, as they refuse one (reasoning models on the Responses API): a client's
+    # is accepted, and not used with them.
+    own_temperature: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -264,6 +267,7 @@ class ReadyFrame(TypedDict):
     limits: dict[str, int]
     tools: list[OfferedTool]
     system_pinned: bool
+    own_temperature: list[str]
 
 
 class StartFrame(TypedDict):
@@ -369,6 +373,7 @@ def ready_frame(*, limits: Limits, demo: bool, tools: list[OfferedTool]) -> Read
         "limits": limits.as_dict(),
         "tools": tools,
         "system_pinned": limits.system_pinned,
+        "own_temperature": list(limits.own_temperature),
     }
 
 

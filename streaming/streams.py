@@ -23,7 +23,7 @@ from streaming.deployment.shared import Entry, Record, get_shared
 from streaming.deployment.together import Batches
 from streaming.deployment.worker import WORKERS_GROUP, worker
 from streaming.models import Exchange
-from streaming.provider.upstream import available_models, demo_enabled
+from streaming.provider.upstream import available_models, demo_enabled, sends_no_temperature
 from streaming.relay import transcript
 from streaming.relay.ending import Ending, end_frame
 from streaming.relay.generation import Generation
@@ -31,13 +31,15 @@ from streaming.tools import Tool
 
 
 def current_limits() -> protocol.Limits:
+    models = available_models()
     return protocol.Limits(
-        models=available_models(),
+        models=models,
         max_prompt_chars=app_settings.MAX_PROMPT_CHARS,
         max_tokens=app_settings.MAX_TOKENS,
         max_streams=app_settings.MAX_STREAMS,
         max_frame_bytes=app_settings.MAX_FRAME_BYTES,
         system_pinned=instructions.pinned(),
+        own_temperature=tuple(model for model in models if sends_no_temperature(model)),
     )
 
 

@@ -185,6 +185,16 @@ async def test_a_reasoning_model_shows_its_summaries_before_its_answer(responses
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_ready_names_the_models_that_set_their_own_temperature_on_this_api_only(upstream, settings):
+    settings.STREAMING_REASONING_MODELS = ["fake-model-l"]  # a prefix: "fake-model-large"
+    for api, own in [("chat", []), ("responses", ["fake-model-large"])]:
+        settings.STREAMING_OPENAI_API = api
+        socket = await open_socket(ready=False)
+        assert (await socket.receive())["own_temperature"] == own
+        await socket.close()
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_a_tool_call_round_goes_back_as_function_call_items_and_their_outputs(responses_api, settings):
     settings.STREAMING_TOOL_MODELS = ["fake-model"]
     responses_api.then(

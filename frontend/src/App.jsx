@@ -326,7 +326,12 @@ export function App({ config, createSocket }) {
           <JumpToLatest visible={!scroll.atBottom} onJump={scroll.scrollToBottom} />
           {notices}
           {demo && <DemoNotice />}
-          <SettingsPanel settings={conversationSettings} models={models} limits={limits} />
+          <SettingsPanel
+            settings={conversationSettings}
+            models={models}
+            limits={limits}
+            ownTemperature={socket.ready?.own_temperature ?? []}
+          />
           <Composer
             draft={draft}
             onDraftChange={setDraft}

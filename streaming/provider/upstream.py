@@ -249,6 +249,11 @@ def reasons(model: str) -> bool:
     return any(model.startswith(prefix) for prefix in app_settings.REASONING_MODELS)
 
 
+def sends_no_temperature(model: str) -> bool:
+    """Whether a client's temperature is not sent with `model`: a reasoning model on the Responses API."""
+    return app_settings.OPENAI_API == "responses" and reasons(model)
+
+
 def _responses_request(
     model: str,
     messages: Iterable[ChatCompletionMessageParam],

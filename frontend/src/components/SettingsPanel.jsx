@@ -43,10 +43,13 @@ export function SettingsButton({ settings }) {
  * goes back to its button. Closed, it shows only an error saving left (a model picked in the composer may be
  * refused).
  *
+ * A model that sets its own temperature (`ready.own_temperature`) is said to, below the field: the value is kept for
+ * the conversation's other models, and not used with that one.
+ *
  * @param {{settings: ConversationSettings, models: string[],
- *   limits: {max_prompt_chars: number, max_tokens: number}}} props
+ *   limits: {max_prompt_chars: number, max_tokens: number}, ownTemperature?: string[]}} props
  */
-export function SettingsPanel({ settings, models, limits }) {
+export function SettingsPanel({ settings, models, limits, ownTemperature = [] }) {
   const { panel, pinned } = settings;
   const ids = useId();
   const first = useRef(/** @type {HTMLSelectElement|HTMLTextAreaElement|HTMLInputElement|null} */ (null));
@@ -159,6 +162,11 @@ export function SettingsPanel({ settings, models, limits }) {
             />
           </div>
         </div>
+        {ownTemperature.includes(panel.form.model) && (
+          <p className="settings-note" data-testid="settings-own-temperature">
+            {panel.form.model} sets its own temperature: the one here is not used with it.
+          </p>
+        )}
         <p id={`${ids}-hint`} className="settings-hint">
           Temperature from 0 to 2, max tokens up to {limits.max_tokens.toLocaleString()}; empty is the model’s default.{' '}
           {panel.newChat

@@ -336,6 +336,22 @@ describe('the Settings panel', () => {
     expect(prompts()[0]).not.toHaveProperty('system');
   });
 
+  it('says when the chosen model sets its own temperature, and still sends the one set for the others', async () => {
+    await connect({ ...READY, own_temperature: ['large'] });
+    click(settingsButton());
+    expect(byTestId(view.container, 'settings-own-temperature')).toHaveLength(0); // 'small' takes one
+
+    fill(one('settings-model'), 'large');
+    fill(one('settings-temperature'), '0.4');
+
+    expect(one('settings-own-temperature').textContent).toBe(
+      'large sets its own temperature: the one here is not used with it.',
+    );
+    click(one('settings-save'));
+    sendPrompt('Hello');
+    expect(prompts()[0]).toMatchObject({ model: 'large', temperature: 0.4 });
+  });
+
   it('starts a new chat from the defaults', async () => {
     window.history.replaceState(null, '', `/#${ID}`);
     await connect();

@@ -154,6 +154,7 @@
  * @property {{max_prompt_chars: number, max_tokens: number, max_streams: number, max_frame_bytes: number}} limits
  * @property {{name: string, description: string}[]} [tools] the tools offered to this client (protocol 2)
  * @property {boolean} [system_pinned] the server sets the system instruction itself and refuses a client's own
+ * @property {string[]} [own_temperature] the models that set their own temperature: a prompt's is not used with them
  */
 
 export {};
