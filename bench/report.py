@@ -20,7 +20,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"commit {meta['commit']}, {meta['date']}; load average at start {_loadavg(meta)}.",
         f"Answers: {meta['options']['tokens']} tokens at {meta['options']['rate']:g} tokens/s{_thinking(meta)}, "
         f"prompts spread over {meta['options']['ramp']:g} s, asked through the "
-        f"{'Responses API' if meta['options'].get('api') == 'responses' else 'Chat Completions API'}. "
+        f"{'Responses API' if meta['options'].get('api') == 'responses' else 'Chat Completions API'}"
+        f"{' with STREAMING_TAKEOVER' if meta['options'].get('takeover') else ''}. "
         f"Latency is per token, in ms. {_disturbance(results)}",
         f"### Floor: the openai SDK reading the upstream directly ({meta['options']['floor']})\n\n"
         + floor_table(results),

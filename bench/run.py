@@ -53,6 +53,9 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, help="answer length in seconds (sets --tokens to rate x seconds)")
     parser.add_argument("--ramp", type=float, help="seconds over which prompts are spread (default: half an answer)")
     parser.add_argument("--api", choices=["chat", "responses"], default="chat", help="the API the relay asks through")
+    parser.add_argument(
+        "--takeover", action="store_true", help="STREAMING_TAKEOVER on (needs --api responses and the redis layer)"
+    )
     parser.add_argument("--burst", action="store_true", help="every prompt within one second (the same as --ramp 1)")
     parser.add_argument("--grace", type=float, default=30, help="seconds past the expected end before a run fails")
     parser.add_argument("--fail-p99-ms", type=float, default=1000, help="p99 latency that ends the C sweep")
@@ -164,7 +167,13 @@ class Bench:
         databases = [self.database(n) for n in range(workers if layer == "memory" else 1)]
         url = self.upstream.base_url
         return [
-            stack.app_env(database=databases[n % len(databases)], upstream_url=url, layer=layer, api=self.options.api)
+            stack.app_env(
+                database=databases[n % len(databases)],
+                upstream_url=url,
+                layer=layer,
+                api=self.options.api,
+                takeover=self.options.takeover,
+            )
             for n in range(workers)
         ]
 

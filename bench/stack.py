@@ -66,7 +66,9 @@ def make_database(kind: str, workdir: Path, index: int = 0) -> Database:
     return Database(f"{POSTGRES_ADMIN_URL.rpartition('/')[0]}/{name}", "postgres")
 
 
-def app_env(*, database: Database, upstream_url: str, layer: str, api: str = "chat") -> dict[str, str]:
+def app_env(
+    *, database: Database, upstream_url: str, layer: str, api: str = "chat", takeover: bool = False
+) -> dict[str, str]:
     """The environment of a daphne worker: production settings, the bench upstream as the model provider."""
     env = server_env(
         DJANGO_SECRET_KEY="bench-secret-key-bench-secret-key-bench-secret-key",
@@ -93,6 +95,8 @@ def app_env(*, database: Database, upstream_url: str, layer: str, api: str = "ch
     )
     if layer == "redis":
         env["REDIS_URL"] = REDIS_URL
+    if takeover:  # the handover kept with every frame; the bench upstream takes `background` and ignores it
+        env["STREAMING_TAKEOVER"] = "1"
     return env
 
 

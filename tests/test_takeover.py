@@ -254,3 +254,34 @@ async def test_an_idempotent_tool_that_was_running_runs_again_after_the_take_ove
     calls = [call async for call in ToolCall.objects.filter(exchange_id=start["stream"])]
     assert [(call.name, call.status) for call in calls] == [("look_up", "done")]
     await socket.close()
+
+
+async def test_a_later_round_taken_over_mid_answer_tells_the_model_that_rounds_text_and_calls_once(takeover, settings):
+    settings.STREAMING_TOOLS = [*settings.STREAMING_TOOLS, "streaming.tools.builtin.current_time"]
+    second = Script(tokens=["B1", " B2", " B3", " B4"], tool_calls=[ToolCallScript("current_time")], pause_after=2)
+    takeover.then(
+        Script(tokens=["A."], tool_calls=[ToolCallScript("current_time")]),
+        second,
+        Script(tokens=[" C."]),
+    )
+    socket = await open_socket()
+    await socket.send(prompt())
+    start = await socket.receive()
+    before = await socket.receive_until("tool_result")
+    before.append(await socket.receive())
+    while texts(before) != "A.B1 B2":
+        before.append(await socket.receive())
+    await takeover.requests[1].paused.wait()
+
+    await die(start["stream"])
+    assert await sweep() == 1
+    second.proceed.set()
+    after = await socket.stream_to_end()
+
+    assert [frame["pos"] for frame in before + after[:-1]] == list(range(1, len(before) + len(after)))
+    assert texts(before + after) == "A.B1 B2 B3 B4 C." and after[-1]["finish_reason"] == "stop"
+    third = [request for request in takeover.requests if request.method == "POST"][2]
+    said = [item["content"] for item in third.input if item.get("role") == "assistant"]
+    assert said == ["A.", "B1 B2 B3 B4"]  # the second round's text once, and none of the first round's
+    assert [item["type"] for item in third.input if item.get("type")].count("function_call") == 2
+    await socket.close()

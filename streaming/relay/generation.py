@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import openai
@@ -275,7 +275,7 @@ class Generation:
             last = round > app_settings.MAX_TOOL_ROUNDS
             resume, self.resume = self.resume, None
             if self.takeover and resume is None:
-                await outbox.put("handover", extra=fields_of_plan(self._plan(round)))
+                await outbox.put("plan", extra=self._plan(round))
             choice: Literal["none"] | None = "none" if last else None
             said, calls = await self._respond(outbox, round, tools=offered, tool_choice=choice, resume=resume)
             if not calls:
@@ -285,6 +285,8 @@ class Generation:
                 return
 
     def _plan(self, round: int) -> Plan:
+        """The round's plan as it is asked; its place in the record is set when it is kept, after every frame
+        before it (see `_send`)."""
         return Plan(
             client=self.client,
             model=self.model,
@@ -292,8 +294,8 @@ class Generation:
             max_tokens=self.max_tokens,
             tools=[tool.name for tool in self.tools],
             round=round,
-            pos=len(self.entries),
-            messages=self.messages,  # type: ignore[arg-type]
+            pos=0,
+            messages=list(self.messages),  # type: ignore[arg-type]
             usage=self.usage,
         )
 
@@ -458,8 +460,9 @@ class Generation:
     async def _send(self, kind: str, text: str, extra: Any, mark: int | None) -> None:
         """Send one part of the stream (see `Outbox`) as its frame, in its place in the stream's record; or, for a
         take-over, keep what another worker would need (`relay.handover`), in order with the frames."""
-        if kind == "handover":
-            await self.shared.note_handover(str(self.stream), extra)
+        if kind in ("plan", "handover"):
+            fields = fields_of_plan(replace(extra, pos=len(self.entries))) if kind == "plan" else extra
+            await self.shared.note_handover(str(self.stream), fields)
             return
         pos, seq = len(self.entries) + 1, 0
         if kind == "delta":
