@@ -2,6 +2,7 @@
 
 - `worker`: this process's duties (heartbeat, the sweep of dead workers' streams, relayed cancels, the drain).
 - `running`: the streams this process runs.
+- `takeover`: going on here with the answer of a worker that died or drained (`STREAMING_TAKEOVER`).
 - `shared`: the state workers share (each stream's record, presence, liveness), in Redis or in memory.
 - `publish`, `batching`: a stream's frames kept in its record and published, many in one Redis pipeline.
 - `redis_layer`, `layers`: the channel layers (Redis pub/sub; in memory for one process).

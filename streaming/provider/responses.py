@@ -5,7 +5,8 @@ its stream of typed events reduced to the same `Piece`s a chat-completions chunk
 Why a second API: OpenAI's reasoning models show what they think (reasoning summaries) only here; Chat Completions
 streams none of it. Each request is stateless (`store=False`): the conversation goes as input, built from the same
 messages a chat request sends, so a conversation can move between the two APIs, and nothing of it stays with the
-provider. Pure: no I/O, no Django.
+provider. (With `STREAMING_TAKEOVER`, `upstream` asks for a stored background response instead, which another worker
+can re-attach to; the input is the same.) Pure: no I/O, no Django.
 """
 
 from __future__ import annotations

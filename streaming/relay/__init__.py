@@ -6,6 +6,7 @@
   fragments, and how each call ended).
 - `history`: which earlier turns fit the history budget.
 - `transcript`, `ending`, `timing`: the stream's compact record, how it ended, and the times it reports.
+- `handover`: what a worker keeps so that another can go on with its answer, and how that one goes on.
 
 Mostly pure: `generation` is the one module here that does I/O.
 """
