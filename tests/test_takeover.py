@@ -10,9 +10,11 @@ import asyncio
 import uuid
 
 import pytest
+import redis
 from channels.layers import get_channel_layer
 
 from streaming.deployment import running
+from streaming.deployment.shared import handover_key
 from streaming.deployment.worker import sweep_dead_workers, worker
 from streaming.models import Exchange, ToolCall
 from streaming.tools import tool
@@ -284,4 +286,23 @@ async def test_a_later_round_taken_over_mid_answer_tells_the_model_that_rounds_t
     said = [item["content"] for item in third.input if item.get("role") == "assistant"]
     assert said == ["A.", "B1 B2 B3 B4"]  # the second round's text once, and none of the first round's
     assert [item["type"] for item in third.input if item.get("type")].count("function_call") == 2
+    await socket.close()
+
+
+async def test_a_handover_that_a_redis_restart_emptied_is_begun_again_and_still_expires(takeover, redis_url):
+    store = redis.Redis.from_url(redis_url)
+    takeover.then(Script(tokens=TOKENS, hang_after=8, interval=0.02))
+    socket = await open_socket()
+    await socket.send(prompt())
+    start = await socket.receive()
+    deltas = [await socket.receive()]
+
+    store.flushdb()  # what a Redis restart without persistence does
+    while texts(deltas) != "".join(TOKENS[:8]):
+        deltas.append(await socket.receive())
+
+    key = handover_key(start["stream"])
+    assert store.hget(key, "after") is not None and store.ttl(key) > 0  # nothing kept for good
+    await socket.send({"type": "cancel", "stream": start["stream"]})
+    assert (await socket.stream_to_end())[-1]["finish_reason"] == "cancelled"
     await socket.close()

@@ -228,6 +228,8 @@ class RedisState:
         if entries:
             commands += (("RPUSH", key, *(entry.encode() for entry in entries)),)
             commands += (("EXPIRE", key, self.stream_ttl + self.replay_ttl),)
+            # A handover that the restart emptied has been begun again by the frame that found the hole: it expires too.
+            commands += (("EXPIRE", handover_key(stream), self.stream_ttl + self.replay_ttl),)
         with _store_errors():
             await self.batcher.execute(*commands)
 

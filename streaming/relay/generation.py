@@ -62,7 +62,7 @@ logger = logging.getLogger(__name__)
 # How long the end of a stream is retried when the database refuses it; the client has its end frame meanwhile.
 SAVE_RETRY_SECONDS = 120
 SAVES_MOST = 100  # ends per transaction at most
-GONE = "The server answering this stopped, and the answer could not be picked up where it stopped. It is kept so far."
+GONE = "The server answering this stopped, and the answer could not be picked up there. The answer so far is kept."
 
 
 async def _save_batch(finishes: list[services.Finish]) -> list[bool]:
