@@ -101,3 +101,12 @@ def test_a_call_whose_place_in_the_output_was_not_kept_cannot_go_on():
 
     with pytest.raises(CannotResume):
         resume_of(Handover(plan=PLAN, response="resp_2", after=9), frames, idempotent=set())
+
+
+def test_a_record_that_lost_what_the_handover_says_was_relayed_cannot_go_on_and_names_the_response_to_cancel():
+    handover = Handover(plan=PLAN, response="resp_2", after=17)
+
+    for frames in (round_one()[:2], round_one()):  # shorter than the plan's place; nothing after it, yet relayed
+        with pytest.raises(CannotResume) as refused:
+            resume_of(handover, frames, idempotent=set())
+        assert refused.value.response == "resp_2"

@@ -14,7 +14,7 @@ import redis
 from channels.layers import get_channel_layer
 
 from streaming.deployment import running
-from streaming.deployment.shared import handover_key
+from streaming.deployment.shared import handover_key, record_key
 from streaming.deployment.worker import sweep_dead_workers, worker
 from streaming.models import Exchange, ToolCall
 from streaming.tools import tool
@@ -305,4 +305,21 @@ async def test_a_handover_that_a_redis_restart_emptied_is_begun_again_and_still_
     assert store.hget(key, "after") is not None and store.ttl(key) > 0  # nothing kept for good
     await socket.send({"type": "cancel", "stream": start["stream"]})
     assert (await socket.stream_to_end())[-1]["finish_reason"] == "cancelled"
+    await socket.close()
+
+
+async def test_a_stream_that_cannot_go_on_elsewhere_ends_interrupted_and_its_response_is_cancelled(takeover, redis_url):
+    takeover.then(Script(tokens=TOKENS, hang_after=3))
+    socket = await open_socket()
+    await socket.send(prompt())
+    start = await socket.receive()
+    await socket.receive_text("".join(TOKENS[:3]))
+    await die(start["stream"])
+    redis.Redis.from_url(redis_url).delete(record_key(start["stream"]))  # what the handover says was relayed is gone
+
+    assert await sweep() == 1
+    end = await socket.stream_to_end()
+
+    assert (end[-1]["type"], end[-1]["code"]) == ("error", "interrupted") and retrieves(takeover) == []
+    assert takeover.cancelled == [background(takeover).id]  # no one reads the rest: the provider stops writing it
     await socket.close()

@@ -37,7 +37,7 @@ async def take_over(*, layer: BaseChannelLayer, stream: uuid.UUID, owner: str, w
         raise CannotResume("Nothing was kept to go on with.")
     record = await shared.entries_after(str(stream), 0)
     if not record.whole or any(entry.end for entry in record.entries):
-        raise CannotResume("Its record is not whole, or it has ended.")
+        raise CannotResume("Its record is not whole, or it has ended.", response=handover.response)
     registered = tools.registered_tools()
     idempotent = {name for name, tool in registered.items() if tool.idempotent}
     resume = resume_of(handover, [orjson.loads(entry.frame) for entry in record.entries], idempotent=idempotent)

@@ -47,7 +47,7 @@ from streaming.deployment.lag import loop_lag
 from streaming.deployment.publish import frame_event, publish_event
 from streaming.deployment.shared import get_shared
 from streaming.deployment.takeover import take_over
-from streaming.provider.upstream import close_clients
+from streaming.provider.upstream import cancel_response, close_clients
 from streaming.relay.ending import Ending, end_frame
 from streaming.relay.handover import CannotResume
 from streaming.relay.tool_calls import calls_in
@@ -214,6 +214,7 @@ async def sweep_dead_workers(
         if not shared.crosses_processes and created >= started:
             _report_unshared_worker(owner)
             continue
+        abandoned = None  # a background response no one will read on
         if app_settings.TAKEOVER and shared.crosses_processes:
             try:
                 age = (datetime.now(UTC) - created).total_seconds()
@@ -223,9 +224,12 @@ async def sweep_dead_workers(
                 continue  # here, or by another worker
             except CannotResume as exc:
                 logger.warning("stream %s of dead worker %s cannot be taken over: %s", stream, owner, exc)
+                abandoned = exc.response
         if await _interrupt(layer=layer, stream=stream, client_key=client_key, owner=owner):
             logger.warning("stream %s of dead worker %s logged as interrupted", stream, owner)
             swept += 1
+            if abandoned:
+                await cancel_response(abandoned)
     return swept
 
 

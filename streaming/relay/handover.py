@@ -93,7 +93,12 @@ class Resume:
 
 
 class CannotResume(Exception):
-    """The stream cannot go on elsewhere; its message says why (the stream ends `interrupted`)."""
+    """The stream cannot go on elsewhere; its message says why (the stream ends `interrupted`). `response` is the
+    provider's response it was reading, if any, which is then cancelled: no one will read the rest."""
+
+    def __init__(self, message: str, *, response: str | None = None) -> None:
+        super().__init__(message)
+        self.response = response
 
 
 def resume_of(handover: Handover, frames: list[dict[str, Any]], *, idempotent: Collection[str]) -> Resume:
@@ -102,19 +107,22 @@ def resume_of(handover: Handover, frames: list[dict[str, Any]], *, idempotent: C
     Raises `CannotResume` when a call was running that may not run again: a tool's effects would happen twice,
     unless it is declared idempotent (`@tool(idempotent=True)`).
     """
-    plan = handover.plan
+    plan, response = handover.plan, handover.response
+    if len(frames) < plan.pos or (handover.after is not None and len(frames) == plan.pos):
+        raise CannotResume("The record has lost frames the handover says were relayed.", response=response)
     calls = calls_in(frames)
     round_calls = [made for made in calls if made.round == plan.round]
-    if handover.response is None and round_calls:
+    if response is None and round_calls:
         raise CannotResume("The round's calls were made, but not where the model wrote them.")
     for made in round_calls:
         if made.running and made.outcome is None and made.call.name not in idempotent:
-            raise CannotResume(f"The tool {made.call.name!r} was running, and running it again could repeat it.")
+            message = f"The tool {made.call.name!r} was running, and running it again could repeat it."
+            raise CannotResume(message, response=response)
     by_index: dict[int, MadeCall] = {}
     for made in round_calls:
         index = handover.call_indexes.get(made.call.id)
         if index is None:
-            raise CannotResume("A call's place in the model's output was not kept.")
+            raise CannotResume("A call's place in the model's output was not kept.", response=response)
         made.call.given_id = True  # the Responses API names every call
         by_index[index] = made
     texts = [frame["text"] for frame in frames[plan.pos :] if frame["type"] == "delta"]
