@@ -284,3 +284,17 @@ async def test_max_tokens_can_cut_a_call_short():
     [call] = calls_of(chunks)
     full = json.dumps({"query": "python decorators"})
     assert call["arguments"] != full and full.startswith(call["arguments"])
+
+
+async def test_the_demo_keeps_no_response_to_retrieve_or_cancel_as_a_server_without_background_mode():
+    client = openai.AsyncOpenAI(
+        api_key="demo",
+        base_url="http://demo.invalid/v1",
+        http_client=openai.DefaultAsyncHttpxClient(transport=DemoTransport()),
+        max_retries=0,
+    )
+    async with client:
+        with pytest.raises(openai.NotFoundError):
+            await client.responses.retrieve("resp_1")
+        with pytest.raises(openai.NotFoundError):
+            await client.responses.cancel("resp_1")

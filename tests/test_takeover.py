@@ -323,3 +323,21 @@ async def test_a_stream_that_cannot_go_on_elsewhere_ends_interrupted_and_its_res
     assert (end[-1]["type"], end[-1]["code"]) == ("error", "interrupted") and retrieves(takeover) == []
     assert takeover.cancelled == [background(takeover).id]  # no one reads the rest: the provider stops writing it
     await socket.close()
+
+
+async def test_the_demo_model_asks_for_no_background_response_and_a_cancel_cancels_nothing_upstream(
+    takeover, settings, caplog
+):
+    settings.STREAMING_OPENAI_API_KEY = ""  # the demo model answers
+    settings.STREAMING_DEMO_TOKENS_PER_SECOND = 20
+    socket = await open_socket()
+    await socket.send(prompt(content="Tell me a story"))
+    start = await socket.receive()
+    await socket.receive()
+
+    await socket.send({"type": "cancel", "stream": start["stream"]})
+
+    assert (await socket.stream_to_end())[-1]["finish_reason"] == "cancelled"
+    assert not any("could not cancel" in record.getMessage() for record in caplog.records)
+    assert takeover.requests == []
+    await socket.close()

@@ -47,7 +47,7 @@ from streaming.deployment.lag import loop_lag
 from streaming.deployment.publish import frame_event, publish_event
 from streaming.deployment.shared import get_shared
 from streaming.deployment.takeover import take_over
-from streaming.provider.upstream import cancel_response, close_clients
+from streaming.provider.upstream import cancel_response, close_clients, takes_over
 from streaming.relay.ending import Ending, end_frame
 from streaming.relay.handover import CannotResume
 from streaming.relay.tool_calls import calls_in
@@ -111,7 +111,7 @@ class Worker:
         close every socket with `CLOSE_RESTARTING`."""
         self.draining = True
         logger.info("worker %s draining: %d streams running", self.id, running.count())
-        if app_settings.TAKEOVER and get_shared().crosses_processes:
+        if takes_over() and get_shared().crosses_processes:
             await running.hand_over_within(app_settings.SHUTDOWN_GRACE)
             await self._stop_beating()  # so that the others find this worker gone, and take its streams over
         else:
@@ -215,7 +215,7 @@ async def sweep_dead_workers(
             _report_unshared_worker(owner)
             continue
         abandoned = None  # a background response no one will read on
-        if app_settings.TAKEOVER and shared.crosses_processes:
+        if takes_over() and shared.crosses_processes:
             try:
                 age = (datetime.now(UTC) - created).total_seconds()
                 if await take_over(layer=layer, stream=stream, owner=owner, worker=worker, age=age):

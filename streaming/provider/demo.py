@@ -356,9 +356,13 @@ def prompt_tokens_of(body: dict[str, Any]) -> int:
 
 
 class DemoTransport(httpx2.AsyncBaseTransport):
-    """Answers every chat completion request, and every Responses API request, with a streamed demo reply."""
+    """Answers every chat completion request, and every Responses API request, with a streamed demo reply. It keeps
+    no response: one cannot be retrieved or cancelled (404), as from a server without background mode."""
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.method != "POST" or not request.url.path.endswith(("/chat/completions", "/responses")):
+            error = {"error": {"message": "The demo model keeps no responses.", "type": "invalid_request_error"}}
+            return httpx2.Response(404, json=error, request=request)
         body = json.loads(await request.aread())
         responses = request.url.path.endswith("/responses")
         if responses:

@@ -91,6 +91,12 @@ def _forget_client(*, setting: str, **kwargs: Any) -> None:
         _client = None
 
 
+def takes_over() -> bool:
+    """Whether answers outlive their worker (`STREAMING_TAKEOVER`): not for the demo model, which keeps no response
+    a worker could re-attach to."""
+    return app_settings.TAKEOVER and not demo_enabled()
+
+
 def available_models() -> tuple[str, ...]:
     """Models a client may choose, default first."""
     if demo_enabled():
@@ -270,7 +276,7 @@ def _responses_request(
         max_tokens=max_tokens,
         reasoning=reasons(model),
     )
-    if app_settings.TAKEOVER:  # the provider keeps generating, and keeps the events, after the connection closes
+    if takes_over():  # the provider keeps generating, and keeps the events, after the connection closes
         body.update(background=True, store=True)
     # As for chat below: sent as given, not walked against the SDK's schemas first.
     return get_client().responses.with_streaming_response.create(model=model, stream=True, extra_body=body)

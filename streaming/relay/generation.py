@@ -38,7 +38,14 @@ from streaming.deployment.lag import loop_lag
 from streaming.deployment.publish import frame_event, publish_event, publish_kept
 from streaming.deployment.shared import Entry, SharedState, get_shared
 from streaming.deployment.together import Batches
-from streaming.provider.upstream import Piece, add_usage, cancel_response, resume_pieces, stream_pieces
+from streaming.provider.upstream import (
+    Piece,
+    add_usage,
+    cancel_response,
+    resume_pieces,
+    stream_pieces,
+    takes_over,
+)
 from streaming.relay import history
 from streaming.relay.ending import CANCELLED, Ending, end_frame
 from streaming.relay.handover import Handover, Plan, Resume, fields_of_plan
@@ -126,7 +133,7 @@ class Generation:
         self._deadline: asyncio.Timeout | None = None
         # With `STREAMING_TAKEOVER`: what another worker needs to go on with this answer is kept as it goes (see
         # `relay.handover`); `resume` is how this worker goes on with one it took over.
-        self.takeover = app_settings.TAKEOVER
+        self.takeover = takes_over()
         self.resume = resume
         self.response: str | None = None  # the present round's response, when the provider names it
         self._response_ended = False  # it reached its end: nothing to cancel upstream
