@@ -341,3 +341,26 @@ async def test_the_demo_model_asks_for_no_background_response_and_a_cancel_cance
     assert not any("could not cancel" in record.getMessage() for record in caplog.records)
     assert takeover.requests == []
     await socket.close()
+
+
+async def test_a_worker_that_said_it_is_gone_is_taken_over_at_once_not_after_the_timeout(takeover):
+    script = Script(tokens=TOKENS, pause_after=5)
+    takeover.then(script)
+    socket = await open_socket()
+    await socket.send(prompt())
+    start = await socket.receive()
+    await socket.receive_text("".join(TOKENS[:5]))
+    await die(start["stream"])
+    missing: dict[str, float] = {}
+
+    async def sweep_as_a_worker(gone: set[str]) -> int:
+        kept = dict(missing=missing, gone=gone)
+        return await sweep_dead_workers(layer=get_channel_layer(), worker=worker.id, started=worker.started, **kept)
+
+    assert await sweep_as_a_worker(set()) == 0  # a missing heartbeat may be a Redis restart: not yet
+    gone = {DEAD, "another-worker-with-no-stream"}
+    assert await sweep_as_a_worker(gone) == 1
+    assert gone == {DEAD}  # a gone worker is forgotten once it has no stream left
+    script.proceed.set()
+    assert texts(await socket.stream_to_end()) == "".join(TOKENS[5:])
+    await socket.close()

@@ -120,8 +120,10 @@ async def test_a_killed_workers_answer_goes_on_from_another_worker_exactly(
 
 
 async def test_a_worker_drained_past_its_grace_hands_its_answer_over_and_its_sockets_resume_elsewhere(
-    takeover_env, survivor, paused, fake_openai_server
+    takeover_env, paused, fake_openai_server
 ):
+    # A survivor that would take a silent worker for dead only after a minute: the drained one says it is gone.
+    survivor = start_worker("patient-survivor", takeover_env, STREAMING_WORKER_TIMEOUT="60")
     draining = start_worker("draining", takeover_env, STREAMING_SHUTDOWN_GRACE="1")
     session = browser_session(survivor)
     on_draining, on_survivor = await connect(draining, session), await connect(survivor, session)
@@ -144,6 +146,7 @@ async def test_a_worker_drained_past_its_grace_hands_its_answer_over_and_its_soc
     assert heard + await again.stream_to_end() == before + after
     await again.close()
     await on_survivor.close()
+    survivor.stop()
 
 
 async def test_of_two_survivors_exactly_one_takes_the_answer_over(takeover_env, survivor, paused, fake_openai_server):

@@ -72,6 +72,9 @@ class Worker:
         self._duties: list[asyncio.Task[None]] = []
         # Workers seen without a heartbeat, and since when (monotonic): one is dead only once it stays missing.
         self.missing: dict[str, float] = {}
+        # Workers that said they are gone (they drained and handed their streams over): dead at once.
+        self.gone: set[str] = set()
+        self._sweep_now = asyncio.Event()
 
     def start(self, layer: BaseChannelLayer) -> None:
         """Start the duties once, on the running event loop."""
@@ -107,26 +110,32 @@ class Worker:
             self._all_closed.set()
 
     async def drain(self, layer: BaseChannelLayer | None = None) -> None:
-        """Take no new prompts; give running streams the grace period, then stop and log them as interrupted; then
-        close every socket with `CLOSE_RESTARTING`."""
+        """Take no new prompts; give running streams the grace period, then stop and log them as interrupted (with
+        `STREAMING_TAKEOVER`, let go of them and tell the other workers, which take them over at once); then close
+        every socket with `CLOSE_RESTARTING`."""
         self.draining = True
+        layer = layer or get_channel_layer()
         logger.info("worker %s draining: %d streams running", self.id, running.count())
         if takes_over() and get_shared().crosses_processes:
             await running.hand_over_within(app_settings.SHUTDOWN_GRACE)
-            await self._stop_beating()  # so that the others find this worker gone, and take its streams over
+            await self._say_gone(layer)
         else:
             error = errors.Interrupted("The server restarted before this answer was finished.")
             await running.finish_within(app_settings.SHUTDOWN_GRACE, error)
-        await self._close_sockets(layer or get_channel_layer())
+        await self._close_sockets(layer)
         await close_clients()
 
-    async def _stop_beating(self) -> None:
+    async def _say_gone(self, layer: BaseChannelLayer) -> None:
+        """Stop beating, and tell the other workers this one is gone, so that they need not wait out
+        `STREAMING_WORKER_TIMEOUT` (a heartbeat that is missing may only be a Redis restart) before taking its
+        streams over."""
         for duty in self._duties:
             if duty.get_name() == "worker-heartbeat":
                 duty.cancel()
         try:
             await get_shared().forget_worker(self.id)
-        except errors.StoreUnavailable as exc:  # its heartbeat expires soon enough by itself
+            await layer.group_send(WORKERS_GROUP, {"type": "worker.gone", "worker": self.id})
+        except Exception as exc:  # the others find it gone within the timeout all the same
             logger.warning("could not say this worker is gone: %s", errors.describe(exc.__cause__ or exc))
 
     async def _close_sockets(self, layer: BaseChannelLayer) -> None:
@@ -167,11 +176,15 @@ class Worker:
 
     async def _sweep(self, layer: BaseChannelLayer) -> None:
         while True:
+            self._sweep_now.clear()
             try:
-                await sweep_dead_workers(layer=layer, worker=self.id, started=self.started, missing=self.missing)
+                await sweep_dead_workers(
+                    layer=layer, worker=self.id, started=self.started, missing=self.missing, gone=self.gone
+                )
             except Exception as exc:
                 logger.warning("sweep for dead workers failed: %s", errors.describe(exc.__cause__ or exc))
-            await asyncio.sleep(app_settings.WORKER_TIMEOUT / 3)
+            with contextlib.suppress(TimeoutError):  # a worker that says it is gone is swept at once
+                await asyncio.wait_for(self._sweep_now.wait(), app_settings.WORKER_TIMEOUT / 3)
 
     async def _listen(self, layer: BaseChannelLayer) -> None:
         while True:
@@ -182,20 +195,29 @@ class Worker:
                     message = await layer.receive(channel)
                     if message.get("type") == "worker.cancel":
                         running.stop_local(uuid.UUID(message["stream"]))
+                    elif message.get("type") == "worker.gone" and message.get("worker") != self.id:
+                        self.gone.add(message["worker"])
+                        self._sweep_now.set()
             except Exception as exc:
                 logger.warning("worker control channel failed; listening again shortly: %s", errors.describe(exc))
                 await asyncio.sleep(1)
 
 
 async def sweep_dead_workers(
-    *, layer: BaseChannelLayer, worker: str, started: datetime, missing: dict[str, float] | None = None
+    *,
+    layer: BaseChannelLayer,
+    worker: str,
+    started: datetime,
+    missing: dict[str, float] | None = None,
+    gone: set[str] | None = None,
 ) -> int:
     """Log every stream of a dead worker as interrupted, keeping what its record has of its answer; or, with
     `STREAMING_TAKEOVER`, go on with it here if this worker claims it first (see `takeover`).
 
     With Redis, a worker is dead once its heartbeat has been missing for `STREAMING_WORKER_TIMEOUT` as this sweeper
     saw it (`missing`, kept across sweeps): a heartbeat that just expired may be a Redis restart, which wipes every
-    heartbeat, and a live worker beats again well within that time.
+    heartbeat, and a live worker beats again well within that time. A worker in `gone` said it has gone (it drained):
+    it is dead at once, and forgotten once it has no stream left.
 
     Without Redis a worker sees no other worker's heartbeat, so any other worker's stream looks orphaned. One that
     was started before this process is a predecessor's; one started since can only be a live worker's that shares the
@@ -207,6 +229,9 @@ async def sweep_dead_workers(
     dead = owners - await shared.live_workers(owners)
     if shared.crosses_processes and missing is not None:
         dead = _missing_for_long(dead, owners, missing)
+    if gone is not None:
+        dead |= gone & owners
+        gone &= owners
     swept = 0
     for stream, client_key, owner, created in running_elsewhere:
         if owner not in dead:
