@@ -121,6 +121,23 @@ def production_env(workdir: Path, database_url: str, **overrides: str) -> dict[s
     return env
 
 
+def workers_env(workdir: Path, database_url: str, *, redis_url: str, upstream: str, **overrides: str) -> dict[str, str]:
+    """The environment of workers that share one Redis and one database, with the fake provider of the test process
+    (at `upstream`) as their model; `busy` frames are off, so that a busy machine adds none to the frames tests
+    count."""
+    return production_env(
+        workdir,
+        database_url,
+        STREAMING_BUSY_MS="60000",
+        REDIS_URL=redis_url,
+        OPENAI_API_KEY="sk-live-test",
+        OPENAI_BASE_URL=upstream,
+        OPENAI_MODEL="fake-model",
+        OPENAI_MAX_RETRIES="0",
+        **overrides,
+    )
+
+
 class Daphne(Process):
     def __init__(self, name: str, env: dict[str, str], logdir: Path, port: int | None = None) -> None:
         self.port = port or free_port()

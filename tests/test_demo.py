@@ -34,15 +34,18 @@ def fast_demo(settings: Any) -> None:
     settings.STREAMING_DEMO_TOKENS_PER_SECOND = 100_000
 
 
-async def ask(messages: list[dict[str, Any]], **options: Any) -> list[ChatCompletionChunk]:
-    """Every chunk of the demo's streamed response to `messages`, as the SDK parses it."""
-    client = openai.AsyncOpenAI(
+def demo_client() -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
         api_key="demo",
         base_url="http://demo.invalid/v1",
         http_client=openai.DefaultAsyncHttpxClient(transport=DemoTransport()),
         max_retries=0,
     )
-    async with client:
+
+
+async def ask(messages: list[dict[str, Any]], **options: Any) -> list[ChatCompletionChunk]:
+    """Every chunk of the demo's streamed response to `messages`, as the SDK parses it."""
+    async with demo_client() as client:
         stream = await client.chat.completions.create(
             model="demo", messages=messages, stream=True, stream_options={"include_usage": True}, **options
         )
@@ -287,13 +290,7 @@ async def test_max_tokens_can_cut_a_call_short():
 
 
 async def test_the_demo_keeps_no_response_to_retrieve_or_cancel_as_a_server_without_background_mode():
-    client = openai.AsyncOpenAI(
-        api_key="demo",
-        base_url="http://demo.invalid/v1",
-        http_client=openai.DefaultAsyncHttpxClient(transport=DemoTransport()),
-        max_retries=0,
-    )
-    async with client:
+    async with demo_client() as client:
         with pytest.raises(openai.NotFoundError):
             await client.responses.retrieve("resp_1")
         with pytest.raises(openai.NotFoundError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 import redis
@@ -18,8 +19,8 @@ from streaming.deployment.shared import handover_key, record_key
 from streaming.deployment.worker import sweep_dead_workers, worker
 from streaming.models import Exchange, ToolCall
 from streaming.tools import tool
-from tests.conftest import open_socket, prompt, texts
-from tests.fake_openai import Background, Script, ToolCallScript
+from tests.conftest import Socket, open_socket, prompt, texts
+from tests.fake_openai import Background, FakeOpenAI, Script, ToolCallScript
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -80,6 +81,17 @@ async def sweep(as_worker: str | None = None) -> int:
     return await sweep_dead_workers(layer=get_channel_layer(), worker=as_worker or worker.id, started=worker.started)
 
 
+async def asked(fake: FakeOpenAI, script: Script, *, relayed: int) -> tuple[Socket, dict[str, Any]]:
+    """A socket that asked for `script`'s answer, and its stream's `start`, once the first `relayed` tokens reached
+    it."""
+    fake.then(script)
+    socket = await open_socket()
+    await socket.send(prompt())
+    start = await socket.receive()
+    await socket.receive_text("".join(script.tokens[:relayed]))
+    return socket, start
+
+
 def background(fake) -> Background:
     (response,) = fake.responses.values()
     return response
@@ -122,11 +134,7 @@ async def test_a_worker_that_dies_mid_answer_is_taken_over_and_the_client_gets_t
 
 async def test_of_two_workers_that_notice_at_once_exactly_one_takes_the_stream_over(takeover):
     script = Script(tokens=TOKENS, pause_after=5)
-    takeover.then(script)
-    socket = await open_socket()
-    await socket.send(prompt())
-    start = await socket.receive()
-    await socket.receive_text("".join(TOKENS[:5]))
+    socket, start = await asked(takeover, script, relayed=5)
     await takeover.requests[0].paused.wait()
     await die(start["stream"])
 
@@ -143,11 +151,7 @@ async def test_of_two_workers_that_notice_at_once_exactly_one_takes_the_stream_o
 
 
 async def test_a_cancel_after_a_take_over_stops_the_stream_and_cancels_the_providers_response(takeover):
-    takeover.then(Script(tokens=TOKENS, hang_after=4))
-    socket = await open_socket()
-    await socket.send(prompt())
-    start = await socket.receive()
-    await socket.receive_text("".join(TOKENS[:4]))
+    socket, start = await asked(takeover, Script(tokens=TOKENS, hang_after=4), relayed=4)
     await die(start["stream"])
     assert await sweep() == 1
 
@@ -169,11 +173,7 @@ async def test_every_stop_the_server_decides_cancels_the_providers_background_re
     if stop == "nobody_watching":
         settings.STREAMING_DETACHED_SECONDS = 0
         settings.STREAMING_PRESENCE_SECONDS = 0.3
-    takeover.then(Script(tokens=TOKENS, hang_after=2))
-    socket = await open_socket()
-    await socket.send(prompt())
-    start = await socket.receive()
-    await socket.receive_text("".join(TOKENS[:2]))
+    socket, start = await asked(takeover, Script(tokens=TOKENS, hang_after=2), relayed=2)
 
     if stop == "cancel":
         await socket.send({"type": "cancel", "stream": start["stream"]})
@@ -192,11 +192,7 @@ async def test_every_stop_the_server_decides_cancels_the_providers_background_re
 
 
 async def test_a_stream_whose_response_the_provider_no_longer_has_ends_interrupted_with_its_answer_so_far(takeover):
-    takeover.then(Script(tokens=TOKENS, hang_after=3))
-    socket = await open_socket()
-    await socket.send(prompt())
-    start = await socket.receive()
-    await socket.receive_text("".join(TOKENS[:3]))
+    socket, start = await asked(takeover, Script(tokens=TOKENS, hang_after=3), relayed=3)
     await die(start["stream"])
     takeover.forget(background(takeover).id)
 
@@ -309,11 +305,7 @@ async def test_a_handover_that_a_redis_restart_emptied_is_begun_again_and_still_
 
 
 async def test_a_stream_that_cannot_go_on_elsewhere_ends_interrupted_and_its_response_is_cancelled(takeover, redis_url):
-    takeover.then(Script(tokens=TOKENS, hang_after=3))
-    socket = await open_socket()
-    await socket.send(prompt())
-    start = await socket.receive()
-    await socket.receive_text("".join(TOKENS[:3]))
+    socket, start = await asked(takeover, Script(tokens=TOKENS, hang_after=3), relayed=3)
     await die(start["stream"])
     redis.Redis.from_url(redis_url).delete(record_key(start["stream"]))  # what the handover says was relayed is gone
 
@@ -345,11 +337,7 @@ async def test_the_demo_model_asks_for_no_background_response_and_a_cancel_cance
 
 async def test_a_worker_that_said_it_is_gone_is_taken_over_at_once_not_after_the_timeout(takeover):
     script = Script(tokens=TOKENS, pause_after=5)
-    takeover.then(script)
-    socket = await open_socket()
-    await socket.send(prompt())
-    start = await socket.receive()
-    await socket.receive_text("".join(TOKENS[:5]))
+    socket, start = await asked(takeover, script, relayed=5)
     await die(start["stream"])
     missing: dict[str, float] = {}
 

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import prompt, texts
 from tests.fake_openai import FakeOpenAI, Script
-from tests.live import Daphne, close_code, drop_live_database, live_database_url, production_env
+from tests.live import Daphne, close_code, drop_live_database, live_database_url, workers_env
 from tests.test_workers import LiveSocket, browser_session, connect, saved_exchange
 
 pytestmark = pytest.mark.redis
@@ -29,18 +29,14 @@ PAUSE = 10  # tokens relayed before the provider pauses, and the worker generati
 def takeover_env(redis_url: str, tmp_path_factory: pytest.TempPathFactory, fake_openai_server: FakeOpenAI) -> Iterator:
     workdir = tmp_path_factory.mktemp("takeover")
     database_url = live_database_url(workdir, name="takeover")
-    env = production_env(
+    env = workers_env(
         workdir,
         database_url,
+        redis_url=redis_url,
+        upstream=fake_openai_server.base_url,
         STREAMING_WORKER_TIMEOUT="2",
-        STREAMING_BUSY_MS="60000",  # no `busy` frames among the frames these tests count
         STREAMING_TAKEOVER="1",
         OPENAI_API="responses",
-        REDIS_URL=redis_url,
-        OPENAI_API_KEY="sk-live-test",
-        OPENAI_BASE_URL=fake_openai_server.base_url,
-        OPENAI_MODEL="fake-model",
-        OPENAI_MAX_RETRIES="0",
     )
     yield env, workdir
     drop_live_database(database_url)

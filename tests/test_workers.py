@@ -24,7 +24,7 @@ import websockets
 
 from tests.conftest import Socket, prompt, texts
 from tests.fake_openai import FakeOpenAI, Script
-from tests.live import ROOT, Daphne, close_code, drop_live_database, live_database_url, production_env
+from tests.live import ROOT, Daphne, close_code, drop_live_database, live_database_url, workers_env
 
 pytestmark = pytest.mark.redis
 
@@ -35,16 +35,12 @@ TOKENS = [f" w{i}" for i in range(40)]
 def cluster_env(redis_url: str, tmp_path_factory: pytest.TempPathFactory, fake_openai_server: FakeOpenAI) -> Iterator:
     workdir = tmp_path_factory.mktemp("workers")
     database_url = live_database_url(workdir)
-    env = production_env(
+    env = workers_env(
         workdir,
         database_url,
+        redis_url=redis_url,
+        upstream=fake_openai_server.base_url,
         STREAMING_WORKER_TIMEOUT="3",
-        STREAMING_BUSY_MS="60000",  # a busy machine must not add `busy` frames to the frames these tests count
-        REDIS_URL=redis_url,
-        OPENAI_API_KEY="sk-live-test",
-        OPENAI_BASE_URL=fake_openai_server.base_url,
-        OPENAI_MODEL="fake-model",
-        OPENAI_MAX_RETRIES="0",
     )
     yield env, workdir
     drop_live_database(database_url)
