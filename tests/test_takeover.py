@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis
 from channels.layers import get_channel_layer
+from prometheus_client import REGISTRY
 
 from streaming.deployment import running
 from streaming.deployment.shared import handover_key, record_key
@@ -26,6 +27,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
 TOKENS = [f" w{i}" for i in range(30)]
 DEAD = "dead-worker"
+TAKEN = "streaming_takeovers_total"
 
 
 class Probe:
@@ -351,4 +353,21 @@ async def test_a_worker_that_said_it_is_gone_is_taken_over_at_once_not_after_the
     assert gone == {DEAD}  # a gone worker is forgotten once it has no stream left
     script.proceed.set()
     assert texts(await socket.stream_to_end()) == "".join(TOKENS[5:])
+    await socket.close()
+
+
+async def test_a_take_over_is_counted_as_one_and_not_as_a_second_prompt(takeover):
+    def count(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    prompts, taken = count("streaming_prompts_total", model="fake-model"), count(TAKEN, outcome="taken_over")
+    script = Script(tokens=TOKENS, pause_after=5)
+    socket, start = await asked(takeover, script, relayed=5)
+    await die(start["stream"])
+    await sweep()
+    script.proceed.set()
+    await socket.stream_to_end()
+
+    assert count("streaming_prompts_total", model="fake-model") == prompts + 1
+    assert count(TAKEN, outcome="taken_over") == taken + 1
     await socket.close()

@@ -65,14 +65,29 @@ LOOP_LAG = Histogram(
     "How late the worker's event loop runs, measured ten times a second.",
     buckets=LAG_BUCKETS,
 )
+TAKEOVERS = Counter(
+    "streaming_takeovers",
+    "Answers that outlived their worker (STREAMING_TAKEOVER), by what became of them here: handed over by this worker "
+    "as it drained, taken over from a dead or drained one, or ended interrupted as they could not go on.",
+    ["outcome"],
+)
 TOOL_CALLS = Counter(
     "streaming_tool_calls", "Tool calls, by tool and outcome (done, or the error code).", ["tool", "outcome"]
 )
 
 
-def stream_started(model: str) -> None:
-    PROMPTS.labels(model=model).inc()
+def stream_started(model: str, *, taken_over: bool = False) -> None:
+    """A stream runs here now: a prompt's, or one taken over from another worker (not a prompt of its own)."""
+    if taken_over:
+        TAKEOVERS.labels(outcome="taken_over").inc()
+    else:
+        PROMPTS.labels(model=model).inc()
     STREAMS_RUNNING.inc()
+
+
+def record_takeover(outcome: str) -> None:
+    """`handed_over` or `interrupted` (see `TAKEOVERS`); `taken_over` is counted by `stream_started`."""
+    TAKEOVERS.labels(outcome=outcome).inc()
 
 
 def stream_forgotten() -> None:

@@ -28,7 +28,7 @@ def add(generation: Generation) -> asyncio.Task[None]:
     stream = generation.stream
     task = asyncio.create_task(generation.run(), name=f"stream-{stream}")
     _running[stream] = (generation, task)
-    metrics.stream_started(generation.model)
+    metrics.stream_started(generation.model, taken_over=generation.taken_over)
     task.add_done_callback(lambda done: _forget(stream, done))
     return task
 
@@ -85,6 +85,7 @@ async def hand_over_within(seconds: float) -> None:
         await asyncio.wait(pending, timeout=seconds)
     for generation, _ in list(_running.values()):
         generation.release()
+        metrics.record_takeover("handed_over")
     await streams_finished()
 
 

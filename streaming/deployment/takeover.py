@@ -45,7 +45,7 @@ async def take_over(*, layer: BaseChannelLayer, stream: uuid.UUID, owner: str, w
     if not claimed:
         return False
     offered = [registered[name] for name in handover.plan.tools if name in registered]
-    generation = Generation.taken_over(
+    generation = Generation.of_handover(
         stream=stream,
         handover=handover,
         resume=resume,

@@ -42,7 +42,7 @@ from django.dispatch import receiver
 from streaming import errors, protocol, selectors, services
 from streaming.clients import Client
 from streaming.conf import app_settings
-from streaming.deployment import running
+from streaming.deployment import metrics, running
 from streaming.deployment.lag import loop_lag
 from streaming.deployment.publish import frame_event, publish_event
 from streaming.deployment.shared import get_shared
@@ -250,6 +250,7 @@ async def sweep_dead_workers(
             except CannotResume as exc:
                 logger.warning("stream %s of dead worker %s cannot be taken over: %s", stream, owner, exc)
                 abandoned = exc.response
+                metrics.record_takeover("interrupted")
         if await _interrupt(layer=layer, stream=stream, client_key=client_key, owner=owner):
             logger.warning("stream %s of dead worker %s logged as interrupted", stream, owner)
             swept += 1

@@ -150,7 +150,7 @@ class Generation:
             self._reader.cancel()
 
     @classmethod
-    def taken_over(
+    def of_handover(
         cls,
         *,
         stream: uuid.UUID,
@@ -189,6 +189,11 @@ class Generation:
         generation.reasoning_field = handover.reasoning_field
         generation.usage = plan.usage
         return generation
+
+    @property
+    def taken_over(self) -> bool:
+        """Whether this worker took the stream over from another (see `of_handover`)."""
+        return not self.timing.from_start
 
     def release(self) -> None:
         """Stop relaying, without ending the stream or the provider's response: another worker takes it over (a
