@@ -371,3 +371,22 @@ async def test_a_take_over_is_counted_as_one_and_not_as_a_second_prompt(takeover
     assert count("streaming_prompts_total", model="fake-model") == prompts + 1
     assert count(TAKEN, outcome="taken_over") == taken + 1
     await socket.close()
+
+
+async def test_a_stream_taken_over_can_be_taken_over_again_when_its_new_worker_dies_too(takeover):
+    script = Script(tokens=TOKENS, pause_after=5)
+    socket, start = await asked(takeover, script, relayed=5)
+    await die(start["stream"])
+    assert await sweep() == 1
+
+    await die(start["stream"])  # the worker that took it over dies before the provider wrote more
+    assert await sweep() == 1
+    script.proceed.set()
+
+    assert texts(await socket.stream_to_end()) == "".join(TOKENS[5:])
+    fifth = [e for e in background(takeover).payloads if e["type"] == "response.output_text.delta"][4]
+    # Each re-attached (if it got as far as asking) where the first worker had left off.
+    assert {query["starting_after"] for query in retrieves(takeover)} == {str(fifth["sequence_number"])}
+    row = await Exchange.objects.aget(id=start["stream"])
+    assert (row.status, row.answer) == ("completed", "".join(TOKENS))
+    await socket.close()
