@@ -18,7 +18,7 @@ from django.db import OperationalError, connection
 
 from streaming import services
 from streaming.deployment import running
-from streaming.deployment.shared import MemoryState, get_shared, record_key
+from streaming.deployment.shared import MemoryState, RedisState, get_shared, record_key
 from streaming.deployment.worker import sweep_dead_workers, worker
 from streaming.errors import Interrupted, StoreUnavailable
 from streaming.models import Conversation, Exchange
@@ -247,3 +247,17 @@ async def test_a_stream_that_was_swept_keeps_the_end_its_clients_were_told():
 
     await row.arefresh_from_db()
     assert saved is False and (row.status, row.answer) == ("interrupted", "half")
+
+
+@pytest.mark.redis
+async def test_presence_and_heartbeats_in_redis_keep_a_ttl_under_a_second(redis_url):
+    # Presence is marked three times a period; a period under a second was cut to a TTL of 0, which Redis refuses,
+    # so no socket counted as open and its streams were stopped as unwatched.
+    state = RedisState(redis_url, replay_ttl=60, presence_ttl=0.3, worker_ttl=0.6, stream_ttl=60)
+    try:
+        await state.mark_present(["session:brief"])
+        await state.heartbeat("brief-worker")
+        assert await state.is_present("session:brief")
+        assert await state.live_workers(["brief-worker"]) == {"brief-worker"}
+    finally:
+        await state.aclose()

@@ -195,7 +195,9 @@ class RedisState:
         self.batcher = PipelineBatcher(
             redis.Redis.from_url(url, **{**options, "socket_timeout": None}), timeout=options.get("socket_timeout")
         )
-        self.replay_ttl, self.presence_ttl, self.worker_ttl = int(replay_ttl), int(presence_ttl), int(worker_ttl)
+        self.replay_ttl = int(replay_ttl)
+        # In milliseconds: a period under a second (tests, a short presence) must not become a TTL of 0.
+        self.presence_ms, self.worker_ms = round(presence_ttl * 1000), round(worker_ttl * 1000)
         self.stream_ttl = int(stream_ttl)
 
     async def keep(self, stream: str, entry: Entry, *, after: int | None = None) -> bool:
@@ -265,7 +267,7 @@ class RedisState:
         with _store_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
                 for client in clients:
-                    pipe.set(f"chat:present:{client}", 1, ex=self.presence_ttl)
+                    pipe.set(f"chat:present:{client}", 1, px=self.presence_ms)
                 await pipe.execute()
 
     async def is_present(self, client: str) -> bool:
@@ -274,7 +276,7 @@ class RedisState:
 
     async def heartbeat(self, worker: str) -> None:
         with _store_errors():
-            await self.redis.set(f"chat:worker:{worker}", 1, ex=self.worker_ttl)
+            await self.redis.set(f"chat:worker:{worker}", 1, px=self.worker_ms)
 
     async def forget_worker(self, worker: str) -> None:
         with _store_errors():
