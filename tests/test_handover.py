@@ -20,6 +20,11 @@ PLAN = Plan(
 )
 
 
+def stored(fields: dict[str, str | bytes]) -> dict[str, str]:
+    """The fields as Redis gives them back: text."""
+    return {name: value.decode() if isinstance(value, bytes) else value for name, value in fields.items()}
+
+
 def frame(kind: str, **fields: object) -> dict:
     return {"type": kind, **fields}
 
@@ -110,3 +115,13 @@ def test_a_record_that_lost_what_the_handover_says_was_relayed_cannot_go_on_and_
         with pytest.raises(CannotResume) as refused:
             resume_of(handover, frames, idempotent=set())
         assert refused.value.response == "resp_2"
+
+
+def test_a_round_just_begun_has_neither_a_response_nor_a_place_to_re_attach_after():
+    fields = {
+        name: value.decode() if isinstance(value, bytes) else value for name, value in fields_of_plan(PLAN).items()
+    }
+
+    handover = Handover.of_fields(fields)
+
+    assert (handover.plan, handover.response, handover.after) == (PLAN, None, None)

@@ -68,8 +68,10 @@ class Handover:
         return cls(
             plan=Plan.decode(fields["plan"]),
             response=fields.get("response") or None,
-            after=int(after) if after is not None else None,
-            call_indexes={name[6:]: int(value) for name, value in fields.items() if name.startswith("index:")},
+            after=int(after) if after else None,  # "" while the round has relayed nothing
+            call_indexes={
+                name.removeprefix("index:"): int(value) for name, value in fields.items() if name.startswith("index:")
+            },
             reasoning_field=fields.get("reasoning_field", ""),
         )
 
