@@ -390,3 +390,19 @@ async def test_a_stream_taken_over_can_be_taken_over_again_when_its_new_worker_d
     row = await Exchange.objects.aget(id=start["stream"])
     assert (row.status, row.answer) == ("completed", "".join(TOKENS))
     await socket.close()
+
+
+async def test_a_take_over_that_fails_unexpectedly_still_ends_the_stream_interrupted(takeover, monkeypatch, caplog):
+    async def broken(**kwargs: Any) -> bool:
+        raise RuntimeError("a fault in the take-over")
+
+    monkeypatch.setattr("streaming.deployment.worker.take_over", broken)
+    socket, start = await asked(takeover, Script(tokens=TOKENS, hang_after=3), relayed=3)
+    await die(start["stream"])
+
+    assert await sweep() == 1
+    end = await socket.stream_to_end()
+
+    assert (end[-1]["type"], end[-1]["code"]) == ("error", "interrupted")
+    assert any("taking it over failed" in record.getMessage() for record in caplog.records)
+    await socket.close()

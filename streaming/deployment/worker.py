@@ -251,6 +251,14 @@ async def sweep_dead_workers(
                 logger.warning("stream %s of dead worker %s cannot be taken over: %s", stream, owner, exc)
                 abandoned = exc.response
                 metrics.record_takeover("interrupted")
+            except errors.StoreUnavailable:
+                raise  # Redis is away: the next sweep tries again
+            except Exception as exc:  # a fault of the take-over must not leave the stream running for good
+                failure, where = errors.describe(exc), errors.where(exc)
+                logger.error(
+                    "stream %s of dead worker %s: taking it over failed: %s at:\n%s", stream, owner, failure, where
+                )
+                metrics.record_takeover("interrupted")
         if await _interrupt(layer=layer, stream=stream, client_key=client_key, owner=owner):
             logger.warning("stream %s of dead worker %s logged as interrupted", stream, owner)
             swept += 1
