@@ -10,7 +10,7 @@ wrapper around the host's ASGI application:
 
 On SIGTERM (daphne's shutdown) the worker takes no new prompts, lets its streams run for
 `STREAMING_SHUTDOWN_GRACE` seconds, then stops the rest and logs them as interrupted (with `STREAMING_TAKEOVER`, it
-lets go of them for another worker to go on with, and stops its heartbeat), and closes its sockets with
+lets go of them for another worker to go on with, and tells the others it is gone), and closes its sockets with
 close code 4012 ("restarting"), so that their clients reconnect to another worker at once and resume; only then does
 the process exit. That drain is daphne's (the server this app supports in production); under another ASGI server the
 duties run, but a SIGTERM ends the process without it.

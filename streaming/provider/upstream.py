@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import aclosing
 from typing import Any, Literal
 
 import openai
@@ -186,7 +185,7 @@ def _call_fragments(raw: Any) -> tuple[CallFragment, ...]:
     return tuple(fragments)
 
 
-async def stream_pieces(
+def stream_pieces(
     *,
     model: str,
     messages: Iterable[ChatCompletionMessageParam],
@@ -206,21 +205,17 @@ async def stream_pieces(
     else:
         request = _chat_request(model, messages, temperature, max_tokens, tools, tool_choice)
         read = read_chunk
-    async with aclosing(_read_pieces(request, read)) as pieces:
-        async for piece in pieces:
-            yield piece
+    return _read_pieces(request, read)  # the request is sent when the answer is first read
 
 
-async def resume_pieces(*, response: str, after: int) -> AsyncIterator[Piece]:
+def resume_pieces(*, response: str, after: int) -> AsyncIterator[Piece]:
     """Re-attach to a background response of the Responses API, and yield its answer from the event after number
     `after` on (see `relay.handover`).
 
     Raises `openai.NotFoundError` when the provider no longer has the response (expired, or never stored).
     """
     request = get_client().responses.with_streaming_response.retrieve(response, stream=True, starting_after=after)
-    async with aclosing(_read_pieces(request, responses.EventReader().read)) as pieces:
-        async for piece in pieces:
-            yield piece
+    return _read_pieces(request, responses.EventReader().read)
 
 
 async def cancel_response(response: str) -> None:
