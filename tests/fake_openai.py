@@ -108,9 +108,10 @@ class Script:
     # Alternate the chunks of several calls (call 0's name, call 1's name, call 0's arguments, ...) on a fragmenting
     # server, instead of sending each call whole before the next; a client must assemble them by `index`.
     interleave_tool_calls: bool = False
-    # After this many chunks, wait until `proceed` is set (the request's `paused` is set meanwhile).
+    # After this many chunks, wait until `proceed` is set (`paused`, and the request's, are set meanwhile).
     pause_after: int | None = None
     proceed: asyncio.Event = field(default_factory=asyncio.Event)
+    paused: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         if self.tokens is None:
@@ -325,6 +326,7 @@ async def _stream(
             break
         if script.pause_after is not None and index == script.pause_after:
             request.paused.set()
+            script.paused.set()
             await script.proceed.wait()
         if script.interval:
             await asyncio.sleep(script.interval)
@@ -989,6 +991,7 @@ class Background:
                 await asyncio.Event().wait()  # until cancelled
             if script.pause_after is not None and index == script.pause_after:
                 self.request.paused.set()
+                script.paused.set()
                 await script.proceed.wait()
             if script.interval:
                 await asyncio.sleep(script.interval)

@@ -61,3 +61,14 @@ def test_every_setting_read_from_the_environment_is_documented():
     undocumented = [name for name in read if not any(f"`{name}`" in row for row in table_rows)]
     assert sorted(undocumented) == [], "missing from the README's table"
     assert sorted(name for name in read if not re.search(rf"^#? ?{name}=", example, re.M)) == [], ".env.example"
+
+
+def test_the_server_freezes_what_it_loaded_and_collects_less_often():
+    """`chatproject.server` calls this once daphne is ready (`ChatServer.ready`); in a process of its own, since it
+    changes the collector for the whole process."""
+    code = (
+        "import gc; from chatproject.server import GC_THRESHOLDS, collect_less; collect_less(); "
+        "print(gc.get_freeze_count() > 1000, gc.get_threshold() == GC_THRESHOLDS, GC_THRESHOLDS[0] > 700)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["True", "True", "True"]

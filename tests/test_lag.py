@@ -1,7 +1,9 @@
-"""Overload: how the server knows a stream runs late, and how it tells the client."""
+"""Overload: how the server knows a stream runs late, how it tells the client, and how the streams under way give
+way to new prompts."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -9,7 +11,9 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from streaming import protocol
-from streaming.deployment.lag import LoopLag, loop_lag
+from streaming.deployment import lag
+from streaming.deployment.lag import LoopLag, give_way, loop_lag
+from streaming.provider.upstream import stream_pieces
 from tests.conftest import group_of_session, layer_event, new_session, open_socket, prompt, texts
 from tests.fake_openai import Script
 
@@ -65,4 +69,97 @@ async def test_a_socket_whose_deltas_arrive_late_is_told_once_per_stream(setting
     assert frames[3]["stream"] == stream and frames[3]["lag_ms"] >= 1000
     assert [frame["seq"] for frame in frames if frame["type"] == "delta"] == [1, 2, 3, 4]
     assert await socket.nothing_received()
+    await socket.close()
+
+
+def test_late_from_five_milliseconds_of_lag():
+    lag = LoopLag()
+    states = []
+    for lag_ms in (0.4, 4.9, 5, 30, 4):
+        lag.observe(lag_ms, threshold_ms=250)
+        states.append(lag.late)
+    assert states == [False, False, True, True, False]
+
+
+async def _held(settings, *, late: bool, pause_ms: int) -> bool:
+    """Whether `give_way` is still waiting after the loop has turned a few times."""
+    settings.STREAMING_LATE_READ_MS = pause_ms
+    loop_lag.observe(50 if late else 0, threshold_ms=settings.STREAMING_BUSY_MS)
+    waiting = asyncio.create_task(give_way())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    held = not waiting.done()
+    waiting.cancel()
+    return held
+
+
+async def test_a_stream_gives_way_only_while_the_loop_is_late(settings):
+    try:
+        assert await _held(settings, late=True, pause_ms=60_000)
+        assert not await _held(settings, late=False, pause_ms=60_000)
+        assert not await _held(settings, late=True, pause_ms=0)  # turned off
+    finally:
+        loop_lag.reset()
+
+
+@pytest.mark.django_db
+async def test_the_reader_gives_way_only_once_the_answer_has_shown_its_first_words(upstream):
+    script = Script(tokens=["", "first", " second"], pause_after=1)  # an empty chunk, then a pause: no words yet
+    upstream.then(script)
+    texts_read: list[str] = []
+    gave_way_after: list[int] = []
+
+    async def between_reads() -> None:
+        gave_way_after.append(len(texts_read))
+
+    async def write_the_rest() -> None:
+        await script.paused.wait()  # everything before the pause is written
+        for _ in range(5):  # (the reader's turn to take those bytes, so that the rest comes in a read of its own)
+            await asyncio.sleep(0)
+        script.proceed.set()
+
+    writer = asyncio.create_task(write_the_rest())
+    pieces = stream_pieces(
+        model="fake-model", messages=[{"role": "user", "content": "Hi"}], between_reads=between_reads
+    )
+    async with asyncio.timeout(5):
+        async for piece in pieces:
+            if piece.text:
+                texts_read.append(piece.text)
+    await writer
+    assert "".join(texts_read) == "first second"
+    assert all(count >= 1 for count in gave_way_after)  # never before the first words
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_while_the_worker_runs_late_a_new_prompt_goes_ahead_of_a_stream_under_way(
+    upstream, settings, monkeypatch
+):
+    """The stream under way has more to read, but holds its next read while the loop is late: the new prompt's
+    first words come before it. Cancelled, it ends with what it had relayed."""
+    monkeypatch.setattr(lag, "LATE_MS", 0)  # every measurement of the loop finds it late
+    settings.STREAMING_LATE_READ_MS = 60_000
+    under_way = Script(tokens=["Under", " way", "."], pause_after=1)
+    upstream.then(under_way, Script(tokens=["New", " words"]))
+    socket = await open_socket(session_key=await database_sync_to_async(new_session)())
+
+    await socket.send(prompt("First", request="r1"))
+    first_start, first_delta = await socket.receive_until("delta")
+    under_way.proceed.set()  # the rest of the first answer is written now, and waits
+    await socket.send(prompt("Second", request="r2"))
+    second_start = await socket.receive()
+    second_delta = await socket.receive()
+
+    assert first_delta["text"] == "Under" and second_start["type"] == "start"
+    assert second_delta["type"] == "delta" and second_delta["stream"] == second_start["stream"]
+    assert second_delta["text"].startswith("New")
+    await socket.send({"type": "cancel", "stream": first_start["stream"]})
+    await socket.send({"type": "cancel", "stream": second_start["stream"]})
+    ends = {}
+    while len(ends) < 2:
+        frame = await socket.receive()
+        if frame["type"] in ("done", "error"):
+            ends[frame["stream"]] = frame
+    first_end = ends[first_start["stream"]]
+    assert first_end["finish_reason"] == "cancelled" and first_end["seq"] == 1
     await socket.close()

@@ -5,6 +5,13 @@ model's chunks wait in the socket's buffer, where no timestamp can see them, and
 about as long as a loop turn takes. Past `STREAMING_BUSY_MS` of that, the streams this worker generates tell their
 clients with a `busy` frame (nothing is dropped: deltas merge and arrive late). Below half the threshold the worker
 is well again. The other measure is the consumer's: how long a delta took from its generation to the socket.
+
+Well before it is busy, a late loop decides who goes first (`give_way`). A new prompt's way to its first words
+crosses a dozen turns of the loop (the socket, the database thread, the request, Redis, the socket again), and each
+turn is as long as everything else that is ready in it, most of which is reading and relaying the streams under way.
+So while the loop runs late, those streams read the model less often: what it writes meanwhile waits in the socket
+and arrives in one read and one frame, the loop's turns shorten, and new prompts get their first words sooner
+(docs/performance.md, "The first words under a burst"). A loop that is not late holds nothing back.
 """
 
 from __future__ import annotations
@@ -15,6 +22,9 @@ from streaming.conf import app_settings
 from streaming.deployment import metrics
 
 INTERVAL = 0.1  # seconds between measurements: ten timers a second cost nothing next to the relay's work
+# A loop this late (ms) runs turns of several milliseconds: the streams under way give way (`give_way`). Unloaded, a
+# worker's loop runs well under a millisecond late; in a burst of prompts, 15 to 50.
+LATE_MS = 5.0
 
 
 class LoopLag:
@@ -26,6 +36,11 @@ class LoopLag:
     def reset(self) -> None:
         self.lag_ms = 0.0
         self.busy = False
+
+    @property
+    def late(self) -> bool:
+        """Whether streams that have shown their first words should give way (see `give_way`)."""
+        return self.lag_ms >= LATE_MS
 
     def observe(self, lag_ms: float, *, threshold_ms: float) -> None:
         self.lag_ms = lag_ms
@@ -46,3 +61,10 @@ class LoopLag:
 
 
 loop_lag = LoopLag()
+
+
+async def give_way() -> None:
+    """Awaited by a stream between two reads of the model once it has shown its first words: while the loop runs
+    late, the next read waits `STREAMING_LATE_READ_MS` (0: never)."""
+    if loop_lag.late and (pause_ms := app_settings.LATE_READ_MS):
+        await asyncio.sleep(pause_ms / 1000)

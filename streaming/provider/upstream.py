@@ -11,7 +11,7 @@ thirty times the JSON parsing itself, and the relay needs a few fields of it (se
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Literal
 
 import openai
@@ -32,6 +32,7 @@ from streaming.relay.tool_calls import CallFragment
 logger = logging.getLogger(__name__)
 
 DEMO_MODEL = "demo"
+Pause = Callable[[], Awaitable[None]]
 
 
 def demo_enabled() -> bool:
@@ -193,8 +194,12 @@ def stream_pieces(
     max_tokens: int | None = None,
     tools: list[ChatCompletionToolParam] | None = None,
     tool_choice: Literal["none"] | None = None,
+    between_reads: Pause | None = None,
 ) -> AsyncIterator[Piece]:
     """Ask the model and yield its answer as it is written, through the API `STREAMING_OPENAI_API` names.
+
+    Once the answer has shown its first words (text, reasoning or a tool call), `between_reads` is awaited after
+    each read of the response: what the model writes while it waits arrives with the next read.
 
     Closing this generator (or cancelling the task iterating it) closes the HTTP response, so the provider stops
     generating and the connection goes back to the pool.
@@ -205,17 +210,17 @@ def stream_pieces(
     else:
         request = _chat_request(model, messages, temperature, max_tokens, tools, tool_choice)
         read = read_chunk
-    return _read_pieces(request, read)  # the request is sent when the answer is first read
+    return _read_pieces(request, read, between_reads)  # the request is sent when the answer is first read
 
 
-def resume_pieces(*, response: str, after: int) -> AsyncIterator[Piece]:
+def resume_pieces(*, response: str, after: int, between_reads: Pause | None = None) -> AsyncIterator[Piece]:
     """Re-attach to a background response of the Responses API, and yield its answer from the event after number
-    `after` on (see `relay.handover`).
+    `after` on (see `relay.handover`); `between_reads` as for `stream_pieces`.
 
     Raises `openai.NotFoundError` when the provider no longer has the response (expired, or never stored).
     """
     request = get_client().responses.with_streaming_response.retrieve(response, stream=True, starting_after=after)
-    return _read_pieces(request, responses.EventReader().read)
+    return _read_pieces(request, responses.EventReader().read, between_reads)
 
 
 async def cancel_response(response: str) -> None:
@@ -227,10 +232,12 @@ async def cancel_response(response: str) -> None:
         logger.warning("could not cancel response %s upstream: %s", response, errors.describe(exc))
 
 
-async def _read_pieces(request: Any, read: Callable[[dict[str, Any]], Piece | None]) -> AsyncIterator[Piece]:
+async def _read_pieces(
+    request: Any, read: Callable[[dict[str, Any]], Piece | None], between_reads: Pause | None
+) -> AsyncIterator[Piece]:
     async with request as response:
         lines = DataLines()
-        finished = False
+        finished = shown = False
         async for data in response.http_response.aiter_bytes():
             for payload in lines.feed(data):
                 if payload == b"[DONE]":  # Chat Completions' end; the Responses API ends with its last event
@@ -239,7 +246,10 @@ async def _read_pieces(request: Any, read: Callable[[dict[str, Any]], Piece | No
                 if piece is None:
                     continue
                 finished = finished or piece.finish_reason is not None
+                shown = shown or bool(piece.text or piece.reasoning or piece.calls)
                 yield piece
+            if shown and between_reads is not None:
+                await between_reads()
         if not finished:  # the body ended cleanly but the answer did not: a proxy or the provider cut it
             raise Truncated()
 

@@ -34,7 +34,7 @@ from streaming import errors, protocol, services, tools
 from streaming.clients import Client
 from streaming.conf import app_settings
 from streaming.deployment import metrics
-from streaming.deployment.lag import loop_lag
+from streaming.deployment.lag import give_way, loop_lag
 from streaming.deployment.publish import frame_event, publish_event, publish_kept
 from streaming.deployment.shared import Entry, SharedState, get_shared
 from streaming.deployment.together import Batches
@@ -317,7 +317,7 @@ class Generation:
         """The round's response as it is written: asked for, or re-attached to after a take-over."""
         if resume is not None and resume.response is not None:
             self.response = resume.response
-            return resume_pieces(response=resume.response, after=resume.after)
+            return resume_pieces(response=resume.response, after=resume.after, between_reads=give_way)
         self.response = None
         return stream_pieces(
             model=self.model,
@@ -326,6 +326,7 @@ class Generation:
             max_tokens=self.max_tokens,
             tools=tools or None,
             tool_choice=tool_choice if tools else None,
+            between_reads=give_way,  # a stream under way gives way to new prompts while the worker runs late
         )
 
     async def _respond(
