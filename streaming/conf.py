@@ -72,7 +72,7 @@ DEFAULTS: dict[str, Any] = {
     "BUSY_MS": 250,
     # While the worker's event loop runs late, a stream that has shown its first words reads the model at most once
     # per this many ms, so that new prompts get theirs first (`deployment.lag.give_way`). 0: never held back.
-    "LATE_READ_MS": 250,
+    "LATE_READ_MS": 100,
     # --- Budgets (`streaming.budgets`), counted per client; None: no limit ---
     "PROMPTS_PER_MINUTE": None,
     # Prompt and completion tokens as the model reports them, over every tool round; estimated when it reports none.
