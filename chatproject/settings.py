@@ -233,9 +233,9 @@ STREAMING_BUFFER_DELTAS = env_int("STREAMING_BUFFER_DELTAS", 1024)
 # Deltas this many milliseconds late (on the way to a socket, or read by an event loop this late) make a stream say
 # `busy`: the server is overloaded.
 STREAMING_BUSY_MS = env_int("STREAMING_BUSY_MS", 250)
-# While the worker runs late, streams that have shown their first words read the model at most this often (ms), so
-# that new prompts get theirs first; 0: never.
-STREAMING_LATE_READ_MS = env_int("STREAMING_LATE_READ_MS", 100)
+# While the worker runs late, a stream that has shown its first words waits before each read of the model, at most
+# this many ms, so that new prompts get theirs first; 0: never.
+STREAMING_LATE_READ_MS = env_int("STREAMING_LATE_READ_MS", 250)
 # How long the deltas of a stream stay available for `resume` after the last one (then the log serves them).
 STREAMING_REPLAY_SECONDS = env_int("STREAMING_REPLAY_SECONDS", 600)
 # A stream whose client has had no socket open for this long is stopped and logged as interrupted.

@@ -70,9 +70,9 @@ DEFAULTS: dict[str, Any] = {
     "BUFFER_DELTAS": 1024,
     # Lateness (ms) at which a stream tells its client the server is overloaded (`busy`).
     "BUSY_MS": 250,
-    # While the worker's event loop runs late, a stream that has shown its first words reads the model at most once
-    # per this many ms, so that new prompts get theirs first (`deployment.lag.give_way`). 0: never held back.
-    "LATE_READ_MS": 100,
+    # While the worker's event loop runs late, a stream that has shown its first words waits before each read of the
+    # model, at most this many ms, so that new prompts get theirs first (`deployment.lag.give_way`). 0: never.
+    "LATE_READ_MS": 250,
     # --- Budgets (`streaming.budgets`), counted per client; None: no limit ---
     "PROMPTS_PER_MINUTE": None,
     # Prompt and completion tokens as the model reports them, over every tool round; estimated when it reports none.

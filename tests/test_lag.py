@@ -11,7 +11,6 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from streaming import protocol
-from streaming.deployment import lag
 from streaming.deployment.lag import LoopLag, give_way, loop_lag
 from streaming.provider.upstream import stream_pieces
 from tests.conftest import group_of_session, layer_event, new_session, open_socket, prompt, texts
@@ -81,6 +80,16 @@ def test_late_from_five_milliseconds_of_lag_twice_in_a_row():
     assert states == [False, False, False, False, False, True, True, False, False]  # a lone pause is not lateness
 
 
+def test_a_stream_gives_way_for_ten_turns_of_the_loop_as_late_as_it_runs_at_most_the_setting():
+    lag = LoopLag()
+    waits = []
+    for lag_ms in (40, 6, 6, 12, 40, 1):
+        lag.observe(lag_ms, threshold_ms=250)
+        waits.append(lag.give_way_ms(most_ms=250))
+    assert waits == [0, 60, 60, 120, 250, 0]  # late from the second measurement
+    assert lag.give_way_ms(most_ms=0) == 0
+
+
 async def _held(settings, *, late: bool, pause_ms: int) -> bool:
     """Whether `give_way` is still waiting after the loop has turned a few times."""
     settings.STREAMING_LATE_READ_MS = pause_ms
@@ -138,13 +147,14 @@ async def test_while_the_worker_runs_late_a_new_prompt_goes_ahead_of_a_stream_un
 ):
     """The stream under way has more to read, but holds its next read while the loop is late: the new prompt's
     first words come before it. Cancelled, it ends with what it had relayed."""
-    monkeypatch.setattr(lag, "LATE_MS", 0)  # every measurement of the loop finds it late
+    settings.STREAMING_BUSY_MS = 10**9  # no `busy` frames in between
     settings.STREAMING_LATE_READ_MS = 60_000
     under_way = Script(tokens=["Under", " way", "."], pause_after=1)
     upstream.then(under_way, Script(tokens=["New", " words"]))
     socket = await open_socket(session_key=await database_sync_to_async(new_session)())
-    for _ in range(2):  # (and so does every measurement from now on)
-        loop_lag.observe(0, threshold_ms=settings.STREAMING_BUSY_MS)
+    for _ in range(2):  # a minute late, and it stays so: the worker's own measurements are not taken
+        loop_lag.observe(60_000, threshold_ms=settings.STREAMING_BUSY_MS)
+    monkeypatch.setattr(loop_lag, "observe", lambda lag_ms, *, threshold_ms: None)
 
     await socket.send(prompt("First", request="r1"))
     first_start, first_delta = await socket.receive_until("delta")

@@ -26,6 +26,10 @@ INTERVAL = 0.1  # seconds between measurements: ten timers a second cost nothing
 # way (`give_way`). Unloaded, a worker's loop runs well under a millisecond late, with a lone pause now and then (a
 # garbage collection, the database thread); in a burst of prompts, 15 to 50 ms at every measurement.
 LATE_MS = 5.0
+# A stream under way gives way for about as many turns of the loop as a new prompt needs to its first words: a little
+# under 100 ms when the loop runs a few ms late (near saturation, where longer waits would be the deltas' own
+# latency), up to `STREAMING_LATE_READ_MS` in a burst.
+GIVE_WAY_TURNS = 10
 
 
 class LoopLag:
@@ -43,6 +47,10 @@ class LoopLag:
     def late(self) -> bool:
         """Whether streams that have shown their first words should give way (see `give_way`)."""
         return self._late_in_a_row >= 2
+
+    def give_way_ms(self, *, most_ms: float) -> float:
+        """How long a stream under way waits before its next read (see `give_way`): 0 while the loop is not late."""
+        return min(most_ms, GIVE_WAY_TURNS * self.lag_ms) if self.late else 0
 
     def observe(self, lag_ms: float, *, threshold_ms: float) -> None:
         self.lag_ms = lag_ms
@@ -68,6 +76,7 @@ loop_lag = LoopLag()
 
 async def give_way() -> None:
     """Awaited by a stream between two reads of the model once it has shown its first words: while the loop runs
-    late, the next read waits `STREAMING_LATE_READ_MS` (0: never)."""
-    if loop_lag.late and (pause_ms := app_settings.LATE_READ_MS):
-        await asyncio.sleep(pause_ms / 1000)
+    late, the next read waits for `GIVE_WAY_TURNS` turns of the loop as late as it runs now, at most
+    `STREAMING_LATE_READ_MS` (0: never)."""
+    if wait_ms := loop_lag.give_way_ms(most_ms=app_settings.LATE_READ_MS):
+        await asyncio.sleep(wait_ms / 1000)
