@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from tests.conftest import prompt, texts
 from tests.fake_openai import FakeOpenAI, Script
 from tests.live import Daphne, close_code, drop_live_database, live_database_url, workers_env
-from tests.test_workers import LiveSocket, browser_session, connect, saved_exchange
+from tests.test_workers import LiveSocket, browser_session, connect, saved_exchange, start_worker
 
 pytestmark = pytest.mark.redis
 
@@ -40,11 +39,6 @@ def takeover_env(redis_url: str, tmp_path_factory: pytest.TempPathFactory, fake_
     )
     yield env, workdir
     drop_live_database(database_url)
-
-
-def start_worker(name: str, takeover_env: tuple[dict[str, str], Path], **overrides: str) -> Daphne:
-    env, workdir = takeover_env
-    return Daphne(name, {**env, **overrides}, workdir)
 
 
 @pytest.fixture
