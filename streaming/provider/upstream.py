@@ -1,11 +1,14 @@
 """The model provider: one `AsyncOpenAI` client per process, and its streaming chunks reduced to what the relay needs.
 
-`get_client` is the only place the client is built. The demo model is the same client with a transport that answers
-in-process (see `streaming.provider.demo`), so the demo exercises every line the real provider does.
+`get_client` is the only place the client is built, over the process's one pool of connections (`transport`). The
+demo model is the same client with a transport that answers in-process (see `streaming.provider.demo`), so the demo
+exercises every line the real provider does.
 
-The SDK makes the request (authentication, retries, status errors), but the chunks of the answer are read from the
-raw SSE bytes (see `sse`) and parsed with orjson: building the SDK's typed chunk object costs about 200 µs per token,
-thirty times the JSON parsing itself, and the relay needs a few fields of it (see docs/performance.md).
+A streamed answer is asked for with the client's base URL, headers, timeout and retries, but sent straight to its
+transport (`direct`): the SDK's request machinery cost more of the event loop than anything else a prompt does
+before it goes upstream. The chunks of the answer are read from the raw SSE bytes (see `sse`) and parsed with
+orjson: building the SDK's typed chunk object costs about 200 µs per token, thirty times the JSON parsing itself, and
+the relay needs a few fields of it (see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -24,9 +27,12 @@ from streaming import errors
 from streaming.conf import app_settings
 from streaming.errors import Truncated, UpstreamStreamError
 from streaming.protocol import Usage
-from streaming.provider import responses
+from streaming.provider import direct, responses
+from streaming.provider.demo import DemoTransport
+from streaming.provider.direct import Call, Provider
 from streaming.provider.pieces import Piece
 from streaming.provider.sse import DataLines
+from streaming.provider.transport import SessionTransport
 from streaming.relay.tool_calls import CallFragment
 
 logger = logging.getLogger(__name__)
@@ -40,55 +46,59 @@ def demo_enabled() -> bool:
     return not app_settings.OPENAI_API_KEY
 
 
+_provider: Provider | None = None
 _client: openai.AsyncOpenAI | None = None
 _retired: list[openai.AsyncOpenAI] = []  # replaced by a settings change (tests), still to be closed
 
 
 def get_client() -> openai.AsyncOpenAI:
     """The process's client; its connection pool is shared by every stream the process serves."""
-    global _client
+    global _client, _provider
     if _client is None:
-        _client = _build_client()
+        transport = DemoTransport() if demo_enabled() else SessionTransport()
+        _client = _build_client(transport)
+        _provider = Provider.of_client(_client, transport)
     return _client
+
+
+def get_provider() -> Provider:
+    """What a streamed request is sent with (see `direct`): read from the process's client, over its transport."""
+    get_client()
+    assert _provider is not None
+    return _provider
 
 
 async def close_clients() -> None:
     """Close the connection pool, at shutdown: streams started afterwards get a new client."""
-    global _client
+    global _client, _provider
     clients = [*_retired, *([_client] if _client is not None else [])]
-    _client = None
+    _client = _provider = None
     _retired.clear()
     for client in clients:
         await client.close()
 
 
-def _build_client() -> openai.AsyncOpenAI:
-    if demo_enabled():
-        from streaming.provider.demo import DemoTransport
-
+def _build_client(transport: SessionTransport | DemoTransport) -> openai.AsyncOpenAI:
+    http_client = openai.DefaultAsyncHttpxClient(transport=transport)
+    if isinstance(transport, DemoTransport):
         return openai.AsyncOpenAI(
-            api_key="demo",
-            base_url="http://demo.invalid/v1",
-            http_client=openai.DefaultAsyncHttpxClient(transport=DemoTransport()),
-            max_retries=0,
+            api_key="demo", base_url="http://demo.invalid/v1", http_client=http_client, max_retries=0
         )
     return openai.AsyncOpenAI(
         api_key=app_settings.OPENAI_API_KEY,
         base_url=app_settings.OPENAI_BASE_URL,
         timeout=app_settings.OPENAI_TIMEOUT,
         max_retries=app_settings.OPENAI_MAX_RETRIES,
-        # The SDK's aiohttp transport reads a chunk in about half the CPU time of its default one, which matters when
-        # every token of hundreds of answers arrives in a read of its own (docs/performance.md).
-        http_client=openai.DefaultAioHttpClient(),
+        http_client=http_client,
     )
 
 
 @receiver(setting_changed)
 def _forget_client(*, setting: str, **kwargs: Any) -> None:
-    global _client
+    global _client, _provider
     if setting.startswith(("STREAMING_OPENAI_", "STREAMING_DEMO_")) and _client is not None:
         _retired.append(_client)
-        _client = None
+        _client = _provider = None
 
 
 def takes_over() -> bool:
@@ -205,12 +215,12 @@ def stream_pieces(
     generating and the connection goes back to the pool.
     """
     if app_settings.OPENAI_API == "responses":
-        request = _responses_request(model, messages, temperature, max_tokens, tools, tool_choice)
+        call = _responses_request(model, messages, temperature, max_tokens, tools, tool_choice)
         read = responses.EventReader().read
     else:
-        request = _chat_request(model, messages, temperature, max_tokens, tools, tool_choice)
+        call = _chat_request(model, messages, temperature, max_tokens, tools, tool_choice)
         read = read_chunk
-    return _read_pieces(request, read, between_reads)  # the request is sent when the answer is first read
+    return _read_pieces(call, read, between_reads)  # the request is sent when the answer is first read
 
 
 def resume_pieces(*, response: str, after: int, between_reads: Pause | None = None) -> AsyncIterator[Piece]:
@@ -219,8 +229,8 @@ def resume_pieces(*, response: str, after: int, between_reads: Pause | None = No
 
     Raises `openai.NotFoundError` when the provider no longer has the response (expired, or never stored).
     """
-    request = get_client().responses.with_streaming_response.retrieve(response, stream=True, starting_after=after)
-    return _read_pieces(request, responses.EventReader().read, between_reads)
+    call = Call("GET", f"responses/{response}", params={"stream": "true", "starting_after": str(after)})
+    return _read_pieces(call, responses.EventReader().read, between_reads)
 
 
 async def cancel_response(response: str) -> None:
@@ -233,12 +243,12 @@ async def cancel_response(response: str) -> None:
 
 
 async def _read_pieces(
-    request: Any, read: Callable[[dict[str, Any]], Piece | None], between_reads: Pause | None
+    call: Call, read: Callable[[dict[str, Any]], Piece | None], between_reads: Pause | None
 ) -> AsyncIterator[Piece]:
-    async with request as response:
+    async with direct.open_stream(call, get_provider()) as response:
         lines = DataLines()
         finished = shown = False
-        async for data in response.http_response.aiter_bytes():
+        async for data in response.chunks():
             for payload in lines.feed(data):
                 if payload == b"[DONE]":  # Chat Completions' end; the Responses API ends with its last event
                     return
@@ -272,7 +282,7 @@ def _responses_request(
     max_tokens: int | None,
     tools: list[ChatCompletionToolParam] | None,
     tool_choice: Literal["none"] | None,
-) -> Any:
+) -> Call:
     body = responses.request_body(
         messages=messages,  # type: ignore[arg-type]
         tools=tools,  # type: ignore[arg-type]
@@ -283,8 +293,7 @@ def _responses_request(
     )
     if takes_over():  # the provider keeps generating, and keeps the events, after the connection closes
         body.update(background=True, store=True)
-    # As for chat below: sent as given, not walked against the SDK's schemas first.
-    return get_client().responses.with_streaming_response.create(model=model, stream=True, extra_body=body)
+    return Call("POST", "responses", body={"model": model, "stream": True, **body})
 
 
 def _chat_request(
@@ -294,12 +303,13 @@ def _chat_request(
     max_tokens: int | None,
     tools: list[ChatCompletionToolParam] | None,
     tool_choice: Literal["none"] | None,
-) -> Any:
-    # The messages and tools go in `extra_body`, which the SDK sends as given. As named parameters the SDK walks
-    # them against its typed schemas first (`async_maybe_transform`), which changes nothing in a chat request and
-    # costs 0.4 to 1 ms of the event loop per request: under a burst of hundreds of prompts, the largest cost of
-    # each before it goes upstream (docs/performance.md).
-    body: dict[str, Any] = {"messages": list(messages)}
+) -> Call:
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": list(messages),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     if temperature is not None:
         body["temperature"] = temperature
     if max_tokens is not None:
@@ -308,10 +318,4 @@ def _chat_request(
         body["tools"] = tools
         if tool_choice is not None:
             body["tool_choice"] = tool_choice
-    return get_client().chat.completions.with_streaming_response.create(
-        model=model,
-        messages=[],
-        stream=True,
-        stream_options={"include_usage": True},
-        extra_body=body,
-    )
+    return Call("POST", "chat/completions", body=body)

@@ -1,0 +1,162 @@
+"""The process's one pool of connections to the model provider: an aiohttp session, under the SDK's client and under
+the streamed requests sent without it (`direct`).
+
+aiohttp reads a chunk in about half the CPU time of httpx2's own transport, which matters when every token of
+hundreds of answers arrives in a read of its own; and a streamed request sent on it directly, as a `Reply`, skips
+the SDK's request machinery and httpx2's request and response objects (docs/performance.md). The SDK's client gets
+the same session as an httpx2 transport (`SessionTransport`), so both share one pool.
+
+A session belongs to the event loop it was opened in; a new loop (a test's) gets a session of its own. The
+session reads no proxy settings from the environment: aiohttp would read them, and `~/.netrc`, at every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import httpx2
+
+# As many connections as streams: one per answer being read (HTTP/1.1), as the SDK's own limit.
+MAX_CONNECTIONS = 1000
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A response being read, whichever transport brought it: its status and headers, its body as it arrives
+    (`chunks`, raising httpx2's exceptions), all of it at once (`read`), and `close`, which gives the connection
+    back to the pool once the body was read to its end, and closes it otherwise (the provider stops generating)."""
+
+    status: int
+    headers: Mapping[str, str]
+    chunks: Callable[[], AsyncIterator[bytes]]
+    read: Callable[[], Awaitable[bytes]]
+    close: Callable[[], Awaitable[None]]
+
+
+class SessionTransport(httpx2.AsyncBaseTransport):
+    """The process's aiohttp session: `open` for a request sent directly, and an httpx2 transport for the SDK."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _current(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._loop is not loop:
+            connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS)
+            self._session, self._loop = aiohttp.ClientSession(connector=connector), loop
+        return self._session
+
+    async def open(
+        self, method: str, url: str, *, headers: Any, content: bytes | None, timeouts: Mapping[str, float | None]
+    ) -> Reply:
+        """Send a request; its reply once the status and headers are in. Raises httpx2's exceptions."""
+        with _HttpxErrors():
+            response = await self._current().request(
+                method,
+                url,
+                headers=headers,
+                data=content,
+                allow_redirects=False,
+                auto_decompress=False,
+                timeout=aiohttp.ClientTimeout(
+                    sock_connect=timeouts.get("connect"), sock_read=timeouts.get("read"), connect=timeouts.get("pool")
+                ),
+            )
+        return Reply(response.status, response.headers, _chunks_of(response), _read_of(response), _close_of(response))
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        reply = await self.open(
+            request.method,
+            str(request.url),
+            headers=request.headers.multi_items(),
+            content=request.content or None,
+            timeouts=request.extensions.get("timeout", {}),
+        )
+        return httpx2.Response(reply.status, headers=list(reply.headers.items()), stream=_Body(reply), request=request)
+
+    async def aclose(self) -> None:
+        if self._session is not None and self._loop is asyncio.get_running_loop():
+            await self._session.close()
+        self._session = self._loop = None
+
+
+async def open_reply(
+    transport: httpx2.AsyncBaseTransport,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    content: bytes | None,
+    timeouts: Mapping[str, float | None],
+) -> Reply:
+    """Send a request on `transport`: directly on the process's session, or through any other httpx2 transport (the
+    demo model's), as an httpx2 request."""
+    if isinstance(transport, SessionTransport):
+        return await transport.open(method, url, headers=headers, content=content, timeouts=timeouts)
+    request = httpx2.Request(method, url, headers=headers, content=content, extensions={"timeout": dict(timeouts)})
+    response = await transport.handle_async_request(request)
+    return Reply(response.status_code, response.headers, response.aiter_raw, response.aread, response.aclose)
+
+
+def _chunks_of(response: aiohttp.ClientResponse) -> Callable[[], AsyncIterator[bytes]]:
+    async def chunks() -> AsyncIterator[bytes]:
+        with _HttpxErrors():
+            async for data in response.content.iter_any():
+                yield data
+
+    return chunks
+
+
+def _read_of(response: aiohttp.ClientResponse) -> Callable[[], Awaitable[bytes]]:
+    async def read() -> bytes:
+        with _HttpxErrors():
+            return await response.read()
+
+    return read
+
+
+def _close_of(response: aiohttp.ClientResponse) -> Callable[[], Awaitable[None]]:
+    async def close() -> None:
+        if response.content.at_eof():
+            response.release()
+        else:
+            response.close()
+
+    return close
+
+
+class _Body(httpx2.AsyncByteStream):
+    def __init__(self, reply: Reply) -> None:
+        self._reply = reply
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for data in self._reply.chunks():
+            yield data
+
+    async def aclose(self) -> None:
+        await self._reply.close()
+
+
+class _HttpxErrors:
+    """A context in which aiohttp's exceptions become httpx2's: its timeouts a `TimeoutException`, its other errors
+    a `TransportError`, which the SDK reports as `APITimeoutError` and `APIConnectionError` (and retries both), and
+    `errors.from_upstream` knows. The message is the exception's type: aiohttp's text can name the host."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            raise httpx2.ConnectTimeout(type(exc).__name__) from exc
+        if isinstance(exc, TimeoutError):  # aiohttp's timeouts are `asyncio.TimeoutError`, the built-in one
+            raise httpx2.ReadTimeout(type(exc).__name__) from exc
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            raise httpx2.ConnectError(type(exc).__name__) from exc
+        if isinstance(exc, aiohttp.ClientError):
+            raise httpx2.ReadError(type(exc).__name__) from exc
+        return False
