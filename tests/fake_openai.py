@@ -98,6 +98,7 @@ class Script:
     # How /v1/responses sends `error_event`: "failed" (a `response.failed`) or "error" (a top-level `error` event).
     error_type: str = "failed"
     error_body: dict[str, Any] | None = None  # the JSON body of a non-200 answer (OpenAI's error shape by default)
+    error_headers: dict[str, str] = field(default_factory=dict)  # more headers of a non-200 answer (`Retry-After`)
     # The server whose wire shapes this answer has: one of `SERVERS`.
     server: str = "openai"
     # Reasoning chunks, sent before the content where this server puts reasoning (OpenAI's chat completions stream
@@ -237,7 +238,7 @@ class FakeOpenAI:
     ) -> bool:
         if script.status != 200:
             error = {"error": {"message": f"fake error {script.status}", "type": "fake", "code": None}}
-            await _answer_json(writer, request, script.status, script.error_body or error)
+            await _answer_json(writer, request, script.status, script.error_body or error, script.error_headers)
             return True
         if request.path.split("?", 1)[0].endswith("/responses"):
             if request.body.get("background"):
@@ -342,9 +343,16 @@ async def _stream(
     return True
 
 
-async def _answer_json(writer: asyncio.StreamWriter, request: Received, status: int, answer: dict[str, Any]) -> None:
+async def _answer_json(
+    writer: asyncio.StreamWriter,
+    request: Received,
+    status: int,
+    answer: dict[str, Any],
+    headers: dict[str, str] | None = None,
+) -> None:
     body = json.dumps(answer)
-    writer.write(_head(status, "application/json", f"Content-Length: {len(body)}") + body.encode())
+    more = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    writer.write(_head(status, "application/json", f"{more}Content-Length: {len(body)}") + body.encode())
     await writer.drain()
     request.closed.set()
 

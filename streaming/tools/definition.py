@@ -52,6 +52,8 @@ class Tool:
     # Running it twice does no more than running it once: a worker that takes over an answer (`STREAMING_TAKEOVER`)
     # may run again a call that was running when the worker before it died.
     idempotent: bool = False
+    # The `tools` entries, strict and not, built at their first use: every prompt offers the same ones.
+    _entries: dict[bool, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def param_schema(self) -> dict[str, Any]:
         """The JSON schema of the parameters the model fills in (the caller is not one of them)."""
@@ -59,7 +61,15 @@ class Tool:
 
     def openai_tool(self, strict: bool) -> dict[str, Any]:
         """The chat-completions `tools` entry. Strict (where the provider supports it, see `strict_schemas`) only when
-        strict mode can take the schema: every property of every object required, as OpenAI demands."""
+        strict mode can take the schema: every property of every object required, as OpenAI demands.
+
+        The same dict at every call, to be read, not changed: building it (a deep copy of the schema) cost every
+        prompt of a burst as much as its database rows (docs/performance.md)."""
+        if (entry := self._entries.get(strict)) is None:
+            entry = self._entries[strict] = self._openai_tool(strict)
+        return entry
+
+    def _openai_tool(self, strict: bool) -> dict[str, Any]:
         function: dict[str, Any] = {"name": self.name, "description": self.description}
         closed = _strict(self.schema) if strict else None
         if closed is not None:

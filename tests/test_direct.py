@@ -1,0 +1,162 @@
+"""A streamed answer's request sent straight to the process's aiohttp session (`provider.direct`), against the fake
+provider over real HTTP: what the SDK would have sent, its retries, its exception types, and a reply closed before
+its end."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import httpx2
+import openai
+import pytest
+
+from streaming import errors
+from streaming.provider import direct
+from streaming.provider.direct import Call, Provider
+from streaming.provider.transport import SessionTransport
+from streaming.provider.upstream import get_client, get_provider
+from tests.fake_openai import Script
+
+CHAT = Call("POST", "chat/completions", body={"model": "fake-model", "messages": [], "stream": True})
+
+
+async def body_of(call: Call = CHAT) -> bytes:
+    async with direct.open_stream(call, get_provider()) as reply:
+        return b"".join([data async for data in reply.chunks()])
+
+
+async def test_the_request_carries_the_sdk_clients_headers_and_the_body_as_given(upstream):
+    assert b"[DONE]" in await body_of()
+
+    sent = upstream.requests[0]
+    client = get_client()
+    assert sent.path == "/v1/chat/completions" and sent.body == CHAT.body
+    assert sent.headers["authorization"] == "Bearer sk-test-secret-key"
+    assert sent.headers["user-agent"] == client.user_agent
+    assert "omit" not in str(sent.headers).lower()
+
+
+async def test_a_query_goes_in_the_url(upstream):
+    upstream.then(Script(status=404))
+    with pytest.raises(openai.NotFoundError):
+        await body_of(Call("GET", "responses/resp_1", params={"stream": "true", "starting_after": "3"}))
+    assert upstream.requests[0].query == {"stream": "true", "starting_after": "3"}
+
+
+async def test_a_rate_limit_is_retried_after_the_providers_retry_after_and_the_answer_streams(upstream, settings):
+    settings.STREAMING_OPENAI_MAX_RETRIES = 1
+    upstream.then(Script(status=429, error_headers={"retry-after-ms": "1"}), Script(tokens=["Hi", "!"]))
+
+    assert b'"Hi"' in await body_of()
+    assert len(upstream.requests) == 2
+
+
+async def test_the_last_refusal_raises_the_sdks_type_for_its_status(upstream, settings):
+    settings.STREAMING_OPENAI_MAX_RETRIES = 1
+    upstream.then(*[Script(status=503, error_headers={"retry-after-ms": "1"})] * 2)
+
+    with pytest.raises(openai.InternalServerError) as raised:
+        await body_of()
+    assert len(upstream.requests) == 2
+    assert raised.value.status_code == 503 and str(raised.value) == "Error code: 503 - fake error 503"
+    assert isinstance(errors.from_upstream(raised.value), errors.UpstreamUnavailable)
+
+
+async def test_a_bad_request_is_not_retried_and_keeps_the_providers_code(upstream, settings):
+    settings.STREAMING_OPENAI_MAX_RETRIES = 2
+    refusal = {"error": {"message": "too long", "type": "invalid_request_error", "code": "context_length_exceeded"}}
+    upstream.then(Script(status=400, error_body=refusal))
+
+    with pytest.raises(openai.BadRequestError) as raised:
+        await body_of()
+    assert len(upstream.requests) == 1
+    assert raised.value.code == "context_length_exceeded"
+    assert isinstance(errors.from_upstream(raised.value), errors.PromptTooLong)
+
+
+async def test_a_provider_that_says_not_to_retry_is_not_retried(upstream, settings):
+    settings.STREAMING_OPENAI_MAX_RETRIES = 2
+    upstream.then(Script(status=503, error_headers={"x-should-retry": "false"}))
+
+    with pytest.raises(openai.InternalServerError):
+        await body_of()
+    assert len(upstream.requests) == 1
+
+
+async def test_a_provider_that_cannot_be_reached_is_a_connection_error(upstream, settings):
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        settings.STREAMING_OPENAI_BASE_URL = f"http://127.0.0.1:{closed.getsockname()[1]}/v1"
+        with pytest.raises(openai.APIConnectionError) as raised:
+            await body_of()
+    assert not isinstance(raised.value, openai.APITimeoutError)
+    assert isinstance(errors.from_upstream(raised.value), errors.UpstreamUnavailable)
+
+
+async def test_a_provider_that_stops_sending_is_a_timeout_in_httpx2s_terms(upstream, settings):
+    settings.STREAMING_OPENAI_TIMEOUT = 0.2
+    upstream.then(Script(tokens=["a", "b", "c"], hang_after=1))
+
+    with pytest.raises(httpx2.TimeoutException) as raised:
+        await body_of()
+    assert "connection to the model provider was lost" in errors.from_upstream(raised.value).message
+
+
+async def test_a_reply_left_before_its_end_closes_its_connection(upstream):
+    upstream.then(Script(tokens=["a", "b", "c"], hang_after=1))
+
+    async with direct.open_stream(CHAT, get_provider()) as reply:
+        async for _ in reply.chunks():
+            break
+
+    await asyncio.wait_for(upstream.requests[0].closed.wait(), timeout=5)
+
+
+async def test_the_sdk_shares_the_session(upstream):
+    provider = get_provider()
+    assert isinstance(provider.transport, SessionTransport)
+    upstream.then(Script(status=404))
+    with pytest.raises(openai.NotFoundError):  # through the SDK, on the same transport
+        await get_client().responses.retrieve("resp_gone")
+    assert upstream.requests[0].method == "GET"
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "retried"),
+    [
+        (429, {}, True),
+        (408, {}, True),
+        (409, {}, True),
+        (500, {}, True),
+        (400, {}, False),
+        (401, {}, False),
+        (404, {}, False),
+        (400, {"x-should-retry": "true"}, True),
+        (503, {"x-should-retry": "false"}, False),
+        (429, {"retry-after": "121"}, False),
+    ],
+)
+def test_which_refusals_are_retried(status, headers, retried):
+    assert (direct.retry_delay(0, status, headers) is not None) is retried
+
+
+def test_the_wait_before_a_retry_is_the_providers_or_the_sdks_backoff():
+    assert direct.retry_delay(0, 429, {"retry-after": "3"}) == 3
+    assert direct.retry_delay(0, 429, {"retry-after-ms": "250", "retry-after": "3"}) == 0.25
+    assert 0.375 <= direct.retry_delay(0, 429, {}) <= 0.5
+    assert 0.75 <= direct.retry_delay(1, None, None) <= 1.0
+    assert 6 <= direct.retry_delay(10, 503, {"retry-after": "soon"}) <= 8
+
+
+def test_the_provider_reads_the_clients_settings_once():
+    client = openai.AsyncOpenAI(api_key="sk-x", base_url="http://models.invalid/v1", timeout=7, max_retries=3)
+    provider = Provider.of_client(client, SessionTransport())
+
+    assert provider.base_url == "http://models.invalid/v1/"
+    assert provider.headers["Authorization"] == "Bearer sk-x"
+    assert all(isinstance(value, str) for value in provider.headers.values())
+    assert provider.timeout == {"connect": 7, "read": 7, "write": 7, "pool": 7} and provider.max_retries == 3
+    assert provider.url(Call("GET", "responses/r", params={"stream": "true"})) == (
+        "http://models.invalid/v1/responses/r?stream=true"
+    )
