@@ -150,7 +150,9 @@ async def test_while_the_worker_runs_late_a_new_prompt_goes_ahead_of_a_stream_un
     settings.STREAMING_BUSY_MS = 10**9  # no `busy` frames in between
     settings.STREAMING_LATE_READ_MS = 60_000
     under_way = Script(tokens=["Under", " way", "."], pause_after=1)
-    upstream.then(under_way, Script(tokens=["New", " words"]))
+    # The new answer waits after its first words too, so that it is still running when it is cancelled: otherwise
+    # it may be read to its end in one read, and its cancel find it ended.
+    upstream.then(under_way, Script(tokens=["New", " words"], pause_after=1))
     socket = await open_socket(session_key=await database_sync_to_async(new_session)())
     for _ in range(2):  # a minute late, and it stays so: the worker's own measurements are not taken
         loop_lag.observe(60_000, threshold_ms=settings.STREAMING_BUSY_MS)
