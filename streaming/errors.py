@@ -160,6 +160,12 @@ class StoreUnavailable(StreamingError):
     default_message = "The server lost its connection to its message store. Try again in a moment."
 
 
+class NotRecorded(StreamingError):
+    """The database did not take the prompt's row, after its answer had begun: the answer is stopped, and not logged."""
+
+    default_message = "The server could not record this prompt, so its answer was stopped. Try again in a moment."
+
+
 class Truncated(UpstreamUnavailable):
     """The provider's answer ended without saying it was finished (no finish reason, no `[DONE]`): a proxy cut it."""
 

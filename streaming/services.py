@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -50,9 +51,19 @@ class Arrival:
 Admitted = tuple[Exchange, list[ChatCompletionMessageParam]]
 
 
-def exchanges_start(*, arrivals: list[Arrival], demo: bool, worker: str) -> list[Admitted | Exception]:
+def exchanges_start(
+    *,
+    arrivals: list[Arrival],
+    demo: bool,
+    worker: str,
+    checked: Callable[[list[Admitted | Exception]], None] | None = None,
+) -> list[Admitted | Exception]:
     """Record a batch of prompts in one transaction: for each, in order, its exchange and messages, or why it was
     refused (nothing of it is saved then).
+
+    `checked` is called with the same list once every check has passed or refused, before the rows are written in
+    the same transaction: an admitted prompt's request need not wait for its row (see `streams`). Its locks are
+    held until the rows are in, so no other batch counts without them.
 
     A burst of prompts reaches the database as a few queries for the whole batch (on PostgreSQL the lock of every
     client it counts, see `budgets.take_turns`; the running streams; the budgets; two inserts) instead of a few per
@@ -91,6 +102,8 @@ def exchanges_start(*, arrivals: list[Arrival], demo: bool, worker: str) -> list
             running[arrival.client.key] += 1
             batch.keep(admitted[0])
             outcomes.append(admitted)
+        if checked is not None:
+            checked(outcomes)
         batch.save(now=now)
     for outcome in outcomes:
         if not isinstance(outcome, Exception):

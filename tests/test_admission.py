@@ -11,18 +11,21 @@ import uuid
 
 import pytest
 from channels.db import database_sync_to_async
-from django.db import connection, connections
+from django.db import OperationalError, connection, connections
 from django.utils import timezone
 
 from streaming import services
 from streaming.clients import Client
-from streaming.deployment.together import Batches
+from streaming.deployment import running
+from streaming.deployment.together import Answer, Batches
 from streaming.errors import NotFound, StreamingError, TooManyPrompts, TooManyStreams
 from streaming.models import Exchange
 from streaming.protocol import Prompt
 from streaming.relay.ending import Ending
 from streaming.relay.transcript import Transcript
 from tests.conftest import open_socket
+from tests.conftest import prompt as prompt_frame
+from tests.fake_openai import Script
 from tests.test_budgets import waiting_for_a_lock
 
 ALICE = Client(key="session:alice")
@@ -48,7 +51,7 @@ async def test_what_arrives_while_a_batch_runs_goes_in_the_next_one_and_nothing_
     seen: list[list[int]] = []
     release = asyncio.Event()
 
-    async def run(items: list[int]) -> list[int | Exception]:
+    async def run(items: list[int], answer: Answer[int]) -> list[int | Exception]:
         seen.append(items)
         await release.wait()
         return [item * 10 for item in items]
@@ -65,7 +68,7 @@ async def test_what_arrives_while_a_batch_runs_goes_in_the_next_one_and_nothing_
 
 
 async def test_a_refusal_answers_its_item_alone_and_a_failed_run_answers_every_item_of_its_batch():
-    async def run(items: list[int]) -> list[int | Exception]:
+    async def run(items: list[int], answer: Answer[int]) -> list[int | Exception]:
         if 99 in items:
             raise RuntimeError("the database is gone")
         return [StreamingError("no") if item == 2 else item for item in items]
@@ -77,10 +80,24 @@ async def test_a_refusal_answers_its_item_alone_and_a_failed_run_answers_every_i
     assert [type(outcome) for outcome in failed] == [RuntimeError, RuntimeError]
 
 
+async def test_an_item_answered_early_is_not_kept_waiting_for_the_rest_of_its_batch():
+    release = asyncio.Event()
+
+    async def run(items: list[int], answer: Answer[int]) -> list[int | Exception]:
+        answer(0, items[0] * 10)  # checked: it may go on while the batch is still writing
+        await release.wait()
+        return [-1] * len(items)  # what a run returns for an item it answered already is not heard
+
+    batches: Batches[int, int] = Batches(run, most=100)
+    async with asyncio.timeout(5):  # without the early answer, it would wait for `release`
+        assert await batches.submit(1) == 10
+    release.set()
+
+
 async def test_an_item_whose_caller_stopped_waiting_is_still_run_and_a_batch_holds_at_most_its_limit():
     seen: list[list[int]] = []
 
-    async def run(items: list[int]) -> list[int | Exception]:
+    async def run(items: list[int], answer: Answer[int]) -> list[int | Exception]:
         seen.append(items)
         await asyncio.sleep(0)
         return items
@@ -112,6 +129,61 @@ async def test_a_frame_is_handled_while_the_database_thread_is_busy():
         release.set()
         await holding
         await socket.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_admitted_prompt_goes_upstream_while_its_row_is_being_written(upstream, monkeypatch):
+    """Its checks have passed: the request does not wait for the insert, which is half a batch's time in a burst."""
+    answering = Script(tokens=["Hello", "!"], pause_after=1)
+    upstream.then(answering)
+    inserting, insert = threading.Event(), threading.Event()
+    save = services._Batch.save
+
+    def held_save(batch: services._Batch, *, now: object) -> None:  # in the database thread
+        inserting.set()
+        insert.wait(10)
+        save(batch, now=now)
+
+    monkeypatch.setattr(services._Batch, "save", held_save)
+    socket = await open_socket()
+    try:
+        await socket.send(prompt_frame("Hello?"))
+        async with asyncio.timeout(5):
+            await answering.paused.wait()  # the provider is answering...
+        assert inserting.is_set() and not insert.is_set()  # ...while the row is still to be written
+    finally:
+        insert.set()
+        answering.proceed.set()
+    frames = await socket.stream_to_end()
+    assert frames[-1]["type"] == "done"
+    row = await Exchange.objects.aget(id=frames[-1]["stream"])
+    assert row.status == Exchange.Status.COMPLETED and row.answer == "Hello!"
+    await socket.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_prompt_whose_row_cannot_be_written_is_stopped_and_its_sockets_told(upstream, monkeypatch):
+    """The checks passed and the answer began, then the insert failed: the answer is stopped, its request upstream
+    closed, and the socket hears the end; nothing is logged, since the database took nothing."""
+    upstream.then(Script(tokens=["Hello", "!"], pause_after=1))
+
+    def failing_save(batch: services._Batch, *, now: object) -> None:
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(services._Batch, "save", failing_save)
+    socket = await open_socket()
+    await socket.send(prompt_frame("Hello?"))
+    frames = await socket.stream_to_end()
+    await running.streams_finished()
+
+    start, end = frames[0], frames[-1]
+    assert start["type"] == "start" and end["type"] == "error" and end["stream"] == start["stream"]
+    assert end["code"] == "internal_error" and "could not record" in end["message"]
+    for request in upstream.requests:  # if it got as far as the provider, it was closed there
+        async with asyncio.timeout(5):
+            await request.closed.wait()
+    assert not await Exchange.objects.filter(id=start["stream"]).aexists()
+    await socket.close()
 
 
 # -- exchanges_start and exchanges_finish ------------------------------------------------------------------------

@@ -11,21 +11,25 @@ when nothing is in flight goes at once, alone.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
+# Answers one item of a batch (by its index) before the batch has ended.
+Answer = Callable[[int, Result | Exception], None]
 # A batch's items, each answered by its result or by the exception that refused it, in order.
-Run = Callable[[list[Item]], Awaitable[list[Result | Exception]]]
+Run = Callable[[list[Item], Answer[Result]], Awaitable[list[Result | Exception]]]
 
 
 class Batches(Generic[Item, Result]):
     """Runs `run` on everything submitted while the previous batch ran, up to `most` items at a time.
 
     `run` sees every item it is given through to its end, even when the caller that submitted one has stopped
-    waiting (its socket closed): a batch that records rows must also act on all of them.
+    waiting (its socket closed): a batch that records rows must also act on all of them. It may answer items before
+    it ends, through the `answer` it is given; the others get what it returns (or what failed it).
     """
 
     def __init__(self, run: Run[Item, Result], *, most: int) -> None:
@@ -49,14 +53,24 @@ class Batches(Generic[Item, Result]):
     async def _drain(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting[: self._most], self._waiting[self._most :]
+            futures = [future for _, future in batch]
+            answer = functools.partial(_answer, futures)
             try:
-                results = await self._run([item for item, _ in batch])
-            except Exception as exc:  # the whole batch failed: every item hears why
+                results = await self._run([item for item, _ in batch], answer)
+            except Exception as exc:  # the whole batch failed: every item not answered yet hears why
                 results = [exc] * len(batch)
-            for (_, future), result in zip(batch, results, strict=True):
-                if future.done():  # its caller stopped waiting
-                    continue
-                if isinstance(result, Exception):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
+            for future, result in zip(futures, results, strict=True):
+                _settle(future, result)
+
+
+def _answer(futures: list[asyncio.Future[Result]], index: int, result: Result | Exception) -> None:
+    _settle(futures[index], result)
+
+
+def _settle(future: asyncio.Future[Result], result: Result | Exception) -> None:
+    if future.done():  # answered already, or its caller stopped waiting
+        return
+    if isinstance(result, Exception):
+        future.set_exception(result)
+    else:
+        future.set_result(result)

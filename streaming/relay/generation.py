@@ -37,7 +37,7 @@ from streaming.deployment import metrics
 from streaming.deployment.lag import give_way, loop_lag
 from streaming.deployment.publish import frame_event, publish_event, publish_kept
 from streaming.deployment.shared import Entry, SharedState, get_shared
-from streaming.deployment.together import Batches
+from streaming.deployment.together import Answer, Batches
 from streaming.provider.upstream import (
     Piece,
     add_usage,
@@ -72,7 +72,7 @@ SAVES_MOST = 100  # ends per transaction at most
 GONE = "The server answering this stopped, and the answer could not be picked up there. The answer so far is kept."
 
 
-async def _save_batch(finishes: list[services.Finish]) -> list[bool]:
+async def _save_batch(finishes: list[services.Finish], answer: Answer[bool]) -> list[bool]:
     return await database_sync_to_async(services.exchanges_finish)(finishes=finishes)
 
 
@@ -138,6 +138,22 @@ class Generation:
         self.response: str | None = None  # the present round's response, when the provider names it
         self._response_ended = False  # it reached its end: nothing to cancel upstream
         self._released = False  # handed over to another worker (`release`): neither ended nor cancelled here
+        # Whether its row is in the log: a new stream starts while its row is being written (see `streams`).
+        self._in_log: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if start is None:  # another worker's stream, taken over: its row was written long ago
+            self._in_log.set_result(True)
+
+    def recorded(self) -> None:
+        """Its row is in the log: its end may be saved there."""
+        if not self._in_log.done():
+            self._in_log.set_result(True)
+
+    def unrecorded(self, exc: Exception) -> None:
+        """Its row could not be written: stop it, the request upstream with it; it ends with an error, unlogged."""
+        logger.error("stream %s: its prompt could not be recorded: %s", self.stream, errors.describe(exc))
+        if not self._in_log.done():
+            self._in_log.set_result(False)
+        self.stop(errors.NotRecorded())
 
     def stop(self, error: errors.StreamingError | None = None) -> None:
         """Stop reading the model's answer: the client cancelled it (no error), or the server stopped it (error).
@@ -556,7 +572,8 @@ class Generation:
             first_output_ms=self.timing.first_output_ms(),
         )
         metrics.record_end(ending, model=self.model)
-        saved = await self._save(ending)
+        # Its row, if it is written, is in by now: the batch that writes it started this stream before the insert.
+        saved = await self._save(ending) if await self._in_log else True  # True: nothing to save, its end is sent
         if saved is False:
             logger.warning("stream %s was logged as ended elsewhere (taken for dead); its end is not sent", self.stream)
             return
