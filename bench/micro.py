@@ -1,6 +1,7 @@
 """The single costs docs/performance.md quotes, each measured alone: reading one upstream chunk through the SDK
 (httpx2; and the SDK's aiohttp transport if aiohttp is installed, with the SDK's line reader and with the app's),
-channels' per-message `aclose_old_connections` hop, and decoding one chunk with `json` (and `orjson` if installed).
+asking for a streamed answer through the SDK and the way the app does (`provider.direct`), channels' per-message
+`aclose_old_connections` hop, and decoding one chunk with `json` (and `orjson` if installed).
 
     python -m bench.micro
 
@@ -78,6 +79,53 @@ async def read_cost(base_url: str, transport: str, *, app_reader: bool = False) 
     return costs
 
 
+async def request_cost(base_url: str) -> dict[str, float]:
+    """CPU µs per answer of two tokens, 100 at a time: asked through the SDK's `with_streaming_response.create` on its
+    aiohttp transport (as the app did before 2026-12-06), and as the app asks now, straight on its aiohttp session
+    (`provider.direct`). Mostly the request: the answer is a role chunk, two tokens, the finish and the usage."""
+    import openai
+
+    from streaming.provider import direct
+    from streaming.provider.transport import SessionTransport
+
+    messages = [{"role": "user", "content": "rate=0 tokens=2"}]
+    sdk = openai.AsyncOpenAI(
+        api_key="sk-bench", base_url=base_url, max_retries=0, http_client=openai.DefaultAioHttpClient()
+    )
+    app = openai.AsyncOpenAI(api_key="sk-bench", base_url=base_url, max_retries=0)
+    provider = direct.Provider.of_client(app, SessionTransport())
+    call = direct.Call(
+        "POST",
+        "chat/completions",
+        body={"model": "bench-model", "messages": messages, "stream": True, "stream_options": {"include_usage": True}},
+    )
+
+    async def through_sdk() -> None:
+        request = sdk.chat.completions.with_streaming_response.create(
+            model="bench-model", messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+        async with request as response:
+            async for _ in response.http_response.aiter_bytes():
+                pass
+
+    async def direct_request() -> None:
+        async with direct.open_stream(call, provider) as reply:
+            async for _ in reply.chunks():
+                pass
+
+    costs = {}
+    for label, ask in (("through the SDK", through_sdk), ("direct", direct_request)):
+        await asyncio.gather(*(ask() for _ in range(100)))  # connections and imports
+        started, count = time.process_time(), 0
+        for _ in range(5):
+            await asyncio.gather(*(ask() for _ in range(100)))
+            count += 100
+        costs[label] = (time.process_time() - started) / count * 1e6
+    await sdk.close()
+    await provider.transport.aclose()
+    return costs
+
+
 async def hop_cost() -> dict[str, float]:
     """CPU µs of channels' `aclose_old_connections()`, which `AsyncConsumer.dispatch` awaits before every message."""
     from channels.db import aclose_old_connections
@@ -128,6 +176,7 @@ async def measure(base_url: str) -> dict[str, dict[str, float]]:
         results["read a chunk, aiohttp transport, the app's reader (µs)"] = await read_cost(
             base_url, "aiohttp", app_reader=True
         )
+    results["ask for a streamed answer of two tokens (µs)"] = await request_cost(base_url)
     results["aclose_old_connections hop (µs)"] = await hop_cost()
     results["decode a chunk (µs)"] = json_cost()
     return results
