@@ -100,9 +100,13 @@ async def request_cost(base_url: str) -> dict[str, float]:
         body={"model": "bench-model", "messages": messages, "stream": True, "stream_options": {"include_usage": True}},
     )
 
-    async def through_sdk() -> None:
+    async def through_sdk() -> None:  # the messages in `extra_body`, as the app sent them, skip the SDK's schema walk
         request = sdk.chat.completions.with_streaming_response.create(
-            model="bench-model", messages=messages, stream=True, stream_options={"include_usage": True}
+            model="bench-model",
+            messages=[],
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_body={"messages": messages},
         )
         async with request as response:
             async for _ in response.http_response.aiter_bytes():

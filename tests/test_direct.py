@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from streaming import errors
-from streaming.provider import direct
+from streaming.provider import direct, transport
 from streaming.provider.direct import Call, Provider
 from streaming.provider.transport import SessionTransport
 from streaming.provider.upstream import get_client, get_provider
@@ -160,3 +160,39 @@ def test_the_provider_reads_the_clients_settings_once():
     assert provider.url(Call("GET", "responses/r", params={"stream": "true"})) == (
         "http://models.invalid/v1/responses/r?stream=true"
     )
+
+
+async def test_a_proxy_named_in_the_environment_carries_the_request(upstream, monkeypatch):
+    """As with the SDK's default client: `HTTP_PROXY` (and `NO_PROXY`) of the environment, read once per host."""
+    seen: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readline())  # the request line, with the whole URL in it
+        body = b'{"error": {"message": "the proxy says no"}}'
+        writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    monkeypatch.setenv("NO_PROXY", "")
+    transport._proxy_for.cache_clear()
+    try:
+        with pytest.raises(openai.PermissionDeniedError):
+            await body_of()
+    finally:
+        transport._proxy_for.cache_clear()
+        server.close()
+    assert seen == [f"POST {upstream.base_url}/chat/completions HTTP/1.1\r\n".encode()]
+    assert not upstream.requests
+
+
+def test_no_proxy_for_a_host_the_environment_exempts(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    transport._proxy_for.cache_clear()
+    try:
+        assert transport._proxy_for("https", "api.openai.com") == "http://proxy.invalid:3128"
+        assert transport._proxy_for("https", "internal.example") is None
+    finally:
+        transport._proxy_for.cache_clear()
