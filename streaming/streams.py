@@ -116,7 +116,7 @@ async def _admit(batch: list[_Asking], answer: Answer[Generation]) -> list[Gener
             worker=worker.id,
             checked=lambda outcomes: loop.call_soon_threadsafe(start, outcomes, context=context),
         )
-    except Exception as exc:
+    except BaseException as exc:  # cancelled too (the loop is closing): whether the rows went in is not known
         failed = True
         for generation in started:
             if isinstance(generation, Generation):

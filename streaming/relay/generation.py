@@ -148,7 +148,7 @@ class Generation:
         if not self._in_log.done():
             self._in_log.set_result(True)
 
-    def unrecorded(self, exc: Exception) -> None:
+    def unrecorded(self, exc: BaseException) -> None:
         """Its row could not be written: stop it, the request upstream with it; it ends with an error, unlogged."""
         logger.error("stream %s: its prompt could not be recorded: %s", self.stream, errors.describe(exc))
         if not self._in_log.done():
@@ -572,8 +572,9 @@ class Generation:
             first_output_ms=self.timing.first_output_ms(),
         )
         metrics.record_end(ending, model=self.model)
-        # Its row, if it is written, is in by now: the batch that writes it started this stream before the insert.
-        saved = await self._save(ending) if await self._in_log else True  # True: nothing to save, its end is sent
+        # A new stream starts before its row is written (see `streams._admit`): its end waits for the row, and is not
+        # saved if the row never came (True: its end is sent all the same).
+        saved = await self._save(ending) if await self._in_log else True
         if saved is False:
             logger.warning("stream %s was logged as ended elsewhere (taken for dead); its end is not sent", self.stream)
             return

@@ -63,8 +63,8 @@ class Tool:
         """The chat-completions `tools` entry. Strict (where the provider supports it, see `strict_schemas`) only when
         strict mode can take the schema: every property of every object required, as OpenAI demands.
 
-        The same dict at every call, to be read, not changed: building it (a deep copy of the schema) cost every
-        prompt of a burst as much as its database rows (docs/performance.md)."""
+        The same dict at every call, to be read, not changed: building it deep-copies the schema, which every prompt
+        of a burst did before (docs/performance.md)."""
         if (entry := self._entries.get(strict)) is None:
             entry = self._entries[strict] = self._openai_tool(strict)
         return entry
