@@ -165,7 +165,7 @@ async def test_an_admitted_prompt_goes_upstream_while_its_row_is_being_written(u
 async def test_a_prompt_whose_row_cannot_be_written_is_stopped_and_its_sockets_told(upstream, monkeypatch):
     """The checks passed and the answer began, then the insert failed: the answer is stopped, its request upstream
     closed, and the socket hears the end; nothing is logged, since the database took nothing."""
-    upstream.then(Script(tokens=["Hello", "!"], pause_after=1))
+    upstream.then(Script(tokens=["Hello", "!"], hang_after=1))  # the provider answers until the client closes
 
     def failing_save(batch: services._Batch, *, now: object) -> None:
         raise OperationalError("the database went away")
