@@ -8,7 +8,9 @@ a burst of hundreds of prompts that was the largest cost of each before it went 
 The SDK's client still says what a request is and what its failures are: the base URL, the headers (`default_headers`
 carries the key, the organization and the project), the timeout, and the retries (`OPENAI_MAX_RETRIES`: connection
 failures, timeouts, 408, 409, 429 and 5xx, after its backoff or the provider's `Retry-After`). A failure raises the
-SDK's own exception types, which `errors.from_upstream` maps to what a client hears.
+SDK's own exception types, which `errors.from_upstream` maps to what a client hears. The SDK's functions that decide
+a retry and build its exception are private (`_should_retry`, `_calculate_retry_timeout`, `_make_status_error`), so
+`retry_delay` and `status_error` say the same again from its public types; tests/test_direct.py holds them to it.
 """
 
 from __future__ import annotations
