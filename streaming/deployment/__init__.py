@@ -6,6 +6,7 @@
 - `shared`: the state workers share (each stream's record, presence, liveness), in Redis or in memory.
 - `publish`, `batching`: a stream's frames kept in its record and published, many in one Redis pipeline.
 - `redis_layer`, `layers`: the channel layers (Redis pub/sub; in memory for one process).
+- `reactor`: the Twisted reactor `chatproject.server` runs daphne on, which writes without asking epoll first.
 - `lag`: how late the event loop runs, which tells when the worker is overloaded.
 - `together`: work that arrives while the database is busy goes to it together (prompts, ends).
 - `metrics`: what the worker reports to Prometheus (`/metrics`), summed over a host's workers in multi-process mode.
