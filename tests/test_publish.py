@@ -47,6 +47,35 @@ async def test_a_frame_is_kept_in_its_record_and_reaches_every_socket_of_the_gro
     await layer.flush()
 
 
+async def test_a_busy_notice_reaches_the_sockets_just_before_its_delta_in_the_same_round_trip(
+    state, redis_url, monkeypatch
+):
+    layer = RedisLayer(hosts=[redis_url])
+    socket = await layer.new_channel()
+    await layer.group_add("client.carol", socket)
+    stream = str(uuid.uuid4())
+    entry = Entry(pos=1, seq=1, end=False, frame='{"text":"Hel"}')
+    event = frame_event("delta", stream, entry.frame, pos=1, seq=1)
+    busy = frame_event("busy", stream, '{"type":"busy"}')
+    pipelines = []
+    execute = PipelineBatcher.execute
+
+    async def counted(batcher, *commands):
+        pipelines.append([command[0] for command in commands])
+        return await execute(batcher, *commands)
+
+    monkeypatch.setattr(PipelineBatcher, "execute", counted)
+    await publish_kept(
+        shared=state, layer=layer, group="client.carol", stream=stream, entry=entry, event=event, before=busy
+    )
+
+    assert pipelines == [["RPUSH", "EXPIRE", "PUBLISH", "PUBLISH"]]  # the busy did not wait for a round trip alone
+    assert await asyncio.wait_for(layer.receive(socket), timeout=5) == busy
+    assert await asyncio.wait_for(layer.receive(socket), timeout=5) == event
+    assert (await state.entries_after(stream, 0)).entries == [entry]  # not kept: a busy is not replayed
+    await layer.flush()
+
+
 async def test_a_layer_on_another_redis_than_the_records_gets_its_frames_through_its_own_api(state, redis_url):
     other_database = redis_url.rpartition("/")[0] + "/3"  # another name for the server: the app cannot know it is one
     layer = RedisLayer(hosts=[other_database])

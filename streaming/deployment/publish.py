@@ -42,13 +42,20 @@ async def publish_kept(
     entry: Entry,
     event: dict[str, Any],
     after: int | None = None,
+    before: dict[str, Any] | None = None,
 ) -> bool:
-    """Add a frame to its stream's record (with `after`, see `SharedState.keep`), then send it; False when the
+    """Add a frame to its stream's record (with `after`, see `SharedState.keep`), then send it, just after `before`
+    if given (a frame that is not kept: `busy`, which costs no round trip of its own this way); False when the
     record had lost earlier frames (the caller rewrites it)."""
     if _shares_pipeline(shared, layer):
         channel, message = layer.group_channel(group), layer.serialize(event)
-        return await shared.keep_and_publish(stream, entry, channel=channel, message=message, after=after)
+        notice = layer.serialize(before) if before is not None else b""
+        return await shared.keep_and_publish(
+            stream, entry, channel=channel, message=message, before=notice, after=after
+        )
     whole = await shared.keep(stream, entry, after=after)
+    if before is not None:
+        await _group_send(layer, group, before)
     await _group_send(layer, group, event)
     if isinstance(layer, LocalChannelLayer) and layer.behind(group):
         with contextlib.suppress(TimeoutError):

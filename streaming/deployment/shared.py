@@ -204,10 +204,18 @@ class RedisState:
         return await self.keep_and_publish(stream, entry, after=after)
 
     async def keep_and_publish(
-        self, stream: str, entry: Entry, *, channel: str = "", message: bytes = b"", after: int | None = None
+        self,
+        stream: str,
+        entry: Entry,
+        *,
+        channel: str = "",
+        message: bytes = b"",
+        before: bytes = b"",
+        after: int | None = None,
     ) -> bool:
         """Add a frame to the stream's record, with `after` (see `keep`), and publish `message` on `channel` (if
-        given), in that order, in the next pipeline; False when the record had lost earlier frames.
+        given), just after `before` (if given: a frame that is not kept), in that order, in the next pipeline; False
+        when the record had lost earlier frames.
 
         The record's expiry is set with its first frame, to outlast the longest stream by `replay_ttl`: one command
         less for every other frame.
@@ -219,6 +227,7 @@ class RedisState:
         if after is not None:  # the handover's key has its expiry from its round's plan
             commands += (("HSET", handover_key(stream), "after", after),)
         if channel:
+            commands += (("PUBLISH", channel, before),) if before else ()
             commands += (("PUBLISH", channel, message),)
         with _store_errors():
             replies = await self.batcher.execute(*commands)

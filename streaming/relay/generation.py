@@ -493,14 +493,14 @@ class Generation:
             fields = fields_of_plan(replace(extra, pos=len(self.entries))) if kind == "plan" else extra
             await self.shared.note_handover(str(self.stream), fields)
             return
-        pos, seq = len(self.entries) + 1, 0
+        pos, seq, notice = len(self.entries) + 1, 0, None
         if kind == "delta":
-            if loop_lag.busy and not self.told_busy:
+            if loop_lag.busy and not self.told_busy:  # said just before the delta, in the same pipeline
                 self.told_busy = True
-                await self._tell_busy()
+                notice = self._busy_event()
             seq = len(self.transcript.deltas) + 1
         frame = protocol.encode(self._frame(kind, pos, seq, text, extra))
-        await self._keep(kind, frame, seq=seq, text=text, after=mark if self.takeover else None)
+        await self._keep(kind, frame, seq=seq, text=text, after=mark if self.takeover else None, before=notice)
 
     def _frame(self, kind: str, pos: int, seq: int, text: str, extra: Any) -> dict[str, Any]:
         stream = self.stream
@@ -525,9 +525,18 @@ class Generation:
         )
 
     async def _keep(
-        self, kind: str, frame: str, *, seq: int = 0, end: bool = False, text: str = "", after: int | None = None
+        self,
+        kind: str,
+        frame: str,
+        *,
+        seq: int = 0,
+        end: bool = False,
+        text: str = "",
+        after: int | None = None,
+        before: dict[str, Any] | None = None,
     ) -> None:
-        """Keep a frame in the stream's record and send it; write the record again if Redis lost it.
+        """Keep a frame in the stream's record and send it, after `before` if given (see `publish_kept`); write the
+        record again if Redis lost it.
 
         The frame joins the record in memory, and the log's transcript of it, before it is sent: once Redis has it, a
         socket may have it, and a replay from the log must reach as far.
@@ -546,15 +555,15 @@ class Generation:
             entry=entry,
             event=event,
             after=after,
+            before=before,
         )
         if not whole:
             logger.warning("stream %s: its record had lost frames (Redis restarted); writing it again", self.stream)
             await self.shared.rewrite(stream, self.entries)
 
-    async def _tell_busy(self) -> None:
+    def _busy_event(self) -> dict[str, Any]:
         frame = protocol.busy_frame(stream=self.stream, lag_ms=loop_lag.lag_ms)
-        event = frame_event("busy", self.stream, protocol.encode(frame))
-        await publish_event(shared=self.shared, layer=self.layer, group=self.client.group, event=event)
+        return frame_event("busy", self.stream, protocol.encode(frame))
 
     async def _finish(self, error: errors.StreamingError | None) -> None:
         """Save how the stream ended, then keep and send its end frame.
