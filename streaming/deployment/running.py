@@ -27,6 +27,7 @@ def add(generation: Generation) -> asyncio.Task[None]:
     """Run `generation` as a task of its own and keep it until it has ended."""
     stream = generation.stream
     task = asyncio.create_task(generation.run(), name=f"stream-{stream}")
+    generation.begin_reading()
     _running[stream] = (generation, task)
     metrics.stream_started(generation.model, taken_over=generation.taken_over)
     task.add_done_callback(lambda done: _forget(stream, done))
@@ -90,7 +91,9 @@ async def hand_over_within(seconds: float) -> None:
 
 
 def _forget(stream: uuid.UUID, task: asyncio.Task[None]) -> None:
-    _running.pop(stream, None)
+    forgotten = _running.pop(stream, None)
+    if task.cancelled() and forgotten is not None:
+        forgotten[0].stop()  # cancelled before its first step (the loop closing): its reader was already started
     metrics.stream_forgotten()
     if not task.cancelled() and task.exception() is not None:
         exc = task.exception()

@@ -128,6 +128,7 @@ class Generation:
         self.reasoning_field = ""  # where the server sent reasoning (see `upstream.ECHOED_REASONING_FIELD`)
         self.told_busy = False
         self._reader: asyncio.Task[None] | None = None
+        self._outbox: Outbox | None = None
         self._stopped = False
         self._stop_error: errors.StreamingError | None = None
         self._deadline: asyncio.Timeout | None = None
@@ -217,9 +218,18 @@ class Generation:
         self._released = True
         self.stop()
 
+    def begin_reading(self) -> None:
+        """Start the task that asks the model, if `run` has not yet: `running.add` calls this as it starts `run`, so
+        that the request leaves at the loop's next turn rather than one turn after `run`'s first step, which in a
+        burst is several milliseconds before a stream's first words."""
+        if self._reader is None:
+            self._outbox = Outbox(self._send, limit=app_settings.BUFFER_DELTAS)
+            self._reader = asyncio.create_task(self._read(self._outbox), name=f"upstream-{self.stream}")
+
     async def run(self) -> None:
-        outbox = Outbox(self._send, limit=app_settings.BUFFER_DELTAS)
-        self._reader = asyncio.create_task(self._read(outbox), name=f"upstream-{self.stream}")
+        self.begin_reading()
+        outbox = self._outbox
+        assert outbox is not None and self._reader is not None
         watchdog = asyncio.create_task(self._stop_when_nobody_watches(), name=f"watchdog-{self.stream}")
         if self._stopped:
             self._reader.cancel()
