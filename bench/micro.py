@@ -1,7 +1,8 @@
 """The single costs docs/performance.md quotes, each measured alone: reading one upstream chunk through the SDK
 (httpx2; and the SDK's aiohttp transport if aiohttp is installed, with the SDK's line reader and with the app's),
 asking for a streamed answer through the SDK and the way the app does (`provider.direct`), channels' per-message
-`aclose_old_connections` hop, and decoding one chunk with `json` (and `orjson` if installed).
+`aclose_old_connections` hop, decoding one chunk with `json` (and `orjson` if installed), and writing a frame through
+Twisted on daphne's reactor and on the app's (`streaming.deployment.reactor`).
 
     python -m bench.micro
 
@@ -152,6 +153,53 @@ async def hop_cost() -> dict[str, float]:
     return costs
 
 
+async def write_cost() -> dict[str, float]:
+    """CPU µs of a frame written by a Twisted connection, one frame per loop turn as a relayed stream writes them, on
+    Twisted's asyncio reactor (a writer added and removed with the loop per frame) and on the one `chatproject.server`
+    installs (`streaming.deployment.reactor`); a plain asyncio client in the same process reads them."""
+    from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+    from twisted.internet.protocol import Factory, Protocol
+
+    from streaming.deployment.reactor import PromptWriteReactor
+
+    loop, frame, count = asyncio.get_running_loop(), b"\x81\x3c" + b"x" * 60, 20_000
+
+    class Writer(Protocol):
+        def connectionMade(self) -> None:
+            self.left = count
+            self.write_one()
+
+        def write_one(self) -> None:
+            self.transport.write(frame)
+            self.left -= 1
+            if self.left:
+                loop.call_soon(self.write_one)
+
+    class Reader(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.expected, self.done = count * len(frame), loop.create_future()
+
+        def data_received(self, data: bytes) -> None:
+            self.expected -= len(data)
+            if self.expected <= 0 and not self.done.done():
+                self.done.set_result(None)
+
+    costs = {}
+    for name, reactor_class in (
+        ("Twisted's asyncio reactor", AsyncioSelectorReactor),
+        ("this app's", PromptWriteReactor),
+    ):
+        reactor = reactor_class(loop)
+        port = reactor.listenTCP(0, Factory.forProtocol(Writer), interface="127.0.0.1")
+        started = time.process_time()
+        transport, reader = await loop.create_connection(Reader, "127.0.0.1", port.getHost().port)
+        await reader.done
+        costs[name] = (time.process_time() - started) / count * 1e6
+        transport.close()
+        await port.stopListening().asFuture(loop)
+    return costs
+
+
 def json_cost() -> dict[str, float]:
     decoders = {"json.loads": json.loads}
     try:
@@ -183,6 +231,7 @@ async def measure(base_url: str) -> dict[str, dict[str, float]]:
     results["ask for a streamed answer of two tokens (µs)"] = await request_cost(base_url)
     results["aclose_old_connections hop (µs)"] = await hop_cost()
     results["decode a chunk (µs)"] = json_cost()
+    results["write a frame to a socket, and read it (µs)"] = await write_cost()
     return results
 
 

@@ -34,7 +34,7 @@ ACTIVITIES: dict[str, tuple[list[str], list[str]]] = {
     "  channel layer group_send (in memory)": (["group_send"], []),
     "Redis pipelines: keep for replay and publish, all streams": (["PipelineBatcher._send"], []),
     "channel layer: deliver to consumers (receive loop)": (
-        ["await_many_dispatch", "RedisSingleShardConnection._do_receiving"],
+        ["await_many_dispatch", "dispatch_each.<locals>.read", "RedisSingleShardConnection._do_receiving"],
         ["AsyncConsumer.dispatch", "ChatConsumer.dispatch"],
     ),
     "channels: aclose_old_connections before every message (a hop to the DB thread)": (["aclose_old_connections"], []),
@@ -83,6 +83,9 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.Namespac
     parser.add_argument("--reasoning", type=int, default=0, help="reasoning tokens before each answer's text")
     parser.add_argument("--ramp", type=float, help="seconds over which prompts are spread (default: bench.run's)")
     parser.add_argument("--gil", action="store_true", help="sample only the thread holding the GIL (py-spy --gil)")
+    parser.add_argument(
+        "--window", type=float, help="seconds to sample from the first prompt (default: the whole run); 2 for a burst"
+    )
     parser.add_argument("--sample-rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "bench-profile", help="raw samples")
     parser.add_argument("--database", choices=["auto", "postgres", "sqlite"], default="auto")
@@ -131,6 +134,8 @@ def profile(bench: run.Bench, servers: stack.Workers, options: argparse.Namespac
     if not options.rate:
         plan.ramp, plan.procs = 0, 1
     seconds = plan.ramp + (plan.answer_seconds or 3) + 2  # and the ends, saved after the last token
+    if options.window:
+        seconds = options.window + 0.3  # the lead below
     started = load.start(plan)
     sampling = ["-r", str(options.sample_rate), "-d", f"{seconds:.0f}", "-f", "raw", "-o", str(folded)]
     sampling += ["--gil"] if options.gil else []
