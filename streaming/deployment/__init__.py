@@ -7,6 +7,7 @@
 - `publish`, `batching`: a stream's frames kept in its record and published, many in one Redis pipeline.
 - `redis_layer`, `layers`: the channel layers (Redis pub/sub; in memory for one process).
 - `reactor`: the Twisted reactor `chatproject.server` runs daphne on, which writes without asking epoll first.
+- `dispatch`: how a socket's consumer takes its messages, two turns of the loop sooner than Channels' own loop.
 - `lag`: how late the event loop runs, which tells when the worker is overloaded.
 - `together`: work that arrives while the database is busy goes to it together (prompts, ends).
 - `metrics`: what the worker reports to Prometheus (`/metrics`), summed over a host's workers in multi-process mode.
