@@ -20,7 +20,6 @@ from streaming import errors, instructions, protocol, selectors, services, tools
 from streaming.clients import Client
 from streaming.conf import app_settings
 from streaming.deployment import running
-from streaming.deployment.publish import frame_event, publish_event
 from streaming.deployment.shared import Entry, Record, get_shared
 from streaming.deployment.together import Answer, Batches
 from streaming.deployment.worker import WORKERS_GROUP, worker
@@ -60,7 +59,8 @@ class _Asking:
 async def stream_start(
     *, client: Client, prompt: protocol.Prompt, layer: BaseChannelLayer, address: str = ""
 ) -> protocol.StartFrame:
-    """Record the prompt, start generating, and tell the client's sockets; returns the `start` frame.
+    """Record the prompt and start generating; returns the `start` frame, for the socket that asked (the client's
+    sockets are told once the prompt's row is in the log).
 
     `address` is the hash of where the prompt came from, which the budgets of anonymous clients count by.
 
@@ -73,18 +73,8 @@ async def stream_start(
     offered = tools.offered_tools(caller=client, model=prompt.model)  # a hook that raises refuses the prompt here
     asking = _Asking(services.Arrival(client, prompt, address), layer, started, offered)
     generation = await _admission.submit(asking)
-    # The request to the model is on its way while `start` goes out; `start` still comes first, as the stream's
-    # frames share one ordered path (see `publish`).
-    try:
-        await publish_event(
-            shared=generation.shared,
-            layer=layer,
-            group=client.group,
-            event=frame_event("start", generation.stream, protocol.encode(generation.start)),
-        )
-    except Exception:
-        generation.stop(errors.StreamingError())  # no socket knows of the stream: end it, logged as failed
-        raise
+    # The request to the model is on its way. The client's other sockets are told of the stream once its row is in
+    # the log (`Generation.recorded`); this one is sent `start` by its consumer now.
     return generation.start
 
 

@@ -23,7 +23,7 @@ from streaming.models import Exchange
 from streaming.protocol import Prompt
 from streaming.relay.ending import Ending
 from streaming.relay.transcript import Transcript
-from tests.conftest import open_socket
+from tests.conftest import new_session, open_socket
 from tests.conftest import prompt as prompt_frame
 from tests.fake_openai import Script
 from tests.test_budgets import waiting_for_a_lock
@@ -158,6 +158,40 @@ async def test_an_admitted_prompt_goes_upstream_while_its_row_is_being_written(u
     row = await Exchange.objects.aget(id=frames[-1]["stream"])
     assert row.status == Exchange.Status.COMPLETED and row.answer == "Hello!"
     await socket.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_clients_other_sockets_hear_of_a_stream_once_its_row_is_in_the_log(upstream, monkeypatch):
+    """A socket that learns of a stream must find it in the log, wherever it asks next: a cancel that lands on
+    another worker looks the stream up there. The socket that asked gets its `start` at once all the same."""
+    answering = Script(tokens=["Hello", "!"], pause_after=1)
+    upstream.then(answering)
+    insert = threading.Event()
+    save = services._Batch.save
+
+    def held_save(batch: services._Batch, *, now: object) -> None:  # in the database thread
+        insert.wait(10)
+        save(batch, now=now)
+
+    monkeypatch.setattr(services._Batch, "save", held_save)
+    session = await database_sync_to_async(new_session)()
+    asker, other_tab = await open_socket(session_key=session), await open_socket(session_key=session)
+    try:
+        await asker.send(prompt_frame("Hello?"))
+        start = await asker.receive()
+        assert start["type"] == "start"
+        async with asyncio.timeout(5):
+            await answering.paused.wait()  # the answer has begun, its row still held back
+        assert await other_tab.nothing_received()
+    finally:
+        insert.set()
+        answering.proceed.set()
+    assert await other_tab.receive() == start
+    assert await Exchange.objects.filter(id=start["stream"]).aexists()
+    await asker.stream_to_end()
+    await other_tab.stream_to_end()
+    await asker.close()
+    await other_tab.close()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 
-from streaming import streams
 from streaming.deployment import running
 from streaming.models import Conversation, Exchange
+from streaming.relay import generation as generation_module
 from tests.conftest import new_session, open_socket, prompt, texts
 from tests.fake_openai import Script
 
@@ -280,21 +280,23 @@ async def test_a_stream_past_the_time_limit_is_stopped_and_logged_as_interrupted
     await socket.close()
 
 
-async def test_a_start_that_cannot_be_sent_ends_the_stream_and_the_log_says_so(upstream, monkeypatch):
+async def test_a_start_that_cannot_reach_the_clients_sockets_ends_the_stream_and_the_log_says_so(upstream, monkeypatch):
     upstream.then(Script(tokens=["never", " seen"], hang_after=1))
-    sent = streams.publish_event
+    sent = generation_module.publish_event
 
     async def refuse_start(*, event, **kwargs):
         if event["kind"] == "start":
             raise ConnectionError("the channel layer is down")
         await sent(event=event, **kwargs)
 
-    monkeypatch.setattr(streams, "publish_event", refuse_start)
+    monkeypatch.setattr(generation_module, "publish_event", refuse_start)
     socket = await open_socket()
     await socket.send(prompt("Hi", request="q-lost"))
 
-    refused = await socket.receive()
-    assert refused["type"] == "error" and refused["code"] == "internal_error" and refused["request"] == "q-lost"
+    frames = await socket.stream_to_end()
+    start, end = frames[0], frames[-1]
+    assert start["type"] == "start" and start["request"] == "q-lost"  # the asking socket's own, from its consumer
+    assert end["type"] == "error" and end["code"] == "internal_error" and end["stream"] == start["stream"]
     await running.streams_finished()
     row = await Exchange.objects.aget(request="q-lost")
     assert row.status == Exchange.Status.FAILED and row.error_code == "internal_error"
@@ -303,13 +305,13 @@ async def test_a_start_that_cannot_be_sent_ends_the_stream_and_the_log_says_so(u
 
 async def test_the_socket_that_asked_follows_its_stream_even_when_the_groups_start_is_lost(upstream, monkeypatch):
     upstream.then(Script(tokens=["Still", " here."]))
-    sent = streams.publish_event
+    sent = generation_module.publish_event
 
     async def lose_start(*, event, **kwargs):
         if event["kind"] != "start":  # as in the second after a Redis restart, before the layer subscribes again
             await sent(event=event, **kwargs)
 
-    monkeypatch.setattr(streams, "publish_event", lose_start)
+    monkeypatch.setattr(generation_module, "publish_event", lose_start)
     session = await database_sync_to_async(new_session)()
     asker, other_tab = await open_socket(session_key=session), await open_socket(session_key=session)
     await asker.send(prompt("Hi", request="q-asked"))

@@ -141,20 +141,44 @@ class Generation:
         self._released = False  # handed over to another worker (`release`): neither ended nor cancelled here
         # Whether its row is in the log: a new stream starts while its row is being written (see `streams`).
         self._in_log: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        if start is None:  # another worker's stream, taken over: its row was written long ago
+        # Open once its client's sockets have been told of it (`start`, see `recorded`): its frames wait for that.
+        self._announced = asyncio.Event()
+        self._announcing: asyncio.Task[None] | None = None
+        if start is None:  # another worker's stream, taken over: its row was written long ago, its start sent
             self._in_log.set_result(True)
+            self._announced.set()
 
     def recorded(self) -> None:
-        """Its row is in the log: its end may be saved there."""
+        """Its row is in the log: its end may be saved there, and its client's sockets may learn of it.
+
+        Its `start` goes out to them only now, and its frames after it: a socket that learns of a stream finds it
+        in the log, wherever it asks (a cancel that lands on another worker, the conversation API). The socket that
+        asked was sent its `start` already, by its consumer; the request upstream went out at the checks.
+        """
         if not self._in_log.done():
             self._in_log.set_result(True)
+            self._announcing = asyncio.create_task(self._announce(), name=f"start-{self.stream}")
 
     def unrecorded(self, exc: BaseException) -> None:
-        """Its row could not be written: stop it, the request upstream with it; it ends with an error, unlogged."""
+        """Its row could not be written: stop it, the request upstream with it; it ends with an error, unlogged,
+        which only the socket that asked hears of."""
         logger.error("stream %s: its prompt could not be recorded: %s", self.stream, errors.describe(exc))
         if not self._in_log.done():
             self._in_log.set_result(False)
+        self._announced.set()
         self.stop(errors.NotRecorded())
+
+    async def _announce(self) -> None:
+        """Send `start` to the client's sockets; if it cannot go, stop the stream (its end is logged failed)."""
+        assert self.start is not None
+        event = frame_event("start", self.stream, protocol.encode(self.start))
+        try:
+            await publish_event(shared=self.shared, layer=self.layer, group=self.client.group, event=event)
+        except Exception as exc:
+            logger.error("stream %s: its start could not be sent: %s", self.stream, errors.describe(exc))
+            self.stop(errors.StreamingError())
+        finally:
+            self._announced.set()
 
     def stop(self, error: errors.StreamingError | None = None) -> None:
         """Stop reading the model's answer: the client cancelled it (no error), or the server stopped it (error).
@@ -551,6 +575,8 @@ class Generation:
         The frame joins the record in memory, and the log's transcript of it, before it is sent: once Redis has it, a
         socket may have it, and a replay from the log must reach as far.
         """
+        if not self._announced.is_set():  # the stream's start goes first (see `recorded`)
+            await self._announced.wait()
         entry = Entry(pos=len(self.entries) + 1, seq=seq, end=end, frame=frame)
         self.entries.append(entry)
         if not end:
@@ -611,6 +637,7 @@ class Generation:
         """Without Redis in the way (another channel layer), the end still reaches the sockets; otherwise they find
         it in the log (see `ChatConsumer.recheck`)."""
         event = frame_event(kind, self.stream, frame, end=True)  # no place: a socket sends it as it comes
+        await self._announced.wait()
         try:
             await publish_event(shared=self.shared, layer=self.layer, group=self.client.group, event=event)
         except Exception as exc:
