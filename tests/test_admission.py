@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from channels.db import database_sync_to_async
@@ -131,27 +132,34 @@ async def test_a_frame_is_handled_while_the_database_thread_is_busy():
         await socket.close()
 
 
-@pytest.mark.django_db(transaction=True)
-async def test_an_admitted_prompt_goes_upstream_while_its_row_is_being_written(upstream, monkeypatch):
-    """Its checks have passed: the request does not wait for the insert, which is half a batch's time in a burst."""
-    answering = Script(tokens=["Hello", "!"], pause_after=1)
-    upstream.then(answering)
+@pytest.fixture
+def held_insert(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """A batch's rows are written (in the database thread) only once this is set, at the latest when the test ends."""
     insert = threading.Event()
     save = services._Batch.save
 
-    def held_save(batch: services._Batch, *, now: object) -> None:  # in the database thread
+    def held_save(batch: services._Batch, *, now: object) -> None:
         insert.wait(10)
         save(batch, now=now)
 
     monkeypatch.setattr(services._Batch, "save", held_save)
+    yield insert
+    insert.set()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_admitted_prompt_goes_upstream_while_its_row_is_being_written(upstream, held_insert):
+    """Its checks have passed: the request does not wait for the insert, which is half a batch's time in a burst."""
+    answering = Script(tokens=["Hello", "!"], pause_after=1)
+    upstream.then(answering)
     socket = await open_socket()
     try:
         await socket.send(prompt_frame("Hello?"))
         async with asyncio.timeout(5):
             await answering.paused.wait()  # the provider is answering...
-        assert not insert.is_set()  # ...while the row is still to be written (its insert is held until then)
+        assert not held_insert.is_set()  # ...while the row is still to be written (its insert is held until then)
     finally:
-        insert.set()
+        held_insert.set()
         answering.proceed.set()
     frames = await socket.stream_to_end()
     assert frames[-1]["type"] == "done"
@@ -161,19 +169,11 @@ async def test_an_admitted_prompt_goes_upstream_while_its_row_is_being_written(u
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_the_clients_other_sockets_hear_of_a_stream_once_its_row_is_in_the_log(upstream, monkeypatch):
+async def test_the_clients_other_sockets_hear_of_a_stream_once_its_row_is_in_the_log(upstream, held_insert):
     """A socket that learns of a stream must find it in the log, wherever it asks next: a cancel that lands on
     another worker looks the stream up there. The socket that asked gets its `start` at once all the same."""
     answering = Script(tokens=["Hello", "!"], pause_after=1)
     upstream.then(answering)
-    insert = threading.Event()
-    save = services._Batch.save
-
-    def held_save(batch: services._Batch, *, now: object) -> None:  # in the database thread
-        insert.wait(10)
-        save(batch, now=now)
-
-    monkeypatch.setattr(services._Batch, "save", held_save)
     session = await database_sync_to_async(new_session)()
     asker, other_tab = await open_socket(session_key=session), await open_socket(session_key=session)
     try:
@@ -184,7 +184,7 @@ async def test_the_clients_other_sockets_hear_of_a_stream_once_its_row_is_in_the
             await answering.paused.wait()  # the answer has begun, its row still held back
         assert await other_tab.nothing_received()
     finally:
-        insert.set()
+        held_insert.set()
         answering.proceed.set()
     assert await other_tab.receive() == start
     assert await Exchange.objects.filter(id=start["stream"]).aexists()
