@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from streaming import protocol
+from streaming.provider.pieces import merge_text
 from streaming.provider.upstream import Piece, read_chunk
 from streaming.relay.thinking import ThinkSplitter
 from streaming.relay.tool_calls import Answered, Arguments, CallAssembler, CallFragment, Opened, round_messages
@@ -55,6 +56,32 @@ def test_arguments_sent_as_an_object_are_read_as_their_json():
     assert read_chunk(chunk({"tool_calls": calls})).calls == (
         CallFragment(index=0, id="c", name="f", arguments='{"a":1}'),
     )
+
+
+def test_a_reads_runs_of_plain_text_become_one_piece_and_everything_else_keeps_its_place():
+    call = Piece(calls=(CallFragment(index=0, id="c", name="f"),))
+    pieces = [
+        Piece(text="Hel"),
+        Piece(text="lo"),
+        Piece(reasoning="Hm", reasoning_field="reasoning"),
+        Piece(text=", "),
+        Piece(text="you"),
+        call,
+        Piece(text="!", finish_reason="stop"),
+        Piece(usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}),
+    ]
+    assert merge_text(pieces) == [
+        Piece(text="Hello"),
+        pieces[2],
+        Piece(text=", you"),
+        call,
+        *pieces[-2:],
+    ]
+
+
+def test_text_marked_with_its_place_in_the_providers_stream_is_not_joined():
+    pieces = [Piece(text="a", at=1), Piece(text="b", at=2), Piece(text="c"), Piece(text="")]
+    assert merge_text(pieces) == pieces
 
 
 def split_all(pieces: list[str], *, inside: bool = False) -> tuple[str, str]:

@@ -11,7 +11,7 @@ import redis.asyncio
 import redis.exceptions
 
 from streaming.deployment.batching import PipelineBatcher
-from streaming.deployment.publish import frame_event, publish_kept
+from streaming.deployment.publish import frame_event, publish_event, publish_kept
 from streaming.deployment.redis_layer import RedisLayer
 from streaming.deployment.shared import Entry, RedisState, record_key
 from streaming.errors import StoreUnavailable
@@ -73,6 +73,41 @@ async def test_a_busy_notice_reaches_the_sockets_just_before_its_delta_in_the_sa
     assert await asyncio.wait_for(layer.receive(socket), timeout=5) == busy
     assert await asyncio.wait_for(layer.receive(socket), timeout=5) == event
     assert (await state.entries_after(stream, 0)).entries == [entry]  # not kept: a busy is not replayed
+    await layer.flush()
+
+
+async def test_a_frame_kept_once_the_start_is_in_line_need_not_wait_for_its_round_trip_and_comes_after_it(
+    state, redis_url, monkeypatch
+):
+    layer = RedisLayer(hosts=[redis_url])
+    socket = await layer.new_channel()
+    await layer.group_add("client.dave", socket)
+    stream = str(uuid.uuid4())
+    start = frame_event("start", stream, '{"type":"start"}')
+    entry = Entry(pos=1, seq=1, end=False, frame='{"text":"Hel"}')
+    delta = frame_event("delta", stream, entry.frame, pos=1, seq=1)
+    sent, send = [], PipelineBatcher._send
+
+    async def counted(batcher):
+        sent.append(len(batcher._queued))
+        await send(batcher)
+
+    monkeypatch.setattr(PipelineBatcher, "_send", counted)
+    keeping: list[asyncio.Task] = []
+
+    def in_line() -> None:  # as a stream's first delta is let through (`Generation._announce`)
+        assert sent == []  # the start has not even left
+        keeping.append(
+            asyncio.create_task(
+                publish_kept(shared=state, layer=layer, group="client.dave", stream=stream, entry=entry, event=delta)
+            )
+        )
+
+    await publish_event(shared=state, layer=layer, group="client.dave", event=start, queued=in_line)
+    assert await keeping[0] is True
+
+    assert await asyncio.wait_for(layer.receive(socket), timeout=5) == start
+    assert await asyncio.wait_for(layer.receive(socket), timeout=5) == delta
     await layer.flush()
 
 

@@ -36,11 +36,16 @@ class PipelineBatcher:
 
         Raises the error of the first of them that failed, or the connection's error.
         """
+        return await self.submit(*commands)
+
+    def submit(self, *commands: Command) -> asyncio.Future[list[Any]]:
+        """`execute`, whose commands take their place in line at once: whatever is submitted after this call runs
+        after them, although their replies have not come yet."""
         future = asyncio.get_running_loop().create_future()
         self._queued.append((commands, future))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send(), name="redis-pipeline")
-        return await future
+        return future
 
     async def aclose(self) -> None:
         await self._client.aclose()

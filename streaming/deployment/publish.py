@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from channels.layers import BaseChannelLayer
@@ -64,12 +65,26 @@ async def publish_kept(
     return whole
 
 
-async def publish_event(*, shared: SharedState, layer: BaseChannelLayer, group: str, event: dict[str, Any]) -> None:
-    """Send a stream's frame that is not kept in its record (`start`, `busy`), in order with the kept ones."""
+async def publish_event(
+    *,
+    shared: SharedState,
+    layer: BaseChannelLayer,
+    group: str,
+    event: dict[str, Any],
+    queued: Callable[[], None] | None = None,
+) -> None:
+    """Send a stream's frame that is not kept in its record (`start`, `busy`), in order with the kept ones.
+
+    `queued` is called as soon as a frame kept from then on is sure to be sent after this one: with the records'
+    pipeline, once the event is in line for it (a stream's first delta then need not wait a round trip for its
+    `start`); with any other layer, once it is sent.
+    """
     if _shares_pipeline(shared, layer):
-        await shared.publish(layer.group_channel(group), layer.serialize(event))
-    else:
-        await _group_send(layer, group, event)
+        await shared.publish(layer.group_channel(group), layer.serialize(event), queued=queued)
+        return
+    await _group_send(layer, group, event)
+    if queued is not None:
+        queued()
 
 
 def _shares_pipeline(shared: SharedState, layer: BaseChannelLayer) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -244,10 +244,14 @@ class RedisState:
         with _store_errors():
             await self.batcher.execute(*commands)
 
-    async def publish(self, channel: str, message: bytes) -> None:
-        """Publish `message` on `channel` with the next pipeline, in order with the records' frames."""
+    async def publish(self, channel: str, message: bytes, *, queued: Callable[[], None] | None = None) -> None:
+        """Publish `message` on `channel` with the next pipeline, in order with the records' frames; `queued` is
+        called once it holds its place in line, before its round trip: a frame kept after that is sent after it."""
         with _store_errors():
-            await self.batcher.execute(("PUBLISH", channel, message))
+            sent = self.batcher.submit(("PUBLISH", channel, message))
+            if queued is not None:
+                queued()
+            await sent
 
     async def aclose(self) -> None:
         await self.redis.aclose()

@@ -27,3 +27,35 @@ class Piece:
     # `relay.handover`), and the response's id, on the first event that names it.
     at: int | None = None
     response: str = ""
+
+
+def merge_text(pieces: list[Piece]) -> list[Piece]:
+    """`pieces` with each run of plain answer text (text and nothing else) joined into one piece.
+
+    A model sends one chunk per token, and one read of its response brings several while the worker runs late. The
+    relay would put each through the same steps only to merge them again into one frame (see `relay.outbox`); joined
+    here, those steps run once per read. Anything but plain text stays a piece of its own, in its place.
+    """
+    if len(pieces) < 2:
+        return pieces
+    merged: list[Piece] = []
+    run: list[str] = []
+    for piece in pieces:
+        if _plain(piece):
+            run.append(piece.text)
+            continue
+        if run:
+            merged.append(Piece(text="".join(run)))
+            run = []
+        merged.append(piece)
+    if run:
+        merged.append(Piece(text="".join(run)))
+    return merged
+
+
+def _plain(piece: Piece) -> bool:
+    return (
+        bool(piece.text)
+        and not (piece.reasoning or piece.calls or piece.finish_reason or piece.usage or piece.items or piece.response)
+        and piece.at is None
+    )

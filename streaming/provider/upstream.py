@@ -30,7 +30,7 @@ from streaming.protocol import Usage
 from streaming.provider import direct, responses
 from streaming.provider.demo import DemoTransport
 from streaming.provider.direct import Call, Provider
-from streaming.provider.pieces import Piece
+from streaming.provider.pieces import Piece, merge_text
 from streaming.provider.sse import DataLines
 from streaming.provider.transport import SessionTransport
 from streaming.relay.tool_calls import CallFragment
@@ -249,19 +249,36 @@ async def _read_pieces(
         lines = DataLines()
         finished = shown = False
         async for data in response.chunks():
-            for payload in lines.feed(data):
-                if payload == b"[DONE]":  # Chat Completions' end; the Responses API ends with its last event
-                    return
-                piece = read(orjson.loads(payload))
-                if piece is None:
-                    continue
+            pieces, done, failure = _pieces_of(lines.feed(data), read)
+            for piece in merge_text(pieces):
                 finished = finished or piece.finish_reason is not None
                 shown = shown or bool(piece.text or piece.reasoning or piece.calls)
                 yield piece
+            if failure is not None:
+                raise failure
+            if done:
+                return
             if shown and between_reads is not None:
                 await between_reads()
         if not finished:  # the body ended cleanly but the answer did not: a proxy or the provider cut it
             raise Truncated()
+
+
+def _pieces_of(
+    payloads: list[bytes], read: Callable[[dict[str, Any]], Piece | None]
+) -> tuple[list[Piece], bool, Exception | None]:
+    """The pieces of one read's payloads; whether the answer's end (`[DONE]`) was among them; and the error that
+    cut them short, raised only once the pieces before it are relayed."""
+    pieces: list[Piece] = []
+    try:
+        for payload in payloads:
+            if payload == b"[DONE]":  # Chat Completions' end; the Responses API ends with its last event
+                return pieces, True, None
+            if (piece := read(orjson.loads(payload))) is not None:
+                pieces.append(piece)
+    except Exception as exc:  # a malformed payload, or an error event: what came before it still counts
+        return pieces, False, exc
+    return pieces, False, None
 
 
 def reasons(model: str) -> bool:

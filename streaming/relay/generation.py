@@ -173,7 +173,9 @@ class Generation:
         assert self.start is not None
         event = frame_event("start", self.stream, protocol.encode(self.start))
         try:
-            await publish_event(shared=self.shared, layer=self.layer, group=self.client.group, event=event)
+            await publish_event(
+                shared=self.shared, layer=self.layer, group=self.client.group, event=event, queued=self._announced.set
+            )
         except Exception as exc:
             logger.error("stream %s: its start could not be sent: %s", self.stream, errors.describe(exc))
             self.stop(errors.StreamingError())
