@@ -7,8 +7,9 @@ import orjson
 import pytest
 
 from streaming import protocol
+from streaming.errors import UpstreamStreamError
 from streaming.provider.pieces import merge_text
-from streaming.provider.upstream import Piece, read_chunk
+from streaming.provider.upstream import Piece, pieces_of, read_chunk
 from streaming.relay.thinking import ThinkSplitter
 from streaming.relay.tool_calls import Answered, Arguments, CallAssembler, CallFragment, Opened, round_messages
 from streaming.relay.transcript import Transcript, place_after_delta, replay
@@ -82,6 +83,17 @@ def test_a_reads_runs_of_plain_text_become_one_piece_and_everything_else_keeps_i
 def test_text_marked_with_its_place_in_the_providers_stream_is_not_joined():
     pieces = [Piece(text="a", at=1), Piece(text="b", at=2), Piece(text="c"), Piece(text="")]
     assert merge_text(pieces) == pieces
+
+
+def test_what_a_read_brought_before_an_error_event_is_relayed_before_the_error_is_raised():
+    payloads = [orjson.dumps(chunk({"content": "Hel"})), b'{"error": {"message": "overloaded"}}', b"[DONE]"]
+    pieces, done, failure = pieces_of(payloads, read_chunk)
+    assert (pieces, done, type(failure)) == ([Piece(text="Hel")], False, UpstreamStreamError)
+    assert pieces_of([orjson.dumps(chunk({"content": "!"})), b"[DONE]", b"ignored"], read_chunk) == (
+        [Piece(text="!")],
+        True,
+        None,
+    )
 
 
 def split_all(pieces: list[str], *, inside: bool = False) -> tuple[str, str]:

@@ -249,7 +249,7 @@ async def _read_pieces(
         lines = DataLines()
         finished = shown = False
         async for data in response.chunks():
-            pieces, done, failure = _pieces_of(lines.feed(data), read)
+            pieces, done, failure = pieces_of(lines.feed(data), read)
             for piece in merge_text(pieces):
                 finished = finished or piece.finish_reason is not None
                 shown = shown or bool(piece.text or piece.reasoning or piece.calls)
@@ -264,7 +264,7 @@ async def _read_pieces(
             raise Truncated()
 
 
-def _pieces_of(
+def pieces_of(
     payloads: list[bytes], read: Callable[[dict[str, Any]], Piece | None]
 ) -> tuple[list[Piece], bool, Exception | None]:
     """The pieces of one read's payloads; whether the answer's end (`[DONE]`) was among them; and the error that
