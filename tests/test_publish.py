@@ -26,14 +26,25 @@ async def state(redis_url: str) -> AsyncIterator[RedisState]:
     await state.aclose()
 
 
+def first_delta(stream: str) -> tuple[Entry, dict]:
+    """A stream's first delta: its entry in the record, and the message that carries it to the sockets."""
+    entry = Entry(pos=1, seq=1, end=False, frame='{"text":"Hel"}')
+    return entry, frame_event("delta", stream, entry.frame, pos=1, seq=1)
+
+
+async def sockets_of(layer: RedisLayer, group: str, count: int = 1) -> list[str]:
+    """`count` sockets' channels, each in `group`."""
+    sockets = [await layer.new_channel() for _ in range(count)]
+    for socket in sockets:
+        await layer.group_add(group, socket)
+    return sockets
+
+
 async def test_a_frame_is_kept_in_its_record_and_reaches_every_socket_of_the_group(state, redis_url):
     layer = RedisLayer(hosts=[redis_url])
-    sockets = [await layer.new_channel() for _ in range(2)]
-    for socket in sockets:
-        await layer.group_add("client.alice", socket)
+    sockets = await sockets_of(layer, "client.alice", 2)
     stream = str(uuid.uuid4())
-    entry = Entry(pos=1, seq=1, end=False, frame='{"text":"Hel"}')
-    event = frame_event("delta", stream, entry.frame, pos=1, seq=1)
+    entry, event = first_delta(stream)
 
     whole = await publish_kept(shared=state, layer=layer, group="client.alice", stream=stream, entry=entry, event=event)
 
@@ -51,11 +62,9 @@ async def test_a_busy_notice_reaches_the_sockets_just_before_its_delta_in_the_sa
     state, redis_url, monkeypatch
 ):
     layer = RedisLayer(hosts=[redis_url])
-    socket = await layer.new_channel()
-    await layer.group_add("client.carol", socket)
+    [socket] = await sockets_of(layer, "client.carol")
     stream = str(uuid.uuid4())
-    entry = Entry(pos=1, seq=1, end=False, frame='{"text":"Hel"}')
-    event = frame_event("delta", stream, entry.frame, pos=1, seq=1)
+    entry, event = first_delta(stream)
     busy = frame_event("busy", stream, '{"type":"busy"}')
     pipelines = []
     execute = PipelineBatcher.execute
@@ -80,12 +89,10 @@ async def test_a_frame_kept_once_the_start_is_in_line_need_not_wait_for_its_roun
     state, redis_url, monkeypatch
 ):
     layer = RedisLayer(hosts=[redis_url])
-    socket = await layer.new_channel()
-    await layer.group_add("client.dave", socket)
+    [socket] = await sockets_of(layer, "client.dave")
     stream = str(uuid.uuid4())
     start = frame_event("start", stream, '{"type":"start"}')
-    entry = Entry(pos=1, seq=1, end=False, frame='{"text":"Hel"}')
-    delta = frame_event("delta", stream, entry.frame, pos=1, seq=1)
+    entry, delta = first_delta(stream)
     sent, send = [], PipelineBatcher._send
 
     async def counted(batcher):
