@@ -135,6 +135,7 @@ class Received:
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     paused: asyncio.Event = field(default_factory=asyncio.Event)
     method: str = "POST"
+    client_port: int = 0  # the port of the client's end of the connection
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -206,6 +207,7 @@ class FakeOpenAI:
         request: Received | None = None
         try:
             while request := await _read_request(reader):
+                request.client_port = writer.get_extra_info("peername")[1]
                 self.requests.append(request)
                 if not await self._route(request, reader, writer):
                     break

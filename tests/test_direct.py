@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 
 import httpx2
 import openai
@@ -111,6 +112,35 @@ async def test_a_reply_left_before_its_end_closes_its_connection(upstream):
             break
 
     await asyncio.wait_for(upstream.requests[0].closed.wait(), timeout=5)
+
+
+def unread_bytes(local_port: int) -> int:
+    """The bytes that wait, not yet read by their process, in the receive queue of this machine's TCP socket on
+    `local_port` (Linux's /proc/net/tcp, whose `rx_queue` of an open connection is just that)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rpartition(":")[2], 16) == local_port:
+            return int(fields[4].partition(":")[2], 16)
+    raise LookupError(local_port)
+
+
+async def test_a_held_reply_is_not_read_from_its_socket_until_it_is_let_go(upstream):
+    script = Script(tokens=["a", "b", "c"], pause_after=1)
+    upstream.then(script)
+
+    async with direct.open_stream(CHAT, get_provider()) as reply:
+        await script.paused.wait()
+        port = upstream.requests[0].client_port
+        with reply.hold():
+            script.proceed.set()
+            await asyncio.wait_for(upstream.requests[0].closed.wait(), timeout=5)  # the rest of the answer is sent
+            for _ in range(10):
+                await asyncio.sleep(0)
+            assert unread_bytes(port)  # and ten turns of the loop later, it still waits in the socket
+        body = b"".join([data async for data in reply.chunks()])
+
+    assert b'"content": "c"' in body and b"[DONE]" in body
+    assert unread_bytes(port) == 0
 
 
 async def test_the_sdk_shares_the_session(upstream):

@@ -4,6 +4,7 @@ way to new prompts."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import pytest
@@ -90,24 +91,39 @@ def test_a_stream_gives_way_for_ten_turns_of_the_loop_as_late_as_it_runs_at_most
     assert lag.give_way_ms(most_ms=0) == 0
 
 
-async def _held(settings, *, late: bool, pause_ms: int) -> bool:
-    """Whether `give_way` is still waiting after the loop has turned a few times."""
+async def _held(settings, *, late: bool, pause_ms: int) -> tuple[bool, bool]:
+    """Whether `give_way` is still waiting after the loop has turned a few times, and whether it is in the response's
+    hold meanwhile."""
     settings.STREAMING_LATE_READ_MS = pause_ms
     for _ in range(2):
         loop_lag.observe(50 if late else 0, threshold_ms=settings.STREAMING_BUSY_MS)
-    waiting = asyncio.create_task(give_way())
+    holding = False
+
+    @contextlib.contextmanager
+    def hold():
+        nonlocal holding
+        holding = True
+        try:
+            yield
+        finally:
+            holding = False
+
+    waiting = asyncio.create_task(give_way(hold))
     for _ in range(5):
         await asyncio.sleep(0)
-    held = not waiting.done()
+    held, held_in_hold = not waiting.done(), holding
     waiting.cancel()
-    return held
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    assert not holding  # let go, however the wait ends
+    return held, held_in_hold
 
 
-async def test_a_stream_gives_way_only_while_the_loop_is_late(settings):
+async def test_a_stream_gives_way_only_while_the_loop_is_late_and_holds_its_response_while_it_does(settings):
     try:
-        assert await _held(settings, late=True, pause_ms=60_000)
-        assert not await _held(settings, late=False, pause_ms=60_000)
-        assert not await _held(settings, late=True, pause_ms=0)  # turned off
+        assert await _held(settings, late=True, pause_ms=60_000) == (True, True)
+        assert await _held(settings, late=False, pause_ms=60_000) == (False, False)
+        assert await _held(settings, late=True, pause_ms=0) == (False, False)  # turned off
     finally:
         loop_lag.reset()
 
@@ -119,8 +135,10 @@ async def test_the_reader_gives_way_only_once_the_answer_has_shown_its_first_wor
     texts_read: list[str] = []
     gave_way_after: list[int] = []
 
-    async def between_reads() -> None:
+    async def between_reads(hold) -> None:
         gave_way_after.append(len(texts_read))
+        with hold():  # the response's socket is read again after it
+            await asyncio.sleep(0)
 
     async def write_the_rest() -> None:
         await script.paused.wait()  # everything before the pause is written

@@ -10,13 +10,17 @@ Well before it is busy, a late loop decides who goes first (`give_way`). A new p
 crosses a dozen turns of the loop (the socket, the database thread, the request, Redis, the socket again), and each
 turn is as long as everything else that is ready in it, most of which is reading and relaying the streams under way.
 So while the loop runs late, those streams read the model less often: what it writes meanwhile waits in the socket
-and arrives in one read and one frame, the loop's turns shorten, and new prompts get their first words sooner
-(docs/performance.md, "The first words under a burst"). A loop that is not late holds nothing back.
+(whose reading is paused: see `provider.transport.Hold`) and arrives in one read and one frame, the loop's turns
+shorten, and new prompts get their first words sooner (docs/performance.md, "The first words under a burst"). A loop
+that is not late holds nothing back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from streaming.conf import app_settings
 from streaming.deployment import metrics
@@ -74,9 +78,11 @@ class LoopLag:
 loop_lag = LoopLag()
 
 
-async def give_way() -> None:
+async def give_way(hold: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext) -> None:
     """Awaited by a stream between two reads of the model once it has shown its first words: while the loop runs
     late, the next read waits for `GIVE_WAY_TURNS` turns of the loop as late as it runs now, at most
-    `STREAMING_LATE_READ_MS` (0: never)."""
+    `STREAMING_LATE_READ_MS` (0: never), in `hold` (the response's): its socket is not read meanwhile either, or
+    every chunk the model writes would still cost the loop a wake-up, a read and a parse as it arrives."""
     if wait_ms := loop_lag.give_way_ms(most_ms=app_settings.LATE_READ_MS):
-        await asyncio.sleep(wait_ms / 1000)
+        with hold():
+            await asyncio.sleep(wait_ms / 1000)

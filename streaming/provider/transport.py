@@ -14,9 +14,11 @@ host, not by aiohttp at every request (with `~/.netrc`: 2 % of a worker's CPU in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,17 +30,24 @@ import httpx2
 MAX_CONNECTIONS = 1000
 
 
+# A context in which a reply's socket is not read: what the provider sends meanwhile waits in the kernel's buffer, and
+# comes in one read when it ends, instead of costing a wake-up, a read and a parse per chunk as it arrives.
+Hold = Callable[[], AbstractContextManager[None]]
+
+
 @dataclass(frozen=True)
 class Reply:
     """A response being read, whichever transport brought it: its status and headers, its body as it arrives
-    (`chunks`, raising httpx2's exceptions), all of it at once (`read`), and `close`, which gives the connection
-    back to the pool once the body was read to its end, and closes it otherwise (the provider stops generating)."""
+    (`chunks`, raising httpx2's exceptions), all of it at once (`read`), `close`, which gives the connection back to
+    the pool once the body was read to its end, and closes it otherwise (the provider stops generating), and `hold`
+    (see `Hold`; a transport other than the session's holds nothing)."""
 
     status: int
     headers: Mapping[str, str]
     chunks: Callable[[], AsyncIterator[bytes]]
     read: Callable[[], Awaitable[bytes]]
     close: Callable[[], Awaitable[None]]
+    hold: Hold = contextlib.nullcontext
 
 
 class SessionTransport(httpx2.AsyncBaseTransport):
@@ -72,7 +81,14 @@ class SessionTransport(httpx2.AsyncBaseTransport):
                     sock_connect=timeouts.get("connect"), sock_read=timeouts.get("read"), connect=timeouts.get("pool")
                 ),
             )
-        return Reply(response.status, response.headers, _chunks_of(response), _read_of(response), _close_of(response))
+        return Reply(
+            response.status,
+            response.headers,
+            _chunks_of(response),
+            _read_of(response),
+            _close_of(response),
+            _hold_of(response),
+        )
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         reply = await self.open(
@@ -128,6 +144,27 @@ def _chunks_of(response: aiohttp.ClientResponse) -> Callable[[], AsyncIterator[b
                 yield data
 
     return chunks
+
+
+def _hold_of(response: aiohttp.ClientResponse) -> Hold:
+    """Pausing the socket's reading is asyncio's public transport API; aiohttp's own flow control pauses the same
+    transport when its buffer is full, so a hold that finds it paused leaves it so. The hold stops no timer: the
+    read timeout (`sock_read`) still counts, which a hold of a fraction of a second does not reach."""
+
+    @contextlib.contextmanager
+    def hold() -> Iterator[None]:
+        transport = response.connection.transport if response.connection is not None else None
+        if transport is None or not transport.is_reading():
+            yield
+            return
+        transport.pause_reading()
+        try:
+            yield
+        finally:
+            if not transport.is_closing():
+                transport.resume_reading()
+
+    return hold
 
 
 def _read_of(response: aiohttp.ClientResponse) -> Callable[[], Awaitable[bytes]]:

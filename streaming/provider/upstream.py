@@ -32,13 +32,13 @@ from streaming.provider.demo import DemoTransport
 from streaming.provider.direct import Call, Provider
 from streaming.provider.pieces import Piece, merge_text
 from streaming.provider.sse import DataLines
-from streaming.provider.transport import SessionTransport
+from streaming.provider.transport import Hold, SessionTransport
 from streaming.relay.tool_calls import CallFragment
 
 logger = logging.getLogger(__name__)
 
 DEMO_MODEL = "demo"
-Pause = Callable[[], Awaitable[None]]
+Pause = Callable[[Hold], Awaitable[None]]  # awaited between reads, given the reply's `Hold`
 
 
 def demo_enabled() -> bool:
@@ -209,7 +209,8 @@ def stream_pieces(
     """Ask the model and yield its answer as it is written, through the API `STREAMING_OPENAI_API` names.
 
     Once the answer has shown its first words (text, reasoning or a tool call), `between_reads` is awaited after
-    each read of the response: what the model writes while it waits arrives with the next read.
+    each read of the response, with the response's `Hold`, to enter if it waits: what the model writes meanwhile
+    arrives with the next read.
 
     Closing this generator (or cancelling the task iterating it) closes the HTTP response, so the provider stops
     generating and the connection goes back to the pool.
@@ -259,7 +260,7 @@ async def _read_pieces(
             if done:
                 return
             if shown and between_reads is not None:
-                await between_reads()
+                await between_reads(response.hold)
         if not finished:  # the body ended cleanly but the answer did not: a proxy or the provider cut it
             raise Truncated()
 
