@@ -15,6 +15,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.defaultfilters import truncatechars
 from django.template.response import TemplateResponse
@@ -89,6 +90,23 @@ class ToolCallInline(ReadOnly, admin.StackedInline):
         return preformatted(call.result)
 
 
+class TakenOver(admin.SimpleListFilter):
+    """Exchanges another worker went on with after theirs died or restarted (`STREAMING_TAKEOVER`), or not."""
+
+    title = "taken over"
+    parameter_name = "taken_over"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> QuerySet[Exchange]:
+        if self.value() == "yes":
+            return queryset.filter(takeovers__gt=0)
+        if self.value() == "no":
+            return queryset.filter(takeovers=0)
+        return queryset
+
+
 @admin.register(Exchange)
 class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
     list_display = [
@@ -106,7 +124,15 @@ class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
         "completion_tokens",
         "counted_tokens",
     ]
-    list_filter = ["status", "feedback", "model", "finish_reason", "demo", ("created", admin.DateFieldListFilter)]
+    list_filter = [
+        "status",
+        "feedback",
+        "model",
+        "finish_reason",
+        "demo",
+        TakenOver,
+        ("created", admin.DateFieldListFilter),
+    ]
     search_fields = ["prompt", "answer", "feedback_comment"]
     date_hierarchy = "created"
     list_select_related = ["user"]
@@ -130,7 +156,21 @@ class ExchangeAdmin(ReadOnly, admin.ModelAdmin):
         ),
         ("Request", {"fields": ["model", "demo", "parameters", "prompt_text"]}),
         ("Reasoning", {"fields": ["reasoning_text"], "classes": ["collapse"]}),
-        ("Answer", {"fields": ["status", "finish_reason", "error_code", "error_message", "answer_text", "last_seq"]}),
+        (
+            "Answer",
+            {
+                "fields": [
+                    "status",
+                    "finish_reason",
+                    "error_code",
+                    "error_message",
+                    "answer_text",
+                    "last_seq",
+                    "worker",
+                    "takeovers",
+                ]
+            },
+        ),
         ("Feedback", {"fields": ["feedback", "feedback_comment_text", "feedback_at"]}),
         (
             "Timing and usage",

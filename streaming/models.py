@@ -102,7 +102,14 @@ class Exchange(models.Model):
     layout = models.JSONField(
         default=list, blank=True, help_text="The order of the stream's frames, so an ended stream can be replayed."
     )
-    worker = models.CharField(max_length=100, blank=True, db_index=True, help_text="The process that generated it.")
+    worker = models.CharField(
+        max_length=100, blank=True, db_index=True, help_text="The process that generated it (the last, if taken over)."
+    )
+    takeovers = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="How many times another worker went on with the answer after the one generating it died or "
+        "restarted (STREAMING_TAKEOVER).",
+    )
     ttft_ms = models.PositiveIntegerField(null=True, blank=True, verbose_name="time to first token (ms)")
     first_output_ms = models.PositiveIntegerField(
         null=True, blank=True, verbose_name="time to first output (ms)", help_text="Reasoning, a tool call or text."

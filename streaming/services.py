@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Length
 from django.utils import timezone
@@ -426,7 +426,7 @@ def exchange_claim(*, exchange_id: uuid.UUID, owner: str, worker: str) -> bool:
     `deployment.takeover`). Returns whether this call did it: of several workers that try at once, exactly one does.
     """
     claimed = Exchange.objects.filter(id=exchange_id, status=Exchange.Status.STREAMING, worker=owner)
-    return claimed.update(worker=worker) == 1
+    return claimed.update(worker=worker, takeovers=F("takeovers") + 1) == 1
 
 
 def exchange_interrupt(

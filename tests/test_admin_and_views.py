@@ -76,6 +76,28 @@ def test_staff_read_the_reasoning_and_the_tool_calls_in_order_as_inert_text(clie
     assert detail.index("search_history") < detail.index("current_time")
 
 
+def test_staff_tell_an_answer_another_worker_went_on_with_and_which_worker_ended_it(client, logged_exchange):
+    taken_over = Exchange.objects.create(
+        conversation=logged_exchange.conversation,
+        client="session:abc",
+        request="r2",
+        model="fake-model",
+        prompt="And at sunset?",
+        status=Exchange.Status.COMPLETED,
+        worker="worker-b",
+        takeovers=1,
+    )
+    client.force_login(User.objects.create_user("staff", is_staff=True, is_superuser=True))
+    changelist = reverse("admin:streaming_exchange_changelist")
+
+    listed = client.get(changelist, {"taken_over": "yes"}).content.decode()
+    assert "And at sunset?" in listed and "Why is the sky blue?" not in listed
+    listed = client.get(changelist, {"taken_over": "no"}).content.decode()
+    assert "Why is the sky blue?" in listed and "And at sunset?" not in listed
+    detail = client.get(reverse("admin:streaming_exchange_change", args=[taken_over.pk])).content.decode()
+    assert "worker-b" in detail and "Takeovers" in detail
+
+
 def test_the_log_is_hidden_from_users_who_are_not_staff(client, logged_exchange):
     client.force_login(User.objects.create_user("visitor"))
     response = client.get(reverse("admin:streaming_exchange_changelist"))

@@ -129,7 +129,7 @@ async def test_a_worker_that_dies_mid_answer_is_taken_over_and_the_client_gets_t
     tenth = [e for e in background(takeover).payloads if e["type"] == "response.output_text.delta"][9]
     assert retrieves(takeover) == [{"stream": "true", "starting_after": str(tenth["sequence_number"])}]
     row = await Exchange.objects.aget(id=start["stream"])
-    assert (row.status, row.answer, row.worker) == ("completed", "".join(TOKENS), worker.id)
+    assert (row.status, row.answer, row.worker, row.takeovers) == ("completed", "".join(TOKENS), worker.id, 1)
     assert takeover.cancelled == []  # it ended by itself: nothing to cancel
     await socket.close()
 
@@ -388,7 +388,7 @@ async def test_a_stream_taken_over_can_be_taken_over_again_when_its_new_worker_d
     # Each re-attached (if it got as far as asking) where the first worker had left off.
     assert {query["starting_after"] for query in retrieves(takeover)} == {str(fifth["sequence_number"])}
     row = await Exchange.objects.aget(id=start["stream"])
-    assert (row.status, row.answer) == ("completed", "".join(TOKENS))
+    assert (row.status, row.answer, row.takeovers) == ("completed", "".join(TOKENS), 2)
     await socket.close()
 
 
