@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streaming.clients import Client
-from streaming.relay.handover import CannotResume, Handover, Plan, fields_of_plan, resume_of
+from streaming.relay.handover import CannotResume, Handover, Plan, fields_of, fields_of_plan, resume_of
 
 PLAN = Plan(
     client=Client(key="user:7", user_id=7, is_staff=True),
@@ -51,6 +51,17 @@ def test_a_plan_and_what_follows_it_come_back_as_they_were_kept():
         plan=PLAN, response="resp_1", after=41, call_indexes={"call_b": 2}, reasoning_field="reasoning_summary"
     )
     assert Handover.of_fields({"after": "3"}) is None  # no round began: nothing to go on with
+
+
+@pytest.mark.parametrize(
+    "handover",
+    [
+        Handover(plan=PLAN),
+        Handover(plan=PLAN, response="resp_1", after=41, call_indexes={"call_b": 2}, reasoning_field="reasoning"),
+    ],
+)
+def test_a_handover_written_again_from_a_taken_over_stream_reads_back_as_it_was(handover):
+    assert Handover.of_fields(stored(fields_of(handover))) == handover
 
 
 def test_a_stream_taken_over_mid_answer_goes_on_after_the_last_event_relayed_with_the_rounds_text():

@@ -287,6 +287,30 @@ async def test_a_later_round_taken_over_mid_answer_tells_the_model_that_rounds_t
     await socket.close()
 
 
+async def test_a_stream_whose_handover_a_redis_restart_emptied_is_still_taken_over_when_its_worker_dies(
+    takeover, redis_url
+):
+    script = Script(tokens=TOKENS, pause_after=8, interval=0.05)  # a frame per token or so
+    takeover.then(script)
+    socket = await open_socket()
+    await socket.send(prompt())
+    start = await socket.receive()
+    first = (await socket.receive())["text"]
+    redis.Redis.from_url(redis_url).flushdb()  # what a Redis restart without persistence does
+    await socket.receive_text("".join(TOKENS[:8])[len(first) :])  # the next frame found the hole, wrote it again
+    await takeover.requests[0].paused.wait()
+
+    await die(start["stream"])
+    assert await sweep() == 1
+    script.proceed.set()
+
+    end = await socket.stream_to_end()
+    assert texts(end) == "".join(TOKENS[8:]) and end[-1]["finish_reason"] == "stop"
+    row = await Exchange.objects.aget(id=start["stream"])
+    assert (row.status, row.answer, row.takeovers) == ("completed", "".join(TOKENS), 1)
+    await socket.close()
+
+
 async def test_a_handover_that_a_redis_restart_emptied_is_begun_again_and_still_expires(takeover, redis_url):
     store = redis.Redis.from_url(redis_url)
     takeover.then(Script(tokens=TOKENS, hang_after=8, interval=0.02))

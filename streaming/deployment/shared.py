@@ -83,8 +83,11 @@ class SharedState(Protocol):
         the caller then rewrites it whole. `after`: the number of the last upstream event the frame carries, kept
         with it for a worker that takes the stream over (see `relay.handover`)."""
 
-    async def rewrite(self, stream: str, entries: list[Entry]) -> None:
-        """Replace the stream's record with `entries`, all of its frames so far."""
+    async def rewrite(
+        self, stream: str, entries: list[Entry], *, handover: dict[str, str | bytes] | None = None
+    ) -> None:
+        """Replace the stream's record with `entries`, all of its frames so far, and its handover with `handover`
+        (if given: every field `note_handover` and `keep`'s `after` have kept for its present round)."""
 
     async def entries_after(self, stream: str, after: int) -> Record:
         """The record's entries after place `after`."""
@@ -140,8 +143,13 @@ class MemoryState:
     async def handover(self, stream: str) -> dict[str, str]:
         return dict(self._handovers.get(stream, {}))
 
-    async def rewrite(self, stream: str, entries: list[Entry]) -> None:
+    async def rewrite(
+        self, stream: str, entries: list[Entry], *, handover: dict[str, str | bytes] | None = None
+    ) -> None:
         self._records[stream] = (list(entries), time.monotonic() + self.stream_ttl + self.replay_ttl)
+        if handover is not None:
+            self._handovers.pop(stream, None)
+            await self.note_handover(stream, handover)
 
     async def entries_after(self, stream: str, after: int) -> Record:
         entries, expires = self._records.get(stream, ([], 0.0))
@@ -233,14 +241,18 @@ class RedisState:
             replies = await self.batcher.execute(*commands)
         return replies[0] == entry.pos
 
-    async def rewrite(self, stream: str, entries: list[Entry]) -> None:
-        key = record_key(stream)
+    async def rewrite(
+        self, stream: str, entries: list[Entry], *, handover: dict[str, str | bytes] | None = None
+    ) -> None:
+        key, kept = record_key(stream), handover_key(stream)
         commands: tuple[Command, ...] = (("DEL", key),)
         if entries:
             commands += (("RPUSH", key, *(entry.encode() for entry in entries)),)
             commands += (("EXPIRE", key, self.stream_ttl + self.replay_ttl),)
-            # A handover that the restart emptied has been begun again by the frame that found the hole: it expires too.
-            commands += (("EXPIRE", handover_key(stream), self.stream_ttl + self.replay_ttl),)
+        if handover:  # the restart emptied it too, but for what the frame that found the hole wrote again
+            commands += (("DEL", kept), ("HSET", kept, *(part for pair in handover.items() for part in pair)))
+        if entries or handover:  # a handover begun again by that frame alone expires all the same
+            commands += (("EXPIRE", kept, self.stream_ttl + self.replay_ttl),)
         with _store_errors():
             await self.batcher.execute(*commands)
 

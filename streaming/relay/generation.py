@@ -48,7 +48,7 @@ from streaming.provider.upstream import (
 )
 from streaming.relay import history
 from streaming.relay.ending import CANCELLED, Ending, end_frame
-from streaming.relay.handover import Handover, Plan, Resume, fields_of_plan
+from streaming.relay.handover import Handover, Plan, Resume, fields_of, fields_of_plan
 from streaming.relay.outbox import Outbox
 from streaming.relay.thinking import ThinkSplitter
 from streaming.relay.timing import Timing
@@ -144,6 +144,8 @@ class Generation:
         # Open once its client's sockets have been told of it (`start`, see `recorded`): its frames wait for that.
         self._announced = asyncio.Event()
         self._announcing: asyncio.Task[None] | None = None
+        # What its handover holds in Redis (see `relay.handover`), to write again should a Redis restart empty it.
+        self._handover: dict[str, str | bytes] = {}
         if start is None:  # another worker's stream, taken over: its row was written long ago, its start sent
             self._in_log.set_result(True)
             self._announced.set()
@@ -230,6 +232,7 @@ class Generation:
         generation._answer_chars = len(generation.transcript.answer)
         generation._reasoning_chars = len(generation.transcript.reasoning)
         generation.reasoning_field = handover.reasoning_field
+        generation._handover = fields_of(handover)
         generation.usage = plan.usage
         return generation
 
@@ -527,8 +530,11 @@ class Generation:
         take-over, keep what another worker would need (`relay.handover`), in order with the frames."""
         if kind in ("plan", "handover"):
             fields = fields_of_plan(replace(extra, pos=len(self.entries))) if kind == "plan" else extra
+            self._handover.update(fields)
             await self.shared.note_handover(str(self.stream), fields)
             return
+        if mark is not None and self.takeover:
+            self._handover["after"] = str(mark)
         pos, seq, notice = len(self.entries) + 1, 0, None
         if kind == "delta":
             if loop_lag.busy and not self.told_busy:  # said just before the delta, in the same pipeline
@@ -597,7 +603,7 @@ class Generation:
         )
         if not whole:
             logger.warning("stream %s: its record had lost frames (Redis restarted); writing it again", self.stream)
-            await self.shared.rewrite(stream, self.entries)
+            await self.shared.rewrite(stream, self.entries, handover=self._handover or None)
 
     def _busy_event(self) -> dict[str, Any]:
         frame = protocol.busy_frame(stream=self.stream, lag_ms=loop_lag.lag_ms)

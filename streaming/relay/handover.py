@@ -76,6 +76,19 @@ class Handover:
         )
 
 
+def fields_of(handover: Handover) -> dict[str, str | bytes]:
+    """The stored fields that `Handover.of_fields` reads back as `handover`."""
+    fields: dict[str, str | bytes] = {
+        **fields_of_plan(handover.plan),
+        "response": handover.response or "",
+        "after": "" if handover.after is None else str(handover.after),
+        **{f"index:{call}": str(index) for call, index in handover.call_indexes.items()},
+    }
+    if handover.reasoning_field:
+        fields["reasoning_field"] = handover.reasoning_field
+    return fields
+
+
 def fields_of_plan(plan: Plan) -> dict[str, str | bytes]:
     """A new round: its plan, and nothing yet of its response (the fields of the last round's are cleared)."""
     return {"plan": plan.encode(), "response": "", "after": ""}
