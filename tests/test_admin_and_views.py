@@ -77,16 +77,10 @@ def test_staff_read_the_reasoning_and_the_tool_calls_in_order_as_inert_text(clie
 
 
 def test_staff_tell_an_answer_another_worker_went_on_with_and_which_worker_ended_it(client, logged_exchange):
-    taken_over = Exchange.objects.create(
-        conversation=logged_exchange.conversation,
-        client="session:abc",
-        request="r2",
-        model="fake-model",
-        prompt="And at sunset?",
-        status=Exchange.Status.COMPLETED,
-        worker="worker-b",
-        takeovers=1,
-    )
+    taken_over = logged_exchange
+    taken_over.pk, taken_over.prompt, taken_over.takeovers = uuid.uuid4(), "And at sunset?", 1
+    taken_over.worker = "worker-b"
+    taken_over.save(force_insert=True)  # a second exchange, like the first but for these
     client.force_login(User.objects.create_user("staff", is_staff=True, is_superuser=True))
     changelist = reverse("admin:streaming_exchange_changelist")
 
