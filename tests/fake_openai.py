@@ -205,6 +205,7 @@ class FakeOpenAI:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request: Received | None = None
+        collected = False
         try:
             while request := await _read_request(reader):
                 request.client_port = writer.get_extra_info("peername")[1]
@@ -213,12 +214,16 @@ class FakeOpenAI:
                     break
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass  # the client went away, or the server is shutting down
+        except GeneratorExit:  # collected unfinished, its test's loop gone: nothing may be awaited any more
+            collected = True
+            raise
         finally:
             if request is not None:
                 request.closed.set()
             writer.close()
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await writer.wait_closed()
+            if not collected:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await writer.wait_closed()
 
     async def _route(self, request: Received, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """A stored response's retrieve or cancel takes no script (a test queues only what the model says); every
