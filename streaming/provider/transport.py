@@ -147,14 +147,19 @@ def _chunks_of(response: aiohttp.ClientResponse) -> Callable[[], AsyncIterator[b
 
 
 def _hold_of(response: aiohttp.ClientResponse) -> Hold:
-    """Pausing the socket's reading is asyncio's public transport API; aiohttp's own flow control pauses the same
-    transport when its buffer is full, so a hold that finds it paused leaves it so. The hold stops no timer: the
-    read timeout (`sock_read`) still counts, which a hold of a fraction of a second does not reach."""
+    """Pausing the socket's reading is asyncio's public transport API (on TLS too: what arrives is neither decrypted
+    nor parsed meanwhile); aiohttp's own flow control pauses the same transport when its buffer is full, so a hold
+    that finds it paused leaves it so. The hold stops no timer: the read timeout (`sock_read`) still counts, which a
+    hold of a fraction of a second does not reach."""
 
     @contextlib.contextmanager
     def hold() -> Iterator[None]:
         transport = response.connection.transport if response.connection is not None else None
-        if transport is None or not transport.is_reading():
+        try:
+            reading = transport is not None and transport.is_reading()
+        except NotImplementedError:  # a transport without flow control: it is read as it goes
+            reading = False
+        if not reading:
             yield
             return
         transport.pause_reading()
