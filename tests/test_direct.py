@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+import subprocess
 from pathlib import Path
 
+import aiohttp
 import httpx2
 import openai
 import pytest
@@ -141,6 +144,43 @@ async def test_a_held_reply_is_not_read_from_its_socket_until_it_is_let_go(upstr
 
     assert b'"content": "c"' in body and b"[DONE]" in body
     assert unread_bytes(port) == 0
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, and its key."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    names = "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
+    command = f"openssl req -x509 -newkey rsa:2048 -nodes -days 1 {names} -keyout {key} -out {cert}"
+    subprocess.run(command.split(), check=True, capture_output=True)
+    return cert, key
+
+
+async def test_a_held_reply_over_tls_gets_what_was_sent_meanwhile_once_let_go(certificate):
+    """A provider is reached over TLS, whose transport pauses its reading as a plain one does."""
+    cert, key = certificate
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(cert, key)
+    held, sent = asyncio.Event(), asyncio.Event()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nHello\r\n")
+        await held.wait()
+        writer.write(b"6\r\n world\r\n0\r\n\r\n")
+        await writer.drain()
+        sent.set()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_side)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    async with aiohttp.ClientSession() as session, session.get(url, ssl=ssl.create_default_context(cafile=cert)) as got:
+        assert await got.content.readany() == b"Hello"
+        with transport._hold_of(got)():
+            assert not got.connection.transport.is_reading()
+            held.set()
+            await sent.wait()
+        assert await got.content.read() == b" world"
+    server.close()
 
 
 async def test_the_sdk_shares_the_session(upstream):
