@@ -250,7 +250,7 @@ class RedisState:
             commands += (("RPUSH", key, *(entry.encode() for entry in entries)),)
             commands += (("EXPIRE", key, self.stream_ttl + self.replay_ttl),)
         if handover:  # the restart emptied it too, but for what the frame that found the hole wrote again
-            commands += (("DEL", kept), ("HSET", kept, *(part for pair in handover.items() for part in pair)))
+            commands += (("DEL", kept), ("HSET", kept, *_flat(handover)))
         if entries or handover:  # a handover begun again by that frame alone expires all the same
             commands += (("EXPIRE", kept, self.stream_ttl + self.replay_ttl),)
         with _store_errors():
@@ -278,10 +278,9 @@ class RedisState:
 
     async def note_handover(self, stream: str, fields: dict[str, str | bytes]) -> None:
         """In the records' pipeline, so in order with the stream's frames."""
-        key = handover_key(stream)
-        flat = [part for pair in fields.items() for part in pair]
+        key, ttl = handover_key(stream), self.stream_ttl + self.replay_ttl
         with _store_errors():
-            await self.batcher.execute(("HSET", key, *flat), ("EXPIRE", key, self.stream_ttl + self.replay_ttl))
+            await self.batcher.execute(("HSET", key, *_flat(fields)), ("EXPIRE", key, ttl))
 
     async def handover(self, stream: str) -> dict[str, str]:
         with _store_errors():
@@ -322,6 +321,11 @@ def record_key(stream: str) -> str:
 
 def handover_key(stream: str) -> str:
     return f"chat:handover:{stream}"
+
+
+def _flat(fields: dict[str, str | bytes]) -> list[str | bytes]:
+    """A hash's fields as `HSET` takes them: name, value, name, value..."""
+    return [part for pair in fields.items() for part in pair]
 
 
 @contextlib.contextmanager
