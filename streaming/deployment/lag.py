@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 
 from streaming.conf import app_settings
 from streaming.deployment import metrics
+from streaming.provider.transport import Hold
 
 INTERVAL = 0.1  # seconds between measurements: ten timers a second cost nothing next to the relay's work
 # A loop this late (ms) at two measurements in a row runs turns of several milliseconds: the streams under way give
@@ -78,7 +77,7 @@ class LoopLag:
 loop_lag = LoopLag()
 
 
-async def give_way(hold: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext) -> None:
+async def give_way(hold: Hold = contextlib.nullcontext) -> None:
     """Awaited by a stream between two reads of the model once it has shown its first words: while the loop runs
     late, the next read waits for `GIVE_WAY_TURNS` turns of the loop as late as it runs now, at most
     `STREAMING_LATE_READ_MS` (0: never), in `hold` (the response's): its socket is not read meanwhile either, or
