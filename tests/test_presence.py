@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from streaming.deployment.shared import RedisState
+from streaming.errors import StoreUnavailable
 
 pytestmark = pytest.mark.redis
 
@@ -73,5 +74,22 @@ async def test_a_client_marked_present_by_a_worker_of_the_release_before_is_pres
     try:
         await state.redis.set("chat:present:session:older", 1, px=15000)
         assert await state.is_present("session:older")
+    finally:
+        await state.aclose()
+
+
+async def test_presence_is_marked_again_after_a_redis_restart_emptied_its_scripts(own_redis):
+    state = RedisState(own_redis.url, replay_ttl=60, presence_ttl=15, worker_ttl=15, stream_ttl=60)
+    try:
+        await state.mark_present(["session:before"])
+        own_redis.kill()
+        own_redis.start()  # the set and the loaded scripts are gone
+
+        try:
+            await state.mark_present(["session:after"])
+        except StoreUnavailable:  # the pooled connection was closed by the restart: the next command reconnects
+            await state.mark_present(["session:after"])
+        assert await state.is_present("session:after")
+        assert not await state.is_present("session:before")
     finally:
         await state.aclose()
