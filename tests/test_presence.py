@@ -29,13 +29,13 @@ async def test_marking_a_thousand_clients_present_is_one_command_and_a_few_in_re
     state = RedisState(own_redis.url, replay_ttl=60, presence_ttl=15, worker_ttl=15, stream_ttl=60)
     clients = [f"session:{n}" for n in range(1000)]
     try:
-        await state.mark_present(clients[:1])  # loads the script, where there is one
-        server = redis.Redis.from_url(own_redis.url)
-        server.config_resetstat()
+        await state.mark_present(clients[:1])  # the first call loads the script into Redis
+        with redis.Redis.from_url(own_redis.url) as server:
+            server.config_resetstat()
 
-        await state.mark_present(clients)
+            await state.mark_present(clients)
 
-        run = commands_run(server)
+            run = commands_run(server)
         assert run.get("evalsha") == 1 and sum(run.values()) < 10, run
         assert all([await state.is_present(client) for client in (clients[0], clients[-1])])
         assert not await state.is_present("session:elsewhere")
