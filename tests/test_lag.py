@@ -12,6 +12,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from streaming import protocol
+from streaming.deployment import metrics
 from streaming.deployment.lag import LoopLag, give_way, loop_lag
 from streaming.provider.upstream import stream_pieces
 from tests.conftest import group_of_session, layer_event, new_session, open_socket, prompt, texts
@@ -89,6 +90,40 @@ def test_a_stream_gives_way_for_ten_turns_of_the_loop_as_late_as_it_runs_at_most
         waits.append(lag.give_way_ms(most_ms=250))
     assert waits == [0, 60, 60, 120, 250, 0]  # late from the second measurement
     assert lag.give_way_ms(most_ms=0) == 0
+
+
+def test_while_new_prompts_await_their_first_words_the_streams_under_way_give_way_twice_as_long():
+    lag = LoopLag()
+    for lag_ms in (12, 12):
+        lag.observe(lag_ms, threshold_ms=250)
+    alone = lag.give_way_ms(most_ms=250)
+    lag.prompts_coming = 3
+    assert (alone, lag.give_way_ms(most_ms=250), lag.give_way_ms(most_ms=100)) == (120, 240, 200)
+    lag.observe(1, threshold_ms=250)
+    assert lag.give_way_ms(most_ms=250) == 0  # a loop on time holds nothing back, whatever waits
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_worker_counts_the_prompts_awaiting_their_first_words_at_each_measurement(upstream, monkeypatch):
+    script = Script(tokens=["First", " words"], pause_after=0)  # the response's head, then nothing until told
+    upstream.then(script)
+    measured = asyncio.Event()
+    monkeypatch.setattr(metrics, "record_lag", lambda lag_ms: measured.set())  # the measurement's last step
+    socket = await open_socket(session_key=await database_sync_to_async(new_session)())
+
+    await socket.send(prompt("Hi"))
+    await script.paused.wait()
+    measured.clear()
+    await measured.wait()
+    coming_before = loop_lag.prompts_coming
+    script.proceed.set()
+    await socket.receive_until("delta")
+    measured.clear()
+    await measured.wait()
+
+    assert (coming_before, loop_lag.prompts_coming) == (1, 0)
+    await socket.stream_to_end()
+    await socket.close()
 
 
 async def _held(settings, *, late: bool, pause_ms: int) -> tuple[bool, bool]:

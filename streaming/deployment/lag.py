@@ -11,14 +11,17 @@ crosses a dozen turns of the loop (the socket, the database thread, the request,
 turn is as long as everything else that is ready in it, most of which is reading and relaying the streams under way.
 So while the loop runs late, those streams read the model less often: what it writes meanwhile waits in the socket
 (whose reading is paused: see `provider.transport.Hold`) and arrives in one read and one frame, the loop's turns
-shorten, and new prompts get their first words sooner (docs/performance.md, "The first words under a burst"). A loop
-that is not late holds nothing back.
+shorten, and new prompts get their first words sooner (docs/performance.md, "The first words under a burst"). While
+prompts are still on their way to their first words (in a burst, for its whole length), the streams under way wait
+twice as long: a stream's later delta is what the worker can best afford to send late. A loop that is not late holds
+nothing back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from streaming.conf import app_settings
 from streaming.deployment import metrics
@@ -33,6 +36,9 @@ LATE_MS = 5.0
 # under 100 ms when the loop runs a few ms late (near saturation, where longer waits would be the deltas' own
 # latency), up to `STREAMING_LATE_READ_MS` in a burst.
 GIVE_WAY_TURNS = 10
+# ...and this many times as long while new prompts await their first words. In a C = 400 burst, 2 took the first
+# words' median from +71 to +42 ms over the floor, and the deltas' p99 from 0.3 to 0.5 s (docs/performance.md).
+WHILE_PROMPTS_COME = 2
 
 
 class LoopLag:
@@ -45,6 +51,7 @@ class LoopLag:
         self.lag_ms = 0.0
         self.busy = False
         self._late_in_a_row = 0
+        self.prompts_coming = 0  # this worker's streams that had not shown their first words at the last measurement
 
     @property
     def late(self) -> bool:
@@ -53,7 +60,9 @@ class LoopLag:
 
     def give_way_ms(self, *, most_ms: float) -> float:
         """How long a stream under way waits before its next read (see `give_way`): 0 while the loop is not late."""
-        return min(most_ms, GIVE_WAY_TURNS * self.lag_ms) if self.late else 0
+        if not self.late:
+            return 0
+        return min(most_ms, GIVE_WAY_TURNS * self.lag_ms) * (WHILE_PROMPTS_COME if self.prompts_coming else 1)
 
     def observe(self, lag_ms: float, *, threshold_ms: float) -> None:
         self.lag_ms = lag_ms
@@ -63,14 +72,16 @@ class LoopLag:
         elif lag_ms < threshold_ms / 2:
             self.busy = False
 
-    async def watch(self) -> None:
-        """Measure for as long as the process runs (one of the worker's duties)."""
+    async def watch(self, prompts_coming: Callable[[], int] = lambda: 0) -> None:
+        """Measure for as long as the process runs (one of the worker's duties), and count the prompts on their way
+        to their first words with `prompts_coming` each time."""
         loop = asyncio.get_running_loop()
         while True:
             due = loop.time() + INTERVAL
             await asyncio.sleep(INTERVAL)
             lag_ms = (loop.time() - due) * 1000
             self.observe(lag_ms, threshold_ms=app_settings.BUSY_MS)
+            self.prompts_coming = prompts_coming()
             metrics.record_lag(lag_ms)
 
 
@@ -80,8 +91,9 @@ loop_lag = LoopLag()
 async def give_way(hold: Hold = contextlib.nullcontext) -> None:
     """Awaited by a stream between two reads of the model once it has shown its first words: while the loop runs
     late, the next read waits for `GIVE_WAY_TURNS` turns of the loop as late as it runs now, at most
-    `STREAMING_LATE_READ_MS` (0: never), in `hold` (the response's): its socket is not read meanwhile either, or
-    every chunk the model writes would still cost the loop a wake-up, a read and a parse as it arrives."""
+    `STREAMING_LATE_READ_MS` (0: never), twice that while new prompts await their first words. It waits in `hold`
+    (the response's): its socket is not read meanwhile either, or every chunk the model writes would still cost the
+    loop a wake-up, a read and a parse as it arrives."""
     if wait_ms := loop_lag.give_way_ms(most_ms=app_settings.LATE_READ_MS):
         with hold():
             await asyncio.sleep(wait_ms / 1000)

@@ -55,6 +55,12 @@ def count() -> int:
     return len(_running)
 
 
+def awaiting_first_words() -> int:
+    """How many of the streams begun here have not yet shown their first words: new prompts, which the streams under
+    way give way to (`lag.give_way`)."""
+    return sum(1 for generation, _ in _running.values() if generation.awaits_first_words)
+
+
 def tasks() -> list[asyncio.Task[None]]:
     return [task for _, task in _running.values()]
 

@@ -84,7 +84,7 @@ class Worker:
             asyncio.create_task(self._beat(), name="worker-heartbeat"),
             asyncio.create_task(self._sweep(layer), name="worker-sweep"),
             asyncio.create_task(self._listen(layer), name="worker-control"),
-            asyncio.create_task(loop_lag.watch(), name="worker-lag"),
+            asyncio.create_task(loop_lag.watch(running.awaiting_first_words), name="worker-lag"),
         ]
         _drain_on_daphne_shutdown(self)
 

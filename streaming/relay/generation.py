@@ -237,6 +237,11 @@ class Generation:
         return generation
 
     @property
+    def awaits_first_words(self) -> bool:
+        """Whether its client is still waiting for anything of the answer (text, reasoning or a tool call)."""
+        return self.timing.first_output is None and self.timing.from_start
+
+    @property
     def taken_over(self) -> bool:
         """Whether this worker took the stream over from another (see `of_handover`)."""
         return not self.timing.from_start
