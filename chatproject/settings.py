@@ -234,7 +234,8 @@ STREAMING_BUFFER_DELTAS = env_int("STREAMING_BUFFER_DELTAS", 1024)
 # `busy`: the server is overloaded.
 STREAMING_BUSY_MS = env_int("STREAMING_BUSY_MS", 250)
 # While the worker runs late, a stream that has shown its first words waits before each read of the model, at most
-# this many ms (twice that while new prompts await theirs), so that new prompts get their first words first; 0: never.
+# this many ms (four times that while new prompts await theirs), so that new prompts get their first words first;
+# 0: never.
 STREAMING_LATE_READ_MS = env_int("STREAMING_LATE_READ_MS", 250)
 # How long the deltas of a stream stay available for `resume` after the last one (then the log serves them).
 STREAMING_REPLAY_SECONDS = env_int("STREAMING_REPLAY_SECONDS", 600)

@@ -71,7 +71,7 @@ DEFAULTS: dict[str, Any] = {
     # Lateness (ms) at which a stream tells its client the server is overloaded (`busy`).
     "BUSY_MS": 250,
     # While the worker's event loop runs late, a stream that has shown its first words waits before each read of the
-    # model, at most this many ms (twice that while new prompts await theirs), so that new prompts get their first
+    # model, at most this many ms (four times that while new prompts await theirs), so that new prompts get their first
     # words first (`deployment.lag.give_way`). 0: never.
     "LATE_READ_MS": 250,
     # --- Budgets (`streaming.budgets`), counted per client; None: no limit ---

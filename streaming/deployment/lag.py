@@ -13,8 +13,8 @@ So while the loop runs late, those streams read the model less often: what it wr
 (whose reading is paused: see `provider.transport.Hold`) and arrives in one read and one frame, the loop's turns
 shorten, and new prompts get their first words sooner (docs/performance.md, "The first words under a burst"). While
 prompts are still on their way to their first words (in a burst, for its whole length), the streams under way wait
-twice as long: a stream's later delta is what the worker can best afford to send late. A loop that is not late holds
-nothing back.
+four times as long: a stream's later delta is what the worker can best afford to send late. A loop that is not late
+holds nothing back.
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ LATE_MS = 5.0
 # under 100 ms when the loop runs a few ms late (near saturation, where longer waits would be the deltas' own
 # latency), up to `STREAMING_LATE_READ_MS` in a burst.
 GIVE_WAY_TURNS = 10
-# ...and this many times as long while new prompts await their first words. In a C = 400 burst, 2 took the first
-# words' median from +71 to +42 ms over the floor, and the deltas' p99 from 0.3 to 0.5 s (docs/performance.md).
-WHILE_PROMPTS_COME = 2
+# ...and this many times as long while new prompts await their first words. In C = 400 bursts in a slow hour, 4 rather
+# than 2 took the first words' median from +83 to +57 ms over the floor, and the deltas' p99 from 0.58 to 0.84 s
+# (docs/performance.md, "The latest round").
+WHILE_PROMPTS_COME = 4
 
 
 class LoopLag:
@@ -91,7 +92,7 @@ loop_lag = LoopLag()
 async def give_way(hold: Hold = contextlib.nullcontext) -> None:
     """Awaited by a stream between two reads of the model once it has shown its first words: while the loop runs
     late, the next read waits for `GIVE_WAY_TURNS` turns of the loop as late as it runs now, at most
-    `STREAMING_LATE_READ_MS` (0: never), twice that while new prompts await their first words. It waits in `hold`
+    `STREAMING_LATE_READ_MS` (0: never), four times that while new prompts await their first words. It waits in `hold`
     (the response's): its socket is not read meanwhile either, or every chunk the model writes would still cost the
     loop a wake-up, a read and a parse as it arrives."""
     if wait_ms := loop_lag.give_way_ms(most_ms=app_settings.LATE_READ_MS):
