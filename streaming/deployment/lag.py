@@ -73,7 +73,7 @@ class LoopLag:
         elif lag_ms < threshold_ms / 2:
             self.busy = False
 
-    async def watch(self, prompts_coming: Callable[[], int] = lambda: 0) -> None:
+    async def watch(self, prompts_coming: Callable[[], int]) -> None:
         """Measure for as long as the process runs (one of the worker's duties), and count the prompts on their way
         to their first words with `prompts_coming` each time."""
         loop = asyncio.get_running_loop()
