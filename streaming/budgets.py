@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Aggregate, Count, Q, QuerySet, Sum
+from django.db.models import QuerySet
 from django.utils.module_loading import import_string
 
+from streaming import rows
 from streaming.clients import Client
 from streaming.conf import app_settings
 from streaming.errors import OverTokenBudget, TooManyPrompts
@@ -98,14 +99,9 @@ class Ledger:
         if not limited:
             return ledger
         keys = sorted({key for client, address, _ in limited for key in counted_keys(client, address)})
-        aggregates: dict[str, Aggregate] = {}
-        if any(budget.prompts_per_minute is not None for _, _, budget in limited):
-            aggregates["prompts"] = Count("id", filter=Q(created__gt=now - MINUTE))
-        if any(budget.tokens_per_day is not None for _, _, budget in limited):
-            aggregates["tokens"] = Sum("counted_tokens")  # a running answer's is NULL: not counted yet
-        window = Exchange.objects.filter(created__gt=now - (DAY if "tokens" in aggregates else MINUTE))
-        for key, used in _per_key(window, keys, aggregates).items():
-            ledger.prompts[key], ledger.tokens[key] = used.get("prompts") or 0, used.get("tokens") or 0
+        tokens = any(budget.tokens_per_day is not None for _, _, budget in limited)
+        for key, (prompts, used) in _per_key(keys, since=now - (DAY if tokens else MINUTE), now=now).items():
+            ledger.prompts[key], ledger.tokens[key] = prompts, used
         return ledger
 
     def admit(self, client: Client, address: str) -> None:
@@ -141,15 +137,16 @@ def _rows_of(key: str) -> QuerySet[Exchange]:
     return Exchange.objects.filter(client=key)
 
 
-def _per_key(rows: QuerySet[Exchange], keys: list[str], aggregates: dict[str, Aggregate]) -> dict[str, dict]:
-    """Each counted key's `aggregates` over `rows`: one query for the clients, one for the anonymous addresses."""
-    used: dict[str, dict] = {}
+def _per_key(keys: list[str], *, since: datetime, now: datetime) -> dict[str, tuple[int, int]]:
+    """Each counted key's prompts of the last minute and tokens since `since`: one query for the clients, one for
+    the anonymous addresses."""
+    used: dict[str, tuple[int, int]] = {}
     clients = [key for key in keys if not key.startswith(ADDRESS)]
     addresses = [key.removeprefix(ADDRESS) for key in keys if key.startswith(ADDRESS)]
     for field, prefix, values in (("client", "", clients), ("address", ADDRESS, addresses)):
         if values:
-            for row in rows.filter(**{f"{field}__in": values}).values(field).annotate(**aggregates):
-                used[prefix + row.pop(field)] = row
+            for value, counts in rows.usage(field, values, since=since, minute_since=now - MINUTE).items():
+                used[prefix + value] = counts
     return used
 
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, transaction
-from django.db.models import Count, F
+from django.db.models import F
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Length
 from django.utils import timezone
 from openai.types.chat import ChatCompletionMessageParam
 
-from streaming import budgets, instructions, signals
+from streaming import budgets, instructions, rows, signals
 from streaming.clients import Client
 from streaming.conf import app_settings
 from streaming.errors import BadRequest, NotFound, StillStreaming, StreamingError, TooManyStreams
@@ -146,12 +146,10 @@ class _Batch:
         self.exchanges.append(exchange)
 
     def save(self, *, now: datetime) -> None:
-        if self.new_conversations:
-            Conversation.objects.bulk_create(self.new_conversations.values())
+        rows.insert(Conversation, self.new_conversations.values())
         if self.continued:  # newest first in the sidebar
             Conversation.objects.filter(id__in=self.continued).update(updated=now)
-        if self.exchanges:
-            Exchange.objects.bulk_create(self.exchanges)
+        rows.insert(Exchange, self.exchanges)
 
 
 def _admit(arrival: Arrival, batch: _Batch, *, demo: bool, worker: str) -> Admitted:
@@ -254,13 +252,13 @@ def exchanges_finish(*, finishes: list[Finish]) -> list[bool]:
     now = timezone.now()
     with transaction.atomic():
         ended = [_end_row(finish, now) for finish in finishes]
-        rows = [
+        calls = [
             row
-            for finish, row in zip(finishes, ended, strict=True)
-            if row
+            for finish, done in zip(finishes, ended, strict=True)
+            if done
             for row in _call_rows(finish.exchange_id, finish.calls)
         ]
-        ToolCall.objects.bulk_create(rows)
+        ToolCall.objects.bulk_create(calls)
     for finish, done in zip(finishes, ended, strict=True):
         if done:
             _finished(finish.exchange_id)
@@ -269,33 +267,43 @@ def exchanges_finish(*, finishes: list[Finish]) -> list[bool]:
 
 def _end_row(finish: Finish, now: datetime) -> bool:
     ending, transcript, usage = finish.ending, finish.transcript, finish.ending.usage
-    updated = Exchange.objects.filter(id=finish.exchange_id, status=Exchange.Status.STREAMING).update(
-        status=ending.status,
-        answer=transcript.answer,
-        reasoning=transcript.reasoning,
-        reasoning_field=finish.reasoning_field,
-        last_seq=ending.last_seq,
-        layout=transcript.layout,
-        finish_reason=ending.finish_reason,
-        ttft_ms=ending.ttft_ms,
-        first_output_ms=ending.first_output_ms,
-        duration_ms=ending.duration_ms,
-        prompt_tokens=usage["prompt_tokens"] if usage else None,
-        completion_tokens=usage["completion_tokens"] if usage else None,
-        counted_tokens=usage["total_tokens"] if usage else _estimated_cost(transcript, finish.calls),
-        error_code=ending.error.code if ending.error else "",
-        error_message=ending.error.message if ending.error else "",
-        finished=now,
+    values = {
+        "status": ending.status,
+        "answer": transcript.answer,
+        "reasoning": transcript.reasoning,
+        "reasoning_field": finish.reasoning_field,
+        "last_seq": ending.last_seq,
+        "layout": transcript.layout,
+        "finish_reason": ending.finish_reason,
+        "ttft_ms": ending.ttft_ms,
+        "first_output_ms": ending.first_output_ms,
+        "duration_ms": ending.duration_ms,
+        "prompt_tokens": usage["prompt_tokens"] if usage else None,
+        "completion_tokens": usage["completion_tokens"] if usage else None,
+        "counted_tokens": usage["total_tokens"] if usage else None,  # None: the estimate below
+        "error_code": ending.error.code if ending.error else "",
+        "error_message": ending.error.message if ending.error else "",
+        "finished": now,
+    }
+    return rows.exchange_end(
+        finish.exchange_id,
+        values,
+        estimate=_written_tokens(transcript, finish.calls),
+        chars_per_token=budgets.CHARS_PER_TOKEN,
     )
-    return updated == 1
 
 
 def _estimated_cost(transcript: Transcript, calls: list[MadeCall] | None) -> CombinedExpression:
     """What an answer the model reported no usage for costs its client's budget: the prompt, and everything the
     model was seen writing (text, reasoning, tool arguments), at `budgets.CHARS_PER_TOKEN`. The earlier turns it was
-    sent are not counted: a lower bound, so that an estimate never refuses someone the model would not have."""
+    sent are not counted: a lower bound, so that an estimate never refuses someone the model would not have.
+    (`_end_row` has the same sum written in SQL, `rows.exchange_end`.)"""
+    return Length("prompt") / budgets.CHARS_PER_TOKEN + _written_tokens(transcript, calls)
+
+
+def _written_tokens(transcript: Transcript, calls: list[MadeCall] | None) -> int:
     written = len(transcript.answer) + len(transcript.reasoning) + sum(len(c.call.arguments_text) for c in calls or [])
-    return Length("prompt") / budgets.CHARS_PER_TOKEN + budgets.estimated_tokens(written)
+    return budgets.estimated_tokens(written)
 
 
 def _finished(exchange_id: uuid.UUID) -> None:
@@ -331,9 +339,7 @@ def _running_streams(keys: set[str], *, now: datetime) -> Counter[str]:
     A stream cannot outlive STREAMING_MAX_SECONDS, so an older `streaming` row is one whose worker died; it must
     not count against the client.
     """
-    since = now - timedelta(seconds=app_settings.MAX_SECONDS + 60)
-    rows = Exchange.objects.filter(client__in=keys, status=Exchange.Status.STREAMING, created__gte=since)
-    return Counter(dict(rows.values_list("client").annotate(Count("id"))))
+    return rows.running_streams(keys, since=now - timedelta(seconds=app_settings.MAX_SECONDS + 60))
 
 
 def conversation_rename(*, client: Client, conversation_id: uuid.UUID, title: object) -> Conversation:
@@ -458,10 +464,10 @@ def _interrupt(
     calls: list[MadeCall] | None,
     owner: str | None,
 ) -> bool:
-    rows = Exchange.objects.filter(id=exchange_id, status=Exchange.Status.STREAMING)
+    still_streaming = Exchange.objects.filter(id=exchange_id, status=Exchange.Status.STREAMING)
     if owner is not None:
-        rows = rows.filter(worker=owner)
-    updated = rows.update(
+        still_streaming = still_streaming.filter(worker=owner)
+    updated = still_streaming.update(
         status=Exchange.Status.INTERRUPTED,
         answer=transcript.answer,
         reasoning=transcript.reasoning,

@@ -1,0 +1,125 @@
+"""The log's statements on the way of every prompt and every end, in SQL of the app's own.
+
+A batch of prompts is checked with a few statements and written with two, and every end is one update. Built by the
+ORM, each statement cost 0.5 to 1 ms of the database thread's CPU to build and compile, more than PostgreSQL took to
+run it, and in a burst that thread's CPU is taken from the event loop that carries the first words (the GIL): a batch
+of 20 prompts cost about 6 ms, 4 here (docs/performance.md, "The admission's statements in SQL of their own"). So
+these are written once, as text; the columns' names and the values' conversions stay the models' own (`column`,
+`get_db_prep_save`), so a change to a field changes them too.
+
+Portable SQL, run by PostgreSQL and SQLite alike, except for new rows: on PostgreSQL they go in with `COPY`, whose rows
+psycopg writes in C (about half the CPU of Django's `bulk_create`, which quotes every value in Python); elsewhere
+with `bulk_create`. Every function runs in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Model
+
+from streaming.models import Exchange
+
+
+def running_streams(clients: Collection[str], *, since: datetime) -> Counter[str]:
+    """How many `streaming` rows created since `since` each of these clients has."""
+    db = _db()
+    client, status, created = _columns(db, Exchange, "client", "status", "created")
+    rows = _query(
+        db,
+        f"SELECT {client}, COUNT(*) FROM {_table(db, Exchange)} WHERE {client} IN ({_marks(clients)})"
+        f" AND {status} = %s AND {created} >= %s GROUP BY {client}",
+        [*clients, Exchange.Status.STREAMING.value, _value(db, "created", since)],
+    )
+    return Counter(dict(rows))
+
+
+def usage(field: str, keys: Collection[str], *, since: datetime, minute_since: datetime) -> dict[str, tuple[int, int]]:
+    """Per value of `field` ("client" or "address") among `keys`: the rows created since `minute_since`, and the
+    `counted_tokens` of the rows created since `since` (a running answer's is NULL: not counted yet)."""
+    db = _db()
+    key, created, tokens = _columns(db, Exchange, field, "created", "counted_tokens")
+    rows = _query(
+        db,
+        f"SELECT {key}, SUM(CASE WHEN {created} > %s THEN 1 ELSE 0 END), SUM({tokens})"
+        f" FROM {_table(db, Exchange)} WHERE {key} IN ({_marks(keys)}) AND {created} > %s GROUP BY {key}",
+        [_value(db, "created", minute_since), *keys, _value(db, "created", since)],
+    )
+    return {value: (prompts or 0, used or 0) for value, prompts, used in rows}
+
+
+def insert(model: type[Model], objects: Iterable[Model]) -> None:
+    """Write new rows, as `bulk_create` would (each field's default and `pre_save` applied)."""
+    objects, db = list(objects), _db()
+    if not objects:
+        return
+    if db.vendor != "postgresql":
+        model._default_manager.bulk_create(objects)
+        return
+    fields = model._meta.concrete_fields
+    names = ", ".join(db.ops.quote_name(field.column) for field in fields)
+    db.ensure_connection()
+    with db.connection.cursor() as cursor, cursor.copy(f"COPY {_table(db, model)} ({names}) FROM STDIN") as copy:
+        for instance in objects:
+            copy.write_row([field.get_db_prep_save(field.pre_save(instance, True), db) for field in fields])
+    for instance in objects:  # as `bulk_create` leaves them: saved, in this database
+        instance._state.adding, instance._state.db = False, db.alias
+
+
+def exchange_end(exchange_id: uuid.UUID, values: Mapping[str, object], *, estimate: int, chars_per_token: int) -> bool:
+    """Set a `streaming` row's fields to `values`; whether it was still streaming (else nothing changes).
+
+    `values["counted_tokens"]` None counts the row as its prompt's length at `chars_per_token` plus `estimate`.
+    """
+    db = _db()
+    names = [name for name in values if name != "counted_tokens"]
+    id_, status, prompt, counted = _columns(db, Exchange, "id", "status", "prompt", "counted_tokens")
+    assignments = [f"{column} = %s" for column in _columns(db, Exchange, *names)]
+    assignments.append(f"{counted} = COALESCE(%s, LENGTH({prompt}) / %s + %s)")
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_table(db, Exchange)} SET {', '.join(assignments)} WHERE {id_} = %s AND {status} = %s",
+            [
+                *(_value(db, name, values[name]) for name in names),
+                values.get("counted_tokens"),
+                chars_per_token,
+                estimate,
+                _value(db, "id", exchange_id),
+                Exchange.Status.STREAMING.value,
+            ],
+        )
+        return cursor.rowcount == 1
+
+
+def _db() -> BaseDatabaseWrapper:
+    """The connection itself, not `django.db.connection`, whose every attribute is a thread-local lookup: a field's
+    conversion reads it several times per value."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
+def _query(db: BaseDatabaseWrapper, sql: str, params: list[object]) -> list[tuple]:
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _table(db: BaseDatabaseWrapper, model: type[Model]) -> str:
+    return db.ops.quote_name(model._meta.db_table)
+
+
+def _columns(db: BaseDatabaseWrapper, model: type[Model], *names: str) -> list[str]:
+    return [db.ops.quote_name(model._meta.get_field(name).column) for name in names]
+
+
+def _value(db: BaseDatabaseWrapper, name: str, value: object) -> object:
+    """`value` as `Exchange.<name>` sends it to the database (a datetime in UTC text on SQLite, JSON adapted...)."""
+    return Exchange._meta.get_field(name).get_db_prep_save(value, db)
+
+
+def _marks(values: Collection[object]) -> str:
+    return ", ".join(["%s"] * len(values))

@@ -1,0 +1,89 @@
+"""The log's statements in SQL of the app's own (`streaming.rows`), on whichever database the run uses (CI runs these
+on PostgreSQL, where new rows go in with COPY, and on SQLite): what they write and count is what the ORM would."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from streaming import rows
+from streaming.models import Conversation, Exchange
+
+pytestmark = pytest.mark.django_db
+
+# What COPY's text format escapes, and what a person may well type.
+AWKWARD = 'Tab\there, a new line\nand \\N, a backslash \\, "quotes", ünïcödé and 🙂'
+
+
+def exchange(conversation: Conversation, **fields: object) -> Exchange:
+    return Exchange(
+        conversation=conversation,
+        client="session:a",
+        request="r1",
+        model="m",
+        prompt=fields.pop("prompt", "What is 2 + 2?"),
+        **fields,
+    )
+
+
+def test_a_row_written_by_insert_reads_back_as_the_object_that_was_written():
+    conversation = Conversation(client="session:a", title=AWKWARD, settings={"model": "m", "temperature": 0.5})
+    written = exchange(conversation, prompt=AWKWARD, parameters={"system": AWKWARD, "max_tokens": 10}, address="")
+    with transaction.atomic():
+        rows.insert(Conversation, [conversation])
+        rows.insert(Exchange, [written])
+    assert not written._state.adding  # saved, as `bulk_create` leaves it
+    read = Exchange.objects.get(id=written.id)
+    for field in Exchange._meta.concrete_fields:
+        assert getattr(read, field.attname) == getattr(written, field.attname), field.name
+    assert read.created is not None and read.status == Exchange.Status.STREAMING
+    assert Conversation.objects.get(id=conversation.id).settings == {"model": "m", "temperature": 0.5}
+
+
+def test_an_end_changes_a_row_only_while_it_streams_and_estimates_what_it_cost_without_usage():
+    conversation = Conversation.objects.create(client="session:a", title="t")
+    row = Exchange.objects.create(
+        conversation=conversation, client="session:a", request="r", model="m", prompt="x" * 40
+    )
+    now = timezone.now()
+    values = {"status": Exchange.Status.COMPLETED, "answer": AWKWARD, "layout": [["d", 1]], "counted_tokens": None}
+    assert rows.exchange_end(row.id, {**values, "finished": now}, estimate=3, chars_per_token=4)
+    row.refresh_from_db()
+    assert (row.status, row.answer, row.layout, row.finished) == (Exchange.Status.COMPLETED, AWKWARD, [["d", 1]], now)
+    assert row.counted_tokens == 40 // 4 + 3  # the prompt at four characters a token, and the estimate
+    # Ended already: a second end changes nothing.
+    assert not rows.exchange_end(
+        row.id, {**values, "answer": "other", "counted_tokens": 7}, estimate=0, chars_per_token=4
+    )
+    row.refresh_from_db()
+    assert (row.answer, row.counted_tokens) == (AWKWARD, 13)
+
+
+def test_the_counts_take_their_window_and_their_keys_only():
+    conversation = Conversation.objects.create(client="session:a", title="t")
+    now = timezone.now()
+
+    def logged(client: str, age: timedelta, status: str = Exchange.Status.STREAMING, tokens: int | None = None) -> None:
+        row = Exchange.objects.create(
+            conversation=conversation, client=client, request=uuid.uuid4().hex, model="m", prompt="p", address="h"
+        )
+        Exchange.objects.filter(id=row.id).update(created=now - age, status=status, counted_tokens=tokens)
+
+    logged("session:a", timedelta(seconds=10))
+    logged("session:a", timedelta(minutes=5), Exchange.Status.COMPLETED, tokens=100)
+    logged("session:a", timedelta(hours=2))  # running too long: its worker died
+    logged("session:a", timedelta(days=2), Exchange.Status.COMPLETED, tokens=1000)  # out of the day
+    logged("session:b", timedelta(seconds=1), Exchange.Status.COMPLETED, tokens=5)
+    logged("session:c", timedelta(seconds=1))  # not asked about
+    since = now - timedelta(hours=1)
+    assert rows.running_streams(["session:a", "session:b"], since=since) == {"session:a": 1}
+    day, minute = now - timedelta(days=1), now - timedelta(minutes=1)
+    assert rows.usage("client", ["session:a", "session:b"], since=day, minute_since=minute) == {
+        "session:a": (1, 100),  # one prompt in the minute; the tokens of the day's ended answers
+        "session:b": (1, 5),
+    }
+    assert rows.usage("address", ["h"], since=day, minute_since=minute) == {"h": (3, 105)}
