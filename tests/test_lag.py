@@ -13,6 +13,7 @@ from channels.layers import get_channel_layer
 
 from streaming import protocol
 from streaming.deployment import metrics
+from streaming.deployment.collector import collector
 from streaming.deployment.lag import LoopLag, give_way, loop_lag
 from streaming.provider.upstream import stream_pieces
 from tests.conftest import group_of_session, layer_event, new_session, open_socket, prompt, texts
@@ -122,6 +123,38 @@ async def test_the_worker_counts_the_prompts_awaiting_their_first_words_at_each_
     await measured.wait()
 
     assert (coming_before, loop_lag.prompts_coming) == (1, 0)
+    await socket.stream_to_end()
+    await socket.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_worker_holds_the_garbage_collector_while_a_prompt_awaits_its_first_words_on_a_late_loop(
+    upstream, settings, monkeypatch
+):
+    settings.STREAMING_BUSY_MS, settings.STREAMING_LATE_READ_MS = 10**9, 0  # neither `busy` frames nor giving way
+    script = Script(tokens=["First", " words"], pause_after=0)
+    upstream.then(script)
+    measured = asyncio.Event()
+    monkeypatch.setattr(metrics, "record_lag", lambda lag_ms: measured.set())
+    switches: list[bool] = []  # what the worker did to the collector, in order (the test process's own is left on)
+    monkeypatch.setattr(collector, "_disable", lambda: switches.append(False))
+    monkeypatch.setattr(collector, "_enable", lambda: switches.append(True))
+    for _ in range(2):  # late, and it stays so: the worker's own measurements are not taken
+        loop_lag.observe(60_000, threshold_ms=settings.STREAMING_BUSY_MS)
+    monkeypatch.setattr(loop_lag, "observe", lambda lag_ms, *, threshold_ms: None)
+    socket = await open_socket(session_key=await database_sync_to_async(new_session)())
+
+    await socket.send(prompt("Hi"))
+    await script.paused.wait()
+    measured.clear()
+    await measured.wait()
+    held_while_it_waits = switches == [False]
+    script.proceed.set()
+    await socket.receive_until("delta")
+    measured.clear()
+    await measured.wait()
+
+    assert held_while_it_waits and switches == [False, True]
     await socket.stream_to_end()
     await socket.close()
 

@@ -13,8 +13,8 @@ So while the loop runs late, those streams read the model less often: what it wr
 (whose reading is paused: see `provider.transport.Hold`) and arrives in one read and one frame, the loop's turns
 shorten, and new prompts get their first words sooner (docs/performance.md, "The first words under a burst"). While
 prompts are still on their way to their first words (in a burst, for its whole length), the streams under way wait
-four times as long: a stream's later delta is what the worker can best afford to send late. A loop that is not late
-holds nothing back.
+four times as long: a stream's later delta is what the worker can best afford to send late, and the garbage collector
+waits too (`collector`). A loop that is not late holds nothing back.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from streaming.conf import app_settings
 from streaming.deployment import metrics
+from streaming.deployment.collector import collector
 from streaming.provider.transport import Hold
 
 INTERVAL = 0.1  # seconds between measurements: ten timers a second cost nothing next to the relay's work
@@ -74,16 +75,21 @@ class LoopLag:
             self.busy = False
 
     async def watch(self, prompts_coming: Callable[[], int]) -> None:
-        """Measure for as long as the process runs (one of the worker's duties), and count the prompts on their way
-        to their first words with `prompts_coming` each time."""
+        """Measure for as long as the process runs (one of the worker's duties), count the prompts on their way to
+        their first words with `prompts_coming` each time, and hold the garbage collector while they wait on a late
+        loop (`collector`)."""
         loop = asyncio.get_running_loop()
-        while True:
-            due = loop.time() + INTERVAL
-            await asyncio.sleep(INTERVAL)
-            lag_ms = (loop.time() - due) * 1000
-            self.observe(lag_ms, threshold_ms=app_settings.BUSY_MS)
-            self.prompts_coming = prompts_coming()
-            metrics.record_lag(lag_ms)
+        try:
+            while True:
+                due = loop.time() + INTERVAL
+                await asyncio.sleep(INTERVAL)
+                lag_ms = (loop.time() - due) * 1000
+                self.observe(lag_ms, threshold_ms=app_settings.BUSY_MS)
+                self.prompts_coming = prompts_coming()
+                collector.hold(self.late and self.prompts_coming > 0, now=loop.time())
+                metrics.record_lag(lag_ms)
+        finally:
+            collector.let_go()
 
 
 loop_lag = LoopLag()

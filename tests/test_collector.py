@@ -1,0 +1,55 @@
+"""The garbage collector waits while new prompts await their first words on a late loop (`deployment.collector`):
+its switches watched through a stand-in, so that the test process's own collector is left alone."""
+
+from __future__ import annotations
+
+from streaming.deployment.collector import MOST_HELD_S, Collector
+
+
+class Switch:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+
+    def collector(self) -> Collector:
+        return Collector(isenabled=lambda: self.enabled, enable=self.on, disable=self.off)
+
+    def on(self) -> None:
+        self.enabled = True
+
+    def off(self) -> None:
+        self.enabled = False
+
+
+def test_held_while_wanted_and_let_go_as_soon_as_it_is_not():
+    switch = Switch()
+    collector = switch.collector()
+    states = []
+    for now, wanted in ((0.0, False), (0.1, True), (0.2, True), (0.3, False), (0.4, True)):
+        collector.hold(wanted, now=now)
+        states.append(switch.enabled)
+    assert states == [True, False, False, True, False]
+    collector.let_go()
+    assert switch.enabled
+
+
+def test_held_at_most_a_few_seconds_in_a_row_so_that_a_worker_late_for_good_still_collects():
+    switch = Switch()
+    collector = switch.collector()
+    collector.hold(True, now=10.0)
+    collector.hold(True, now=10.0 + MOST_HELD_S - 0.1)
+    held_to_the_end = not switch.enabled
+    collector.hold(True, now=10.0 + MOST_HELD_S)
+    collector.hold(True, now=10.0 + MOST_HELD_S + 5)  # still wanted: not held again until it was not
+    assert held_to_the_end and switch.enabled
+    collector.hold(False, now=20.0)
+    collector.hold(True, now=20.1)
+    assert not switch.enabled
+
+
+def test_a_collector_turned_off_by_someone_else_stays_off():
+    switch = Switch(enabled=False)
+    collector = switch.collector()
+    collector.hold(True, now=0.0)
+    collector.hold(False, now=0.1)
+    collector.let_go()
+    assert not switch.enabled
