@@ -20,14 +20,22 @@ class Switch:
         self.enabled = False
 
 
-def test_held_while_wanted_and_let_go_as_soon_as_it_is_not():
+def test_held_from_when_prompts_wait_on_a_late_loop_until_none_does():
     switch = Switch()
     collector = switch.collector()
     states = []
-    for now, wanted in ((0.0, False), (0.1, True), (0.2, True), (0.3, False), (0.4, True)):
-        collector.hold(wanted, now=now)
+    for now, waiting, late in (
+        (0.0, False, True),  # late, nobody waiting
+        (0.1, True, False),  # waiting on a loop on time
+        (0.2, True, True),  # held
+        (0.3, True, False),  # on time for a moment in the middle of a burst: still held
+        (0.4, False, True),  # every prompt has its first words
+        (0.5, True, False),
+    ):
+        collector.hold(prompts_waiting=waiting, late=late, now=now)
         states.append(switch.enabled)
-    assert states == [True, False, False, True, False]
+    assert states == [True, True, False, False, True, True]
+    collector.hold(prompts_waiting=True, late=True, now=0.6)
     collector.let_go()
     assert switch.enabled
 
@@ -35,21 +43,21 @@ def test_held_while_wanted_and_let_go_as_soon_as_it_is_not():
 def test_held_at_most_a_few_seconds_in_a_row_so_that_a_worker_late_for_good_still_collects():
     switch = Switch()
     collector = switch.collector()
-    collector.hold(True, now=10.0)
-    collector.hold(True, now=10.0 + MOST_HELD_S - 0.1)
+    collector.hold(prompts_waiting=True, late=True, now=10.0)
+    collector.hold(prompts_waiting=True, late=True, now=10.0 + MOST_HELD_S - 0.1)
     held_to_the_end = not switch.enabled
-    collector.hold(True, now=10.0 + MOST_HELD_S)
-    collector.hold(True, now=10.0 + MOST_HELD_S + 5)  # still wanted: not held again until it was not
+    collector.hold(prompts_waiting=True, late=True, now=10.0 + MOST_HELD_S)
+    collector.hold(prompts_waiting=True, late=True, now=10.0 + MOST_HELD_S + 5)  # not held again until none waited
     assert held_to_the_end and switch.enabled
-    collector.hold(False, now=20.0)
-    collector.hold(True, now=20.1)
+    collector.hold(prompts_waiting=False, late=True, now=20.0)
+    collector.hold(prompts_waiting=True, late=True, now=20.1)
     assert not switch.enabled
 
 
 def test_a_collector_turned_off_by_someone_else_stays_off():
     switch = Switch(enabled=False)
     collector = switch.collector()
-    collector.hold(True, now=0.0)
-    collector.hold(False, now=0.1)
+    collector.hold(prompts_waiting=True, late=True, now=0.0)
+    collector.hold(prompts_waiting=False, late=True, now=0.1)
     collector.let_go()
     assert not switch.enabled

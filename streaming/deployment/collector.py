@@ -8,8 +8,9 @@ collector waits"). Nothing needs that work done then: the garbage of reference c
 memory, and the collections run once the first words are out, where a pause delays the streams under way instead of
 someone's first word.
 
-A hold lasts at most `MOST_HELD_S` in a row, so that a worker late for good still collects; a collector turned off by
-someone else (the host's own code) stays off. The lag's measurement (`lag.LoopLag.watch`) decides, ten times a second.
+A hold starts when prompts await their first words on a late loop and lasts until none does, at most `MOST_HELD_S`, so
+that a worker late for good still collects; a collector turned off by someone else (the host's own code) stays off.
+The lag's measurement (`lag.LoopLag.watch`) decides, ten times a second.
 """
 
 from __future__ import annotations
@@ -35,14 +36,17 @@ class Collector:
         self._wanted_since: float | None = None
         self.holding = False
 
-    def hold(self, wanted: bool, *, now: float) -> None:
-        """Hold the collector while `wanted` (prompts await their first words on a late loop), for at most
-        `MOST_HELD_S` from when it was first wanted; let it go otherwise. `now` in seconds, of any one clock."""
-        if not wanted:
+    def hold(self, *, prompts_waiting: bool, late: bool, now: float) -> None:
+        """Hold the collector from when prompts await their first words on a late loop until none does, for at most
+        `MOST_HELD_S` in a row. Lateness only starts a hold: a loop that is on time for one measurement in the middle
+        of a burst would otherwise get every collection it owes at once. `now` in seconds, of any one clock."""
+        if not prompts_waiting:
             self._wanted_since = None
             self.let_go()
             return
         if self._wanted_since is None:
+            if not late:
+                return
             self._wanted_since = now
         if now - self._wanted_since >= MOST_HELD_S:
             self.let_go()

@@ -86,7 +86,7 @@ class LoopLag:
                 lag_ms = (loop.time() - due) * 1000
                 self.observe(lag_ms, threshold_ms=app_settings.BUSY_MS)
                 self.prompts_coming = prompts_coming()
-                collector.hold(self.late and self.prompts_coming > 0, now=loop.time())
+                collector.hold(prompts_waiting=self.prompts_coming > 0, late=self.late, now=loop.time())
                 metrics.record_lag(lag_ms)
         finally:
             collector.let_go()
