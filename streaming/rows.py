@@ -3,7 +3,8 @@
 A batch of prompts is checked with a few statements and written with two, and every end is one update. Built by the
 ORM, each statement cost 0.5 to 1 ms of the database thread's CPU to build and compile, more than PostgreSQL took to
 run it, and in a burst that thread's CPU is taken from the event loop that carries the first words (the GIL): a batch
-of 20 prompts cost about 6 ms, 4 here (docs/performance.md, "The admission's statements in SQL of their own"). So
+of 20 prompts cost 9 to 11 ms, 5 to 6 here, and a batch of 20 ends 11 to 15 ms, 5 here (docs/performance.md, "The
+admission's statements in SQL of their own"). So
 these are written once, as text; the columns' names and the values' conversions stay the models' own (`column`,
 `get_db_prep_save`), so a change to a field changes them too.
 

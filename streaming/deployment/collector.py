@@ -2,8 +2,8 @@
 
 Every new stream builds a few hundred objects that live as long as it does (its task, its response, its buffers), and
 CPython's collector walks each of them more than once on the way to its oldest generation. In the benchmark's burst of
-400 prompts a dozen collections of the youngest generation and one of the middle one took 110 to 170 ms of the
-worker's first two seconds, the middle one stopping the loop for 70 to 100 ms at once (docs/performance.md, "The
+400 prompts a dozen collections of the youngest generation and one of the middle one took 80 to 190 ms of the
+worker's first two seconds, the middle one stopping the loop for 55 to 113 ms at once (docs/performance.md, "The
 collector waits"). Nothing needs that work done then: the garbage of reference cycles can wait a few seconds in
 memory, and the collections run once the first words are out, where a pause delays the streams under way instead of
 someone's first word.
