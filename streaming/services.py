@@ -1,4 +1,5 @@
-"""Writes to the exchange log. Synchronous ORM code; async callers wrap these in `database_sync_to_async`.
+"""Writes to the exchange log. Synchronous database code (the ORM, and `rows` for the statements on the way of every
+prompt and every end); async callers wrap these in `database_sync_to_async`.
 
 Each stream costs two writes: `exchanges_start` when the prompt is accepted and `exchanges_finish` when it ends (with
 its tool calls, in the same transaction); both take the prompts, or the ends, that arrive together in one
