@@ -39,7 +39,7 @@ LATE_MS = 5.0
 GIVE_WAY_TURNS = 10
 # ...and this many times as long while new prompts await their first words. In C = 400 bursts in a slow hour, 4 rather
 # than 2 took the first words' median from +83 to +57 ms over the floor, and the deltas' p99 from 0.58 to 0.84 s
-# (docs/performance.md, "The latest round").
+# (docs/performance.md, "The round of fee8e8a").
 WHILE_PROMPTS_COME = 4
 
 
