@@ -21,7 +21,7 @@ import functools
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -80,29 +80,47 @@ class Ledger:
     """What the clients of a batch of prompts have used, read in one query per limit for the whole batch, and the
     prompts of the batch admitted so far: a burst of prompts is checked in a few queries, not a few per prompt.
 
-    Build it with `read` in the transaction that records the batch, after `take_turns`, then `admit` each prompt in
-    order: the batch's earlier prompts count against the later ones, as rows would.
+    In the transaction that records the batch: build it with `of`; after `take_turns`, `send` its queries and call
+    what that returns to read them (`read` does all three at once); then `admit` each prompt in order: the batch's
+    earlier prompts count against the later ones, as rows would.
     """
 
-    def __init__(self, now: datetime, budgets: dict[str, Budget]) -> None:
+    def __init__(self, now: datetime, budgets: dict[str, Budget], keys: list[str]) -> None:
         self.now = now
         self.budgets = budgets  # by client key, for the clients that have limits
+        self.keys = keys  # the counted keys of those clients, whose usage `send` asks for
         self.prompts: Counter[str] = Counter()  # by counted key: prompts in the last minute, this batch's included
         self.tokens: Counter[str] = Counter()  # by counted key: tokens of the last day
 
     @classmethod
-    def read(cls, requests: Iterable[tuple[Client, str]], *, now: datetime) -> Ledger:
+    def read(cls, requests: Collection[tuple[Client, str]], *, now: datetime) -> Ledger:
         """The usage of every limited client (and anonymous address) among `requests`, `(client, address)` pairs."""
-        limited = [(client, address, budget_for(client)) for client, address in requests]
-        limited = [(c, a, b) for c, a, b in limited if b.prompts_per_minute is not None or b.tokens_per_day is not None]
-        ledger = cls(now, {client.key: budget for client, _, budget in limited})
-        if not limited:
-            return ledger
-        keys = sorted({key for client, address, _ in limited for key in counted_keys(client, address)})
-        tokens = any(budget.tokens_per_day is not None for _, _, budget in limited)
-        for key, (prompts, used) in _per_key(keys, since=now - (DAY if tokens else MINUTE), now=now).items():
-            ledger.prompts[key], ledger.tokens[key] = prompts, used
+        ledger = cls.of(requests, now=now)
+        ledger.send()()
         return ledger
+
+    @classmethod
+    def of(cls, requests: Collection[tuple[Client, str]], *, now: datetime) -> Ledger:
+        """The budgets of the limited clients among `requests`, their usage not read yet. The host's rule is asked
+        here, outside any pipeline: it may read the database as it likes."""
+        budgets = {client.key: budget_for(client) for client, _ in requests}
+        limited = {key: budget for key, budget in budgets.items() if budget != Budget()}
+        keys = {key for client, address in requests if client.key in limited for key in counted_keys(client, address)}
+        return cls(now, limited, sorted(keys))
+
+    def send(self) -> Callable[[], None]:
+        """Ask for the usage of every counted key; the function returned reads it into the ledger. Whatever is sent
+        before that call shares its round trip in a pipeline (`rows.together`)."""
+        if not self.keys:
+            return lambda: None
+        tokens = any(budget.tokens_per_day is not None for budget in self.budgets.values())
+        read = _per_key(self.keys, since=self.now - (DAY if tokens else MINUTE), now=self.now)
+
+        def count() -> None:
+            for key, (prompts, used) in read().items():
+                self.prompts[key], self.tokens[key] = prompts, used
+
+        return count
 
     def admit(self, client: Client, address: str) -> None:
         """Count one more prompt of `client`, or refuse it (nothing is counted then).
@@ -137,17 +155,17 @@ def _rows_of(key: str) -> QuerySet[Exchange]:
     return Exchange.objects.filter(client=key)
 
 
-def _per_key(keys: list[str], *, since: datetime, now: datetime) -> dict[str, tuple[int, int]]:
+def _per_key(keys: list[str], *, since: datetime, now: datetime) -> Callable[[], dict[str, tuple[int, int]]]:
     """Each counted key's prompts of the last minute and tokens since `since`: one query for the clients, one for
-    the anonymous addresses."""
-    used: dict[str, tuple[int, int]] = {}
+    the anonymous addresses, both sent now, read when called."""
     clients = [key for key in keys if not key.startswith(ADDRESS)]
     addresses = [key.removeprefix(ADDRESS) for key in keys if key.startswith(ADDRESS)]
-    for field, prefix, values in (("client", "", clients), ("address", ADDRESS, addresses)):
-        if values:
-            for value, counts in rows.usage(field, values, since=since, minute_since=now - MINUTE).items():
-                used[prefix + value] = counts
-    return used
+    reads = [
+        (prefix, rows.usage(field, values, since=since, minute_since=now - MINUTE))
+        for field, prefix, values in (("client", "", clients), ("address", ADDRESS, addresses))
+        if values
+    ]
+    return lambda: {prefix + value: counts for prefix, read in reads for value, counts in read().items()}
 
 
 def take_turns(keys: Iterable[str]) -> None:

@@ -11,13 +11,19 @@ these are written once, as text; the columns' names and the values' conversions 
 Portable SQL, run by PostgreSQL and SQLite alike, except for new rows: on PostgreSQL they go in with `COPY`, whose rows
 psycopg writes in C (about half the CPU of Django's `bulk_create`, which quotes every value in Python); elsewhere
 with `bulk_create`. Every function runs in the caller's transaction.
+
+In a burst the database thread waits for the GIL after every round trip to PostgreSQL, up to the interpreter's switch
+interval (5 ms) while the event loop is busy. So the admission's checks go to PostgreSQL in one round trip (`together`,
+psycopg's pipeline mode): `running_streams` and `usage` send their query at once and return what reads its rows, to be
+called once every check is sent. (`COPY` cannot go in a pipeline: the new rows take two round trips a table still.)
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -27,31 +33,52 @@ from django.db.models import Model
 from streaming.models import Exchange
 
 
-def running_streams(clients: Collection[str], *, since: datetime) -> Counter[str]:
-    """How many `streaming` rows created since `since` each of these clients has."""
+@contextmanager
+def together() -> Iterator[None]:
+    """On PostgreSQL, the block's statements in one pipeline: sent without waiting for each other, and their replies
+    read together at the block's end (or at the first read of a result inside it). Elsewhere, nothing changes.
+
+    Enter it inside the transaction (psycopg syncs a pipeline, a round trip, before changing the connection's
+    autocommit), and run no one else's code in it: a queryset's `iterator()`, say, needs a server-side cursor, which a
+    pipeline cannot have.
+    """
+    db = _db()
+    if db.vendor != "postgresql":
+        yield
+        return
+    db.ensure_connection()
+    with db.connection.pipeline():
+        yield
+
+
+def running_streams(clients: Collection[str], *, since: datetime) -> Callable[[], Counter[str]]:
+    """How many `streaming` rows created since `since` each of these clients has: sent now, read when called."""
     db = _db()
     client, status, created = _columns(db, Exchange, "client", "status", "created")
-    rows = _query(
+    read = _send(
         db,
         f"SELECT {client}, COUNT(*) FROM {_table(db, Exchange)} WHERE {client} IN ({_marks(clients)})"
         f" AND {status} = %s AND {created} >= %s GROUP BY {client}",
         [*clients, Exchange.Status.STREAMING.value, _value(db, "created", since)],
     )
-    return Counter(dict(rows))
+    return lambda: Counter(dict(read()))
 
 
-def usage(field: str, keys: Collection[str], *, since: datetime, minute_since: datetime) -> dict[str, tuple[int, int]]:
+def usage(
+    field: str, keys: Collection[str], *, since: datetime, minute_since: datetime
+) -> Callable[[], dict[str, tuple[int, int]]]:
     """Per value of `field` ("client" or "address") among `keys`: the rows created since `minute_since`, and the
-    `counted_tokens` of the rows created since `since` (a running answer's is NULL: not counted yet)."""
+    `counted_tokens` of the rows created since `since` (a running answer's is NULL: not counted yet). Sent now, read
+    when called."""
     db = _db()
     key, created, tokens = _columns(db, Exchange, field, "created", "counted_tokens")
-    rows = _query(
+    read = _send(
         db,
         f"SELECT {key}, SUM(CASE WHEN {created} > %s THEN 1 ELSE 0 END), SUM({tokens})"
         f" FROM {_table(db, Exchange)} WHERE {key} IN ({_marks(keys)}) AND {created} > %s GROUP BY {key}",
         [_value(db, "created", minute_since), *keys, _value(db, "created", since)],
     )
-    return {value: (prompts or 0, used or 0) for value, prompts, used in rows}
+    return lambda: {value: (prompts or 0, used or 0) for value, prompts, used in read()}
 
 
 def insert(model: type[Model], objects: Iterable[Model]) -> None:
@@ -103,10 +130,15 @@ def _db() -> BaseDatabaseWrapper:
     return connections[DEFAULT_DB_ALIAS]
 
 
-def _query(db: BaseDatabaseWrapper, sql: str, params: list[object]) -> list[tuple]:
-    with db.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+def _send(db: BaseDatabaseWrapper, sql: str, params: list[object]) -> Callable[[], list[tuple]]:
+    cursor = db.cursor()
+    cursor.execute(sql, params)
+
+    def read() -> list[tuple]:
+        with cursor:
+            return cursor.fetchall()
+
+    return read
 
 
 def _table(db: BaseDatabaseWrapper, model: type[Model]) -> str:

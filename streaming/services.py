@@ -85,9 +85,13 @@ def exchanges_start(
     outcomes: list[Admitted | Exception] = []
     with transaction.atomic():
         asking = [(arrival.client, _anonymous_address(arrival)) for arrival in arrivals]
-        budgets.take_turns(key for client, address in asking for key in budgets.counted_keys(client, address))
-        running = _running_streams({client.key for client, _ in asking}, now=now)
-        ledger = budgets.Ledger.read(asking, now=now)
+        ledger = budgets.Ledger.of(asking, now=now)
+        with rows.together():  # the locks and the counts in one round trip, read once they are all in
+            budgets.take_turns(key for client, address in asking for key in budgets.counted_keys(client, address))
+            counted = _running_streams({client.key for client, _ in asking}, now=now)
+            used = ledger.send()
+        running = counted()
+        used()
         batch = _Batch()
         for arrival in arrivals:
             try:
@@ -334,8 +338,8 @@ def _call_rows(exchange_id: uuid.UUID, calls: list[MadeCall]) -> list[ToolCall]:
     ]
 
 
-def _running_streams(keys: set[str], *, now: datetime) -> Counter[str]:
-    """How many streams each of these clients runs, in one query.
+def _running_streams(keys: set[str], *, now: datetime) -> Callable[[], Counter[str]]:
+    """How many streams each of these clients runs, in one query (read when called, see `rows`).
 
     A stream cannot outlive STREAMING_MAX_SECONDS, so an older `streaming` row is one whose worker died; it must
     not count against the client.

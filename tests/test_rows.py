@@ -1,5 +1,6 @@
 """The log's statements in SQL of the app's own (`streaming.rows`), on whichever database the run uses (CI runs these
-on PostgreSQL, where new rows go in with COPY, and on SQLite): what they write and count is what the ORM would."""
+on PostgreSQL, where new rows go in with COPY, and on SQLite): what they write and count is what the ORM would; and on
+PostgreSQL the admission's checks wait for the server once."""
 
 from __future__ import annotations
 
@@ -7,16 +8,22 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from streaming import rows
+from streaming import rows, services
+from streaming.clients import Client
 from streaming.models import Conversation, Exchange
+from streaming.protocol import Prompt
 
 pytestmark = pytest.mark.django_db
 
 # What COPY's text format escapes, and what a person may well type.
 AWKWARD = 'Tab\there, a new line\nand \\N, a backslash \\, "quotes", ünïcödé and 🙂'
+
+
+def prompt(request: object) -> Prompt:
+    return Prompt(request=str(request), content=f"Question {request}?", model="m")
 
 
 def exchange(conversation: Conversation, **fields: object) -> Exchange:
@@ -80,10 +87,32 @@ def test_the_counts_take_their_window_and_their_keys_only():
     logged("session:b", timedelta(seconds=1), Exchange.Status.COMPLETED, tokens=5)
     logged("session:c", timedelta(seconds=1))  # not asked about
     since = now - timedelta(hours=1)
-    assert rows.running_streams(["session:a", "session:b"], since=since) == {"session:a": 1}
+    assert rows.running_streams(["session:a", "session:b"], since=since)() == {"session:a": 1}
     day, minute = now - timedelta(days=1), now - timedelta(minutes=1)
-    assert rows.usage("client", ["session:a", "session:b"], since=day, minute_since=minute) == {
+    assert rows.usage("client", ["session:a", "session:b"], since=day, minute_since=minute)() == {
         "session:a": (1, 100),  # one prompt in the minute; the tokens of the day's ended answers
         "session:b": (1, 5),
     }
-    assert rows.usage("address", ["h"], since=day, minute_since=minute) == {"h": (3, 105)}
+    assert rows.usage("address", ["h"], since=day, minute_since=minute)() == {"h": (3, 105)}
+
+
+@pytest.mark.postgresql
+def test_the_admission_checks_reach_postgresql_in_one_round_trip(settings, tmp_path):
+    """Each reply PostgreSQL sends is a wait for the GIL in a burst: the locks, the running streams and both budgets'
+    counts are all sent before the first of their replies comes back (libpq's trace of the connection shows it)."""
+    settings.STREAMING_PROMPTS_PER_MINUTE, settings.STREAMING_TOKENS_PER_DAY = 1000, 10**9
+    arrivals = [services.Arrival(Client(key=f"session:{n}"), prompt(n), address="a") for n in range(3)]
+    connection.ensure_connection()
+    trace = tmp_path / "trace"
+    with trace.open("w") as out:
+        connection.connection.pgconn.trace(out.fileno())
+        try:
+            outcomes = services.exchanges_start(arrivals=arrivals, demo=False, worker="w")
+        finally:
+            connection.connection.pgconn.untrace()
+    assert all(isinstance(outcome, tuple) for outcome in outcomes)
+    messages = [line.split("\t") for line in trace.read_text().splitlines()]  # time, F(rontend) or B(ackend), ...
+    sent = [i for i, message in enumerate(messages) if message[1] == "F"]
+    lock = next(i for i in sent if "pg_advisory_xact_lock" in messages[i][-1])
+    last_count = max(i for i in sent if "SUM(CASE" in messages[i][-1])  # the budgets' second count (the addresses')
+    assert [message[3] for message in messages[lock:last_count] if message[1] == "B"] == []
