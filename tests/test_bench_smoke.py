@@ -5,7 +5,7 @@ It checks what the benchmark itself must get right, not how fast the machine is:
 exactly once and in order (no lost, duplicated or reordered delta, text equal to the tokens the upstream sent), in
 both the direct floor and the relay, and the Markdown report and the JSON file were written. A second, smaller run
 has every answer reason first (`--reasoning`): the reasoning arrives too, in frames of its own, with `pos` contiguous
-across reasoning and deltas.
+across reasoning and deltas; it measures the floor twice (`--floor-runs`).
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ def test_bench_smoke_run_relays_every_token_once_in_order(tmp_path: Path) -> Non
 def test_bench_smoke_run_with_reasoning_relays_it_in_place(tmp_path: Path) -> None:
     json_path = tmp_path / "bench-results.json"
     result = run_bench(
-        json_path, "--seconds", "1", "--reasoning", str(REASONING), "--idle-sockets", "0", "--no-full-speed"
+        json_path,
+        *["--seconds", "1", "--reasoning", str(REASONING), "--idle-sockets", "0", "--no-full-speed"],
+        *["--floor-runs", "2"],
     )
 
     assert result.returncode == 0, f"bench failed:\n{result.stdout}\n{result.stderr}"
@@ -75,3 +77,5 @@ def test_bench_smoke_run_with_reasoning_relays_it_in_place(tmp_path: Path) -> No
         assert run["reasoning_frames"] >= CLIENTS
         assert run["ttfo_ms"]["p50"] < run["ttfd_ms"]["p50"]  # the first output is reasoning, half a second earlier
     assert relay[0]["server_first_output_ms"]["p50"] < relay[0]["server_ttft_ms"]["p50"]
+    # Two floor runs: the floor is the one of the lower TTFD p50 (the lower middle of an even count).
+    assert floor[0]["ttfd_ms"]["p50"] == min(floor[0]["ttfd_p50_of_runs"]) and len(floor[0]["ttfd_p50_of_runs"]) == 2
