@@ -15,7 +15,8 @@ with `bulk_create`. Every function runs in the caller's transaction.
 In a burst the database thread waits for the GIL after every round trip to PostgreSQL, up to the interpreter's switch
 interval (5 ms) while the event loop is busy. So the admission's checks go to PostgreSQL in one round trip (`together`,
 psycopg's pipeline mode): `running_streams` and `usage` send their query at once and return what reads its rows, to be
-called once every check is sent. (`COPY` cannot go in a pipeline: the new rows take two round trips a table still.)
+called once every check is sent; so do a batch's ends (`exchange_end`). (`COPY` cannot go in a pipeline: the new rows
+take two round trips a table still.)
 """
 
 from __future__ import annotations
@@ -99,8 +100,11 @@ def insert(model: type[Model], objects: Iterable[Model]) -> None:
         instance._state.adding, instance._state.db = False, db.alias
 
 
-def exchange_end(exchange_id: uuid.UUID, values: Mapping[str, object], *, estimate: int, chars_per_token: int) -> bool:
-    """Set a `streaming` row's fields to `values`; whether it was still streaming (else nothing changes).
+def exchange_end(
+    exchange_id: uuid.UUID, values: Mapping[str, object], *, estimate: int, chars_per_token: int
+) -> Callable[[], bool]:
+    """Set a `streaming` row's fields to `values`: sent now; the function returned tells whether the row was still
+    streaming (else nothing changed), so that the ends of a batch can go to the server together (`together`).
 
     `values["counted_tokens"]` None counts the row as its prompt's length at `chars_per_token` plus `estimate`.
     """
@@ -109,19 +113,26 @@ def exchange_end(exchange_id: uuid.UUID, values: Mapping[str, object], *, estima
     id_, status, prompt, counted = _columns(db, Exchange, "id", "status", "prompt", "counted_tokens")
     assignments = [f"{column} = %s" for column in _columns(db, Exchange, *names)]
     assignments.append(f"{counted} = COALESCE(%s, LENGTH({prompt}) / %s + %s)")
-    with db.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_table(db, Exchange)} SET {', '.join(assignments)} WHERE {id_} = %s AND {status} = %s",
-            [
-                *(_value(db, name, values[name]) for name in names),
-                values.get("counted_tokens"),
-                chars_per_token,
-                estimate,
-                _value(db, "id", exchange_id),
-                Exchange.Status.STREAMING.value,
-            ],
-        )
-        return cursor.rowcount == 1
+    # In a pipeline the row count is known only once the reply is read: PostgreSQL returns the row to read instead.
+    returning = f" RETURNING {id_}" if db.vendor == "postgresql" else ""
+    cursor = db.cursor()
+    cursor.execute(
+        f"UPDATE {_table(db, Exchange)} SET {', '.join(assignments)} WHERE {id_} = %s AND {status} = %s{returning}",
+        [
+            *(_value(db, name, values[name]) for name in names),
+            values.get("counted_tokens"),
+            chars_per_token,
+            estimate,
+            _value(db, "id", exchange_id),
+            Exchange.Status.STREAMING.value,
+        ],
+    )
+
+    def ended() -> bool:
+        with cursor:
+            return len(cursor.fetchall()) == 1 if returning else cursor.rowcount == 1
+
+    return ended
 
 
 def _db() -> BaseDatabaseWrapper:

@@ -256,7 +256,9 @@ def exchanges_finish(*, finishes: list[Finish]) -> list[bool]:
     """
     now = timezone.now()
     with transaction.atomic():
-        ended = [_end_row(finish, now) for finish in finishes]
+        with rows.together():  # every end in one round trip, read once they are all in
+            ending = [_end_row(finish, now) for finish in finishes]
+        ended = [read() for read in ending]
         calls = [
             row
             for finish, done in zip(finishes, ended, strict=True)
@@ -270,7 +272,7 @@ def exchanges_finish(*, finishes: list[Finish]) -> list[bool]:
     return ended
 
 
-def _end_row(finish: Finish, now: datetime) -> bool:
+def _end_row(finish: Finish, now: datetime) -> Callable[[], bool]:
     ending, transcript, usage = finish.ending, finish.transcript, finish.ending.usage
     values = {
         "status": ending.status,

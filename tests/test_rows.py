@@ -1,11 +1,13 @@
 """The log's statements in SQL of the app's own (`streaming.rows`), on whichever database the run uses (CI runs these
 on PostgreSQL, where new rows go in with COPY, and on SQLite): what they write and count is what the ORM would; and on
-PostgreSQL the admission's checks wait for the server once."""
+PostgreSQL the admission's checks, and a batch's ends, wait for the server once."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
@@ -15,6 +17,8 @@ from streaming import rows, services
 from streaming.clients import Client
 from streaming.models import Conversation, Exchange
 from streaming.protocol import Prompt
+from streaming.relay.ending import Ending
+from streaming.relay.transcript import Transcript
 
 pytestmark = pytest.mark.django_db
 
@@ -58,14 +62,14 @@ def test_an_end_changes_a_row_only_while_it_streams_and_estimates_what_it_cost_w
     )
     now = timezone.now()
     values = {"status": Exchange.Status.COMPLETED, "answer": AWKWARD, "layout": [["d", 1]], "counted_tokens": None}
-    assert rows.exchange_end(row.id, {**values, "finished": now}, estimate=3, chars_per_token=4)
+    assert rows.exchange_end(row.id, {**values, "finished": now}, estimate=3, chars_per_token=4)()
     row.refresh_from_db()
     assert (row.status, row.answer, row.layout, row.finished) == (Exchange.Status.COMPLETED, AWKWARD, [["d", 1]], now)
     assert row.counted_tokens == 40 // 4 + 3  # the prompt at four characters a token, and the estimate
     # Ended already: a second end changes nothing.
     assert not rows.exchange_end(
         row.id, {**values, "answer": "other", "counted_tokens": 7}, estimate=0, chars_per_token=4
-    )
+    )()
     row.refresh_from_db()
     assert (row.answer, row.counted_tokens) == (AWKWARD, 13)
 
@@ -96,23 +100,54 @@ def test_the_counts_take_their_window_and_their_keys_only():
     assert rows.usage("address", ["h"], since=day, minute_since=minute)() == {"h": (3, 105)}
 
 
+def traced(run: Callable[[], object], path: Path) -> tuple[object, list[list[str]]]:
+    """What `run` returns, and the protocol messages of the connection meanwhile (libpq's trace): each a list of
+    time, F(rontend) or B(ackend), length, type and content."""
+    connection.ensure_connection()
+    with path.open("w") as out:
+        connection.connection.pgconn.trace(out.fileno())
+        try:
+            result = run()
+        finally:
+            connection.connection.pgconn.untrace()
+    return result, [line.split("\t") for line in path.read_text().splitlines()]
+
+
+def replies_between(messages: list[list[str]], first: str, last: str) -> list[str]:
+    """The server's messages after the first statement that contains `first` was sent, before the last that
+    contains `last` was: none when they all went in one round trip."""
+    sent = [i for i, message in enumerate(messages) if message[1] == "F"]
+    start = next(i for i in sent if first in messages[i][-1])
+    end = max(i for i in sent if last in messages[i][-1])
+    return [message[3] for message in messages[start:end] if message[1] == "B"]
+
+
 @pytest.mark.postgresql
 def test_the_admission_checks_reach_postgresql_in_one_round_trip(settings, tmp_path):
     """Each reply PostgreSQL sends is a wait for the GIL in a burst: the locks, the running streams and both budgets'
-    counts are all sent before the first of their replies comes back (libpq's trace of the connection shows it)."""
+    counts are all sent before the first of their replies comes back."""
     settings.STREAMING_PROMPTS_PER_MINUTE, settings.STREAMING_TOKENS_PER_DAY = 1000, 10**9
     arrivals = [services.Arrival(Client(key=f"session:{n}"), prompt(n), address="a") for n in range(3)]
-    connection.ensure_connection()
-    trace = tmp_path / "trace"
-    with trace.open("w") as out:
-        connection.connection.pgconn.trace(out.fileno())
-        try:
-            outcomes = services.exchanges_start(arrivals=arrivals, demo=False, worker="w")
-        finally:
-            connection.connection.pgconn.untrace()
+    outcomes, messages = traced(
+        lambda: services.exchanges_start(arrivals=arrivals, demo=False, worker="w"), tmp_path / "trace"
+    )
     assert all(isinstance(outcome, tuple) for outcome in outcomes)
-    messages = [line.split("\t") for line in trace.read_text().splitlines()]  # time, F(rontend) or B(ackend), ...
-    sent = [i for i, message in enumerate(messages) if message[1] == "F"]
-    lock = next(i for i in sent if "pg_advisory_xact_lock" in messages[i][-1])
-    last_count = max(i for i in sent if "SUM(CASE" in messages[i][-1])  # the budgets' second count (the addresses')
-    assert [message[3] for message in messages[lock:last_count] if message[1] == "B"] == []
+    # From the locks to the budgets' second count (the addresses'):
+    assert replies_between(messages, "pg_advisory_xact_lock", "SUM(CASE") == []
+
+
+@pytest.mark.postgresql
+def test_the_ends_of_a_batch_reach_postgresql_in_one_round_trip(tmp_path):
+    """Each end's update used to wait for its reply before the next was sent: a batch of ends held the database
+    thread, which admits the next prompts, for a round trip per stream."""
+    (first, _), (second, _), (third, _) = services.exchanges_start(
+        arrivals=[services.Arrival(Client(key="session:a"), prompt(n)) for n in range(3)], demo=False, worker="w"
+    )
+    Exchange.objects.filter(id=third.id).update(status=Exchange.Status.INTERRUPTED)  # a sweep ended it already
+    ending = Ending.of(error=None, finish_reason="stop", last_seq=1, duration_ms=5, usage=None)
+    finishes = [services.Finish(row.id, ending, Transcript()) for row in (first, second, third)]
+    ended, messages = traced(lambda: services.exchanges_finish(finishes=finishes), tmp_path / "trace")
+    assert ended == [True, True, False]
+    updates = [message for message in messages if message[1] == "F" and "UPDATE" in message[-1]]
+    assert len(updates) == 3
+    assert replies_between(messages, "UPDATE", "UPDATE") == []
