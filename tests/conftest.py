@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -96,6 +97,16 @@ def upstream(fake_openai_server: FakeOpenAI, settings: Any) -> FakeOpenAI:
     settings.STREAMING_MODEL = "fake-model"
     settings.STREAMING_MODELS = ["fake-model", "fake-model-large"]
     return fake_openai_server
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, and its key."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    names = "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
+    command = f"openssl req -x509 -newkey rsa:2048 -nodes -days 1 {names} -keyout {key} -out {cert}"
+    subprocess.run(command.split(), check=True, capture_output=True)
+    return cert, key
 
 
 @pytest.fixture(autouse=True)

@@ -71,6 +71,7 @@ class Provider:
     def of_client(cls, client: openai.AsyncOpenAI, transport: httpx2.AsyncBaseTransport) -> Provider:
         every = {**client.default_headers, **client.auth_headers}
         headers = {name: value for name, value in every.items() if isinstance(value, str)}  # not the SDK's `Omit`s
+        headers["Accept-Encoding"] = "identity"  # the body is read as it comes, as lines of text: never compressed
         limit = client.timeout
         seconds = limit if isinstance(limit, int | float) else None
         timeout = (

@@ -1,13 +1,14 @@
-"""The process's one pool of connections to the model provider: an aiohttp session, under the SDK's client and under
-the streamed requests sent without it (`direct`).
+"""The process's one way to the model provider: its own HTTP/1.1 connections (`connections.Pool`) under the streamed
+requests sent without the SDK (`direct`) and under the SDK's client (`SessionTransport` is its httpx2 transport), and
+an aiohttp session for what goes through a proxy.
 
-aiohttp reads a chunk in about half the CPU time of httpx2's own transport, which matters when every token of
-hundreds of answers arrives in a read of its own; and a streamed request sent on it directly, as a `Reply`, skips
-the SDK's request machinery and httpx2's request and response objects (docs/performance.md). The SDK's client gets
-the same session as an httpx2 transport (`SessionTransport`), so both share one pool.
+Why not the SDK's transport: httpx2's own read a chunk in about twice the CPU time of aiohttp's, and aiohttp's
+request about twice that of the pool's (`bench.micro`), when every token of hundreds of answers arrives in a read of
+its own and a burst asks for hundreds of answers at once (docs/performance.md). A streamed request sent directly, as
+a `Reply`, also skips the SDK's request machinery and httpx2's request and response objects.
 
-A session belongs to the event loop it was opened in; a new loop (a test's) gets a session of its own. A proxy set
-in the environment (`HTTPS_PROXY`, `NO_PROXY`...) is used as the SDK's default client used it, but read once per
+The pool and the session belong to the event loop they were opened in; a new loop (a test's) gets its own. A proxy
+set in the environment (`HTTPS_PROXY`, `NO_PROXY`...) is used as the SDK's default client used it, but read once per
 host, not by aiohttp at every request (with `~/.netrc`: 2 % of a worker's CPU in a burst).
 """
 
@@ -26,6 +27,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import httpx2
 
+from streaming.provider import connections
+
 # As many connections as streams: one per answer being read (HTTP/1.1), as the SDK's own limit.
 MAX_CONNECTIONS = 1000
 
@@ -40,7 +43,7 @@ class Reply:
     """A response being read, whichever transport brought it: its status and headers, its body as it arrives
     (`chunks`, raising httpx2's exceptions), all of it at once (`read`), `close`, which gives the connection back to
     the pool once the body was read to its end, and closes it otherwise (the provider stops generating), and `hold`
-    (see `Hold`; a transport other than the session's holds nothing)."""
+    (see `Hold`; a transport other than the process's holds nothing)."""
 
     status: int
     headers: Mapping[str, str]
@@ -51,32 +54,40 @@ class Reply:
 
 
 class SessionTransport(httpx2.AsyncBaseTransport):
-    """The process's aiohttp session: `open` for a request sent directly, and an httpx2 transport for the SDK."""
+    """The process's connections: `open` for a request sent directly, and an httpx2 transport for the SDK."""
 
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self._pool: connections.Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _current(self) -> aiohttp.ClientSession:
+    def _opened(self) -> tuple[connections.Pool, aiohttp.ClientSession]:
+        """This loop's pool and session."""
         loop = asyncio.get_running_loop()
-        if self._session is None or self._loop is not loop:
-            connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS)
-            self._session, self._loop = aiohttp.ClientSession(connector=connector), loop
-        return self._session
+        if self._pool is None or self._session is None or self._loop is not loop:
+            self._pool = connections.Pool(limit=MAX_CONNECTIONS)
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS))
+            self._loop = loop
+        return self._pool, self._session
 
     async def open(
         self, method: str, url: str, *, headers: Any, content: bytes | None, timeouts: Mapping[str, float | None]
     ) -> Reply:
         """Send a request; its reply once the status and headers are in. Raises httpx2's exceptions."""
+        pool, session = self._opened()
+        proxy = _proxy_for(*_origin(url))
+        if proxy is None:
+            got = await pool.open(method, url, headers=headers, content=content, timeouts=timeouts)
+            return Reply(got.status, got.headers, got.chunks, got.read, got.close, got.hold)
         with _HttpxErrors():
-            response = await self._current().request(
+            response = await session.request(
                 method,
                 url,
                 headers=headers,
                 data=content,
                 allow_redirects=False,
                 auto_decompress=False,
-                proxy=_proxy_for(*_origin(url)),
+                proxy=proxy,
                 timeout=aiohttp.ClientTimeout(
                     sock_connect=timeouts.get("connect"), sock_read=timeouts.get("read"), connect=timeouts.get("pool")
                 ),
@@ -101,9 +112,10 @@ class SessionTransport(httpx2.AsyncBaseTransport):
         return httpx2.Response(reply.status, headers=list(reply.headers.items()), stream=_Body(reply), request=request)
 
     async def aclose(self) -> None:
-        if self._session is not None and self._loop is asyncio.get_running_loop():
+        if self._pool is not None and self._session is not None and self._loop is asyncio.get_running_loop():
+            await self._pool.aclose()
             await self._session.close()
-        self._session = self._loop = None
+        self._session = self._pool = self._loop = None
 
 
 async def open_reply(
