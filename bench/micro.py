@@ -1,8 +1,8 @@
 """The single costs docs/performance.md quotes, each measured alone: reading one upstream chunk through the SDK
 (httpx2; and the SDK's aiohttp transport if aiohttp is installed, with the SDK's line reader and with the app's),
-asking for a streamed answer through the SDK and the way the app does (`provider.direct`), channels' per-message
-`aclose_old_connections` hop, decoding one chunk with `json` (and `orjson` if installed), and writing a frame through
-Twisted on daphne's reactor and on the app's (`streaming.deployment.reactor`).
+asking for a streamed answer through the SDK and the way the app does (`provider.direct` on the app's connections),
+channels' per-message `aclose_old_connections` hop, decoding one chunk with `json` (and `orjson` if installed), and
+writing a frame through Twisted on daphne's reactor and on the app's (`streaming.deployment.reactor`).
 
     python -m bench.micro
 
@@ -13,6 +13,7 @@ are small numbers, and a busy neighbour core moves them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -61,29 +62,61 @@ async def read_answer(client: Any, rate: float, tokens: int, *, app_reader: bool
     return chunks
 
 
+async def read_direct(provider: Any, rate: float, tokens: int) -> int:
+    """An answer read as the app reads it: asked straight on its connections (`provider.direct`), `DataLines` on the
+    bytes, `orjson`."""
+    import orjson
+
+    from streaming.provider import direct
+    from streaming.provider.sse import DataLines
+
+    messages = [{"role": "user", "content": f"rate={rate:g} tokens={tokens}"}]
+    body = {"model": "bench-model", "messages": messages, "stream": True, "stream_options": {"include_usage": True}}
+    call = direct.Call("POST", "chat/completions", body=body)
+    chunks, lines = 0, DataLines()
+    async with direct.open_stream(call, provider) as reply:
+        async for data in reply.chunks():
+            for payload in lines.feed(data):
+                if payload != b"[DONE]":
+                    orjson.loads(payload)
+                    chunks += 1
+    return chunks
+
+
 async def read_cost(base_url: str, transport: str, *, app_reader: bool = False) -> dict[str, float]:
-    """CPU µs per chunk for 50 answers at 50 tokens/s (a chunk per TCP read) and at full speed (many per read)."""
+    """CPU µs per chunk for 50 answers at 50 tokens/s (a chunk per TCP read) and at full speed (many per read),
+    through the SDK on `transport` (httpx2's or aiohttp), or as the app reads them (`transport="app"`)."""
     import openai
+
+    from streaming.provider import direct
+    from streaming.provider.transport import SessionTransport
 
     options: dict[str, Any] = {"api_key": "sk-bench", "base_url": base_url, "max_retries": 0}
     if transport == "aiohttp":
         options["http_client"] = openai.DefaultAioHttpClient()
     client = openai.AsyncOpenAI(**options)
-    await asyncio.gather(*(read_answer(client, 0, 5) for _ in range(50)))  # connections and imports
+    if transport == "app":
+        provider = direct.Provider.of_client(client, SessionTransport())
+        read = functools.partial(read_direct, provider)
+    else:
+        read = functools.partial(read_answer, client, app_reader=app_reader)
+    await asyncio.gather(*(read(0, 5) for _ in range(50)))  # connections and imports
     costs = {}
     for label, rate, tokens in (("50 streams at 50 tok/s", 50, 150), ("50 streams at full speed", 0, 1000)):
         started = time.process_time()
-        answers = (read_answer(client, rate, tokens, app_reader=app_reader) for _ in range(50))
-        chunks = sum(await asyncio.gather(*answers))
+        chunks = sum(await asyncio.gather(*(read(rate, tokens) for _ in range(50))))
         costs[label] = (time.process_time() - started) / chunks * 1e6
+    if transport == "app":
+        await provider.transport.aclose()
     await client.close()
     return costs
 
 
 async def request_cost(base_url: str) -> dict[str, float]:
     """CPU µs per answer of two tokens, 100 at a time: asked through the SDK's `with_streaming_response.create` on its
-    aiohttp transport (as the app did before 2026-12-06), and as the app asks now, straight on its aiohttp session
-    (`provider.direct`). Mostly the request: the answer is a role chunk, two tokens, the finish and the usage."""
+    aiohttp transport (as the app did before 2026-12-06), and as the app asks now, straight on its own connections
+    (`provider.direct`, `provider.connections`), kept from the answers before or each a new one (as in a burst).
+    Mostly the request: the answer is a role chunk, two tokens, the finish and the usage."""
     import openai
 
     from streaming.provider import direct
@@ -118,14 +151,28 @@ async def request_cost(base_url: str) -> dict[str, float]:
             async for _ in reply.chunks():
                 pass
 
+    async def new_connections() -> None:  # the pool forgotten before the round: every answer on a new connection
+        nonlocal provider
+        await provider.transport.aclose()
+        provider = direct.Provider.of_client(app, SessionTransport())
+
     costs = {}
-    for label, ask in (("through the SDK", through_sdk), ("direct", direct_request)):
+    rounds = (
+        ("through the SDK", through_sdk, None),
+        ("direct", direct_request, None),
+        ("direct, new connections", direct_request, new_connections),
+    )
+    for label, ask, before in rounds:
         await asyncio.gather(*(ask() for _ in range(100)))  # connections and imports
-        started, count = time.process_time(), 0
+        spent, count = 0.0, 0
         for _ in range(5):
+            if before is not None:
+                await before()
+            started = time.process_time()
             await asyncio.gather(*(ask() for _ in range(100)))
+            spent += time.process_time() - started
             count += 100
-        costs[label] = (time.process_time() - started) / count * 1e6
+        costs[label] = spent / count * 1e6
     await sdk.close()
     await provider.transport.aclose()
     return costs
@@ -228,6 +275,7 @@ async def measure(base_url: str) -> dict[str, dict[str, float]]:
         results["read a chunk, aiohttp transport, the app's reader (µs)"] = await read_cost(
             base_url, "aiohttp", app_reader=True
         )
+    results["read a chunk as the app does, on its connections (µs)"] = await read_cost(base_url, "app")
     results["ask for a streamed answer of two tokens (µs)"] = await request_cost(base_url)
     results["aclose_old_connections hop (µs)"] = await hop_cost()
     results["decode a chunk (µs)"] = json_cost()

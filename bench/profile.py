@@ -27,7 +27,7 @@ from bench import load, run, stack
 # Inclusive activities: a sample counts for an activity when one of its functions is on the stack (matched by
 # qualified name, or by its last dotted parts), and none of its `but not` functions is.
 ACTIVITIES: dict[str, tuple[list[str], list[str]]] = {
-    "ask and read the upstream (request, aiohttp, SSE lines, orjson)": (["_read_pieces"], []),
+    "ask and read the upstream (request, connections, SSE lines, orjson)": (["_read_pieces"], []),
     "send a delta (Generation._send_delta)": (["Generation._send_delta"], []),
     "  keep it for replay (in memory)": (["MemoryState.keep"], []),
     "  encode the frame and the layer's message": (["frame_event", "delta_frame", "serialize"], []),
