@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx2
 import pytest
@@ -225,3 +226,82 @@ async def test_a_provider_over_tls_is_verified_and_answers(serve, certificate):
     assert await get(Pool(limit=10, ssl_context=ssl.create_default_context(cafile=cert)), url) == b"secret"
     with pytest.raises(httpx2.ConnectError):  # the system's certificates do not know this one
         await get(Pool(limit=10), url)
+
+
+def kept(pool: Pool) -> int:
+    return sum(len(idle) for idle in pool._idle.values())
+
+
+def on_keep(pool: Pool) -> asyncio.Event:
+    """Set once the pool keeps a connection for the next request."""
+    kept_one, keep = asyncio.Event(), pool._keep
+
+    def keeping(origin: connections.Origin, connection: Any) -> None:
+        keep(origin, connection)
+        kept_one.set()
+
+    pool._keep = keeping  # type: ignore[method-assign]
+    return kept_one
+
+
+def streaming_server(after_done: bytes, connected: list[int]) -> tuple[Handler, asyncio.Event]:
+    """A server whose answers end with `[DONE]`, then, once `go_on` is set, `after_done` (the chunked body's end, or
+    more)."""
+    go_on = asyncio.Event()
+
+    async def answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.append(1)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while await request_of(reader):
+                done = b"data: [DONE]\n\n"
+                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(done), done))
+                await writer.drain()
+                await go_on.wait()
+                writer.write(after_done)
+                await writer.drain()
+
+    return answers, go_on
+
+
+async def test_a_connection_whose_answer_was_read_is_kept_once_its_bodys_end_comes_after(serve):
+    connected: list[int] = []
+    handler, go_on = streaming_server(b"0\r\n\r\n", connected)
+    url = await serve(handler)
+    pool = Pool(limit=10)
+    kept_one = on_keep(pool)
+
+    response = await pool.open("GET", url, headers={}, content=None, timeouts=NO_TIMEOUTS)
+    async for data in response.chunks():
+        if b"[DONE]" in data:
+            break
+    response.answered()
+    await response.close()  # before the body's end was sent: the reader does not wait for it
+    go_on.set()
+    await asyncio.wait_for(kept_one.wait(), timeout=5)
+
+    response = await pool.open("GET", url, headers={}, content=None, timeouts=NO_TIMEOUTS)
+    assert b"[DONE]" in await response.read()
+    await response.close()
+    assert len(connected) == 1
+    await pool.aclose()
+
+
+async def test_a_connection_whose_answer_was_read_but_whose_body_goes_on_is_not_kept(serve):
+    connected: list[int] = []
+    handler, go_on = streaming_server(b"5\r\nmore!\r\n0\r\n\r\n", connected)
+    url = await serve(handler)
+    pool = Pool(limit=1)
+
+    response = await pool.open("GET", url, headers={}, content=None, timeouts=NO_TIMEOUTS)
+    async for data in response.chunks():
+        if b"[DONE]" in data:
+            break
+    response.answered()
+    await response.close()
+    go_on.set()
+
+    response = await pool.open("GET", url, headers={}, content=None, timeouts={"pool": 5})  # its place came back
+    await response.close()
+    assert len(connected) == 2
+    assert kept(pool) == 0
+    await pool.aclose()

@@ -21,7 +21,7 @@ import contextlib
 import socket
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,6 +36,9 @@ MOST_UNREAD = 256 * 1024
 KEEP_IDLE_S = 4.0
 # How long a resolved host's addresses are used before asking again (aiohttp's default).
 DNS_TTL_S = 10.0
+# How long a connection whose answer was read to its end waits, off the reader's way, for the rest of the body (the
+# end of a chunked body often comes in a read after the answer's own last line) before it is closed, not kept.
+MOST_TO_FINISH_S = 1.0
 
 Origin = tuple[str, str, int]  # scheme, host, port
 
@@ -62,7 +65,7 @@ class Pool:
         parts = urlsplit(url)
         origin = (parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        request = _request(method, target, parts.netloc, headers, content)
+        request = _request(method, target, parts.netloc.rpartition("@")[2], headers, content)
         await self._take_a_place(timeouts.get("pool"))
         response = None
         try:
@@ -72,6 +75,7 @@ class Pool:
                 try:
                     await response.head()
                 except _ClosedUnused:  # a kept connection the provider had closed: nothing was read, send again
+                    response = None
                     continue
                 return response
         except BaseException:
@@ -189,7 +193,7 @@ class _Connection(asyncio.Protocol):
     def reusable(self) -> bool:
         return self.transport is not None and not self.transport.is_closing() and self.response is None
 
-    def send(self, request: list[bytes], *, read_timeout: float | None, release: Any) -> Response:
+    def send(self, request: list[bytes], *, read_timeout: float | None, release: Callable[[], None]) -> Response:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
@@ -229,9 +233,13 @@ class _Connection(asyncio.Protocol):
 class Response:
     """A response being read: its status and headers (names in lower case) once `head` returns, its body as it
     arrives (`chunks`), `hold`, and `close`, which keeps the connection once the body was read to its end, and closes
-    it otherwise (the provider stops generating)."""
+    it otherwise (the provider stops generating). A reader that found the answer's own end in the body (`[DONE]`)
+    says so with `answered` before it closes: the connection is then kept once the body's last bytes come, if they
+    come soon and nothing else does."""
 
-    def __init__(self, connection: _Connection, *, read_timeout: float | None, reused: bool, release: Any) -> None:
+    def __init__(
+        self, connection: _Connection, *, read_timeout: float | None, reused: bool, release: Callable[[], None]
+    ) -> None:
         self.status = 0
         self.headers: dict[str, str] = {}
         self._connection = connection
@@ -240,7 +248,8 @@ class Response:
         self._loop = asyncio.get_running_loop()
         self._body: deque[bytes] = deque()
         self._unread = 0
-        self._headed = self._ended = self._closed = self._keep_alive = False
+        self._headed = self._ended = self._closed = self._left = self._keep_alive = False
+        self._answered = self._finishing = False
         self._error: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._reused, self._release = reused, release
@@ -282,6 +291,9 @@ class Response:
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self._finishing:  # more than the end of a body whose answer was read: the connection is not kept
+            self._fail(httpx2.RemoteProtocolError("RemoteProtocolError"))
+            return
         self._body.append(body)
         self._unread += len(body)
         if self._unread > MOST_UNREAD and not self._full:
@@ -330,15 +342,27 @@ class Response:
             self._held -= 1
             self._reading()
 
+    def answered(self) -> None:
+        """The reader has read the answer to its end: what is left of the body is its framing."""
+        self._answered = True
+
     async def close(self) -> None:
         if self._closed:
             return
-        keep = self._ended and self._error is None and not self._body and self._keep_alive
-        self.leave(keep=keep)
+        self._closed = True
+        if self._answered and not self._ended and self._error is None and not self._body:
+            self._finishing = True  # `_end` keeps the connection, `_fail` (or the timer) closes it
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_later(MOST_TO_FINISH_S, self._fail, httpx2.ReadTimeout("ReadTimeout"))
+            return
+        self.leave(keep=self._ended and self._error is None and not self._body and self._keep_alive)
 
     def leave(self, *, keep: bool = False) -> None:
         """Give the connection back (`keep`) or close it, and the response's place in the pool."""
-        self._closed = True
+        if self._left:
+            return
+        self._closed = self._left = True
         if self._timer is not None:
             self._timer.cancel()
         self._connection.done(keep=keep)
@@ -355,6 +379,8 @@ class Response:
         self._ended = True
         if self._timer is not None:
             self._timer.cancel()
+        if self._finishing:
+            self.leave(keep=self._keep_alive)
         self._wake()
 
     def _fail(self, error: Exception) -> None:
@@ -363,6 +389,8 @@ class Response:
             if self._timer is not None:
                 self._timer.cancel()
             self._connection.close()
+            if self._finishing:
+                self.leave()
         self._wake()
 
     def _reading(self) -> None:

@@ -43,7 +43,9 @@ class Reply:
     """A response being read, whichever transport brought it: its status and headers, its body as it arrives
     (`chunks`, raising httpx2's exceptions), all of it at once (`read`), `close`, which gives the connection back to
     the pool once the body was read to its end, and closes it otherwise (the provider stops generating), and `hold`
-    (see `Hold`; a transport other than the process's holds nothing)."""
+    (see `Hold`; a transport other than the process's holds nothing). `answered` tells it that the reader found the
+    answer's own end in the body (`[DONE]`), so that a connection whose body's last bytes are still on their way can
+    be kept once they come (the process's connections; other transports close it)."""
 
     status: int
     headers: Mapping[str, str]
@@ -51,6 +53,7 @@ class Reply:
     read: Callable[[], Awaitable[bytes]]
     close: Callable[[], Awaitable[None]]
     hold: Hold = contextlib.nullcontext
+    answered: Callable[[], None] = lambda: None
 
 
 class SessionTransport(httpx2.AsyncBaseTransport):
@@ -78,7 +81,7 @@ class SessionTransport(httpx2.AsyncBaseTransport):
         proxy = _proxy_for(*_origin(url))
         if proxy is None:
             got = await pool.open(method, url, headers=headers, content=content, timeouts=timeouts)
-            return Reply(got.status, got.headers, got.chunks, got.read, got.close, got.hold)
+            return Reply(got.status, got.headers, got.chunks, got.read, got.close, got.hold, got.answered)
         with _HttpxErrors():
             response = await session.request(
                 method,

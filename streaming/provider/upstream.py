@@ -258,6 +258,7 @@ async def _read_pieces(
             if failure is not None:
                 raise failure
             if done:
+                response.answered()
                 return
             if shown and between_reads is not None:
                 await between_reads(response.hold)
