@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -305,3 +306,34 @@ async def test_a_connection_whose_answer_was_read_but_whose_body_goes_on_is_not_
     assert len(connected) == 2
     assert kept(pool) == 0
     await pool.aclose()
+
+
+async def test_a_host_whose_first_address_does_not_answer_is_reached_at_its_next(serve, monkeypatch):
+    silent = socket.socket()  # a listener whose queue is full: a connection to it waits, neither made nor refused
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(0)
+    queued = socket.create_connection(silent.getsockname())
+
+    async def answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await request_of(reader)
+        writer.write(answer(b"from the next address"))
+
+    url = await serve(answers)
+    port = int(url.rstrip("/").rpartition(":")[2])
+    resolve = socket.getaddrinfo
+
+    def two_addresses(host: str, *args: Any, **kwargs: Any) -> list[Any]:
+        if host != "provider.test":
+            return resolve(host, *args, **kwargs)
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", silent.getsockname()),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
+    try:
+        body = await get(Pool(limit=10), f"http://provider.test:{port}/", {"connect": 3})
+    finally:
+        queued.close()
+        silent.close()
+    assert body == b"from the next address"

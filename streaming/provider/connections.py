@@ -1,14 +1,14 @@
 """HTTP/1.1 to the model provider on asyncio's own transports: the process's requests, without a client library's
 machinery on the way of every prompt and every chunk.
 
-In a burst of prompts the worker is out of CPU, and the request was the largest part of a prompt's cost found:
-aiohttp spent 230 to 310 µs of the loop on a streamed answer of two tokens over a kept connection, and rescheduled a
-timer for every chunk it read (docs/performance.md). `Pool` does the part of HTTP/1.1 a provider's API needs and no
-more: kept connections per origin, TLS (asyncio's, with the system's certificates, as aiohttp had them), the connect,
-pool and read timeouts, a body read as it arrives whose socket pauses when too much of it waits unread or while a
-stream holds it (`transport.Hold`), and a request that finds its kept connection closed by the provider sent again at
-once on a new one. httptools parses (llhttp, the parser of Node.js and of aiohttp itself). A proxy is not its part:
-`transport.SessionTransport` sends what goes through one on aiohttp.
+In a burst of prompts the worker is out of CPU, and the request was the largest part of a prompt's cost found: aiohttp
+spent 230 to 310 µs of the loop on a streamed answer of two tokens over a kept connection, and rescheduled a timer for
+every chunk it read (docs/performance.md). `Pool` does the part of HTTP/1.1 a provider's API needs and no more: kept
+connections per origin, a host's addresses raced as aiohttp races them (`aiohappyeyeballs`), TLS (asyncio's, with the
+system's certificates, as aiohttp had them), the connect, pool and read timeouts, a body read as it arrives whose socket
+pauses when too much of it waits unread or while a stream holds it (`transport.Hold`), and a request that finds its kept
+connection closed by the provider sent again at once on a new one. httptools parses (llhttp, the parser of Node.js and
+of aiohttp itself). A proxy is not its part: `transport.SessionTransport` sends what goes through one on aiohttp.
 
 Failures raise httpx2's exceptions, as the transport's other paths do, with the exception's type as the message (its
 text could name the host).
@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohappyeyeballs
 import httptools
 import httpx2
 
@@ -36,6 +37,9 @@ MOST_UNREAD = 256 * 1024
 KEEP_IDLE_S = 4.0
 # How long a resolved host's addresses are used before asking again (aiohttp's default).
 DNS_TTL_S = 10.0
+# How long a connection attempt to one of a host's addresses goes alone before the next address is tried beside it
+# (aiohttp's default, and RFC 8305's recommendation).
+HAPPY_EYEBALLS_S = 0.25
 # How long a connection whose answer was read to its end waits, off the reader's way, for the rest of the body (the
 # end of a chunked body often comes in a read after the answer's own last line) before it is closed, not kept.
 MOST_TO_FINISH_S = 1.0
@@ -50,7 +54,7 @@ class Pool:
         self._idle: dict[Origin, list[_Connection]] = {}
         self._in_use = asyncio.Semaphore(limit)
         self._ssl_context = ssl_context
-        self._addresses: dict[tuple[str, int], tuple[float, list[tuple[int, Any]]]] = {}
+        self._addresses: dict[tuple[str, int], tuple[float, list[aiohappyeyeballs.AddrInfoType]]] = {}
 
     async def open(
         self,
@@ -117,39 +121,27 @@ class Pool:
             self._idle[origin].remove(connection)
 
     async def _connect(self, origin: Origin, most_s: float | None) -> _Connection:
-        _, host, port = origin
+        """A new connection: to the host's addresses raced as aiohttp races them (Happy Eyeballs, RFC 8305), so that
+        an address family without a route costs a quarter of a second, not the whole connect timeout."""
+        scheme, host, port = origin
+        tls = {"ssl": self._tls(), "server_hostname": host} if scheme == "https" else {}
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(most_s):
-                *others, last = await self._resolve(host, port)
-                for family, address in others:  # an address that refuses: the next one
-                    with contextlib.suppress(OSError):
-                        return await self._connect_to(origin, family, address)
-                return await self._connect_to(origin, *last)
+                where = await _reach(await self._resolve(host, port))
+                _, connection = await loop.create_connection(lambda: _Connection(self, origin), **where, **tls)
+                return connection
         except TimeoutError:
             raise httpx2.ConnectTimeout("ConnectTimeout") from None
         except OSError as exc:  # refused, unreachable, unknown host, a certificate that does not verify
             raise httpx2.ConnectError(type(exc).__name__) from None
 
-    async def _connect_to(self, origin: Origin, family: int, address: Any) -> _Connection:
-        scheme, host, _ = origin
-        tls = scheme == "https"
-        _, connection = await asyncio.get_running_loop().create_connection(
-            lambda: _Connection(self, origin),
-            address[0],
-            address[1],
-            family=family,
-            ssl=self._tls() if tls else None,
-            server_hostname=host if tls else None,
-        )
-        return connection
-
-    async def _resolve(self, host: str, port: int) -> list[tuple[int, Any]]:
+    async def _resolve(self, host: str, port: int) -> list[aiohappyeyeballs.AddrInfoType]:
         loop = asyncio.get_running_loop()
         known = self._addresses.get((host, port))
         if known is not None and known[0] > loop.time():
             return known[1]
-        found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addresses = [(family, address) for family, _, _, _, address in found]
+        addresses = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         self._addresses[(host, port)] = (loop.time() + DNS_TTL_S, addresses)
         return addresses
 
@@ -158,6 +150,15 @@ class Pool:
             self._ssl_context = ssl.create_default_context()
             self._ssl_context.set_alpn_protocols(["http/1.1"])
         return self._ssl_context
+
+
+async def _reach(addresses: list[aiohappyeyeballs.AddrInfoType]) -> dict[str, Any]:
+    """Where a connection goes: the one address (the loop's own connect, a little cheaper), or the socket that won
+    the race among several."""
+    if len(addresses) == 1:
+        family, _, _, _, address = addresses[0]
+        return {"host": address[0], "port": address[1], "family": family}
+    return {"sock": await aiohappyeyeballs.start_connection(addresses, happy_eyeballs_delay=HAPPY_EYEBALLS_S)}
 
 
 def _request(method: str, target: str, netloc: str, headers: Any, content: bytes | None) -> list[bytes]:
