@@ -235,7 +235,9 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         rows.append(("two workers ≥ 1.8 x one (full speed)", f"{ratio:.2f}x", ratio >= 1.8))
     idle = next((r for r in results["idle"] if r["layer"] == TARGET_LAYER), None)
     if idle:
-        rows.append(("idle socket ≤ 50 KB", f"{idle['kb_per_socket']} KB", idle["kb_per_socket"] <= 50))
+        kb = idle["kb_per_socket"]
+        rows.append(("idle socket ≤ 50 KB", f"{kb} KB", kb <= 50))
+        rows.append(("idle socket ≤ 25 KB (first words under a burst, best effort)", f"{kb} KB", kb <= 25))
     return rows
 
 
