@@ -138,14 +138,14 @@ async def test_a_layer_on_another_redis_than_the_records_gets_its_frames_through
 async def test_concurrent_streams_share_pipelines_and_each_keeps_its_order(state, monkeypatch):
     batcher = PipelineBatcher(state.redis)
     pipelines = 0
-    open_pipeline = state.redis.pipeline
+    round_trip = batcher._round_trip
 
-    def counting_pipeline(*args, **kwargs):
+    async def counting_round_trip(commands):
         nonlocal pipelines
         pipelines += 1
-        return open_pipeline(*args, **kwargs)
+        return await round_trip(commands)
 
-    monkeypatch.setattr(state.redis, "pipeline", counting_pipeline)
+    monkeypatch.setattr(batcher, "_round_trip", counting_round_trip)
     keys = [f"test:batch:{uuid.uuid4()}" for _ in range(20)]
 
     async def one_stream(key: str) -> None:
@@ -173,6 +173,29 @@ async def test_a_failed_command_fails_its_caller_only(state):
     assert await state.redis.lrange(list_key, 0, -1) == [b"x"]
     await batcher.execute(("RPUSH", list_key, "y"))  # and the batcher goes on
     assert await state.redis.llen(list_key) == 2
+
+
+async def test_a_connection_redis_closed_between_batches_is_replaced_without_failing_anyone(state):
+    batcher = PipelineBatcher(redis.asyncio.Redis.from_url(state.url))
+    key = f"test:killed:{uuid.uuid4()}"
+    [connection_id] = await batcher.execute(("CLIENT", "ID"))
+    assert await batcher.execute(("RPUSH", key, "a")) == [1]
+
+    assert await state.redis.execute_command("CLIENT", "KILL", "ID", connection_id) == 1
+    assert await batcher.execute(("RPUSH", key, "b"), ("LRANGE", key, 0, -1)) == [2, [b"a", b"b"]]
+    assert await batcher.execute(("CLIENT", "ID")) != [connection_id]
+    await batcher.aclose()
+
+
+async def test_a_batch_that_timed_out_leaves_no_reply_for_the_next_one(state):
+    batcher = PipelineBatcher(redis.asyncio.Redis.from_url(state.url), timeout=0.2)
+    key = f"test:timed-out:{uuid.uuid4()}"
+    with pytest.raises(TimeoutError):
+        await batcher.execute(("BLPOP", key, 2))  # answered only once the key has an item
+
+    await state.redis.rpush(key, "late")  # a reply to that BLPOP, if its connection were still in use
+    assert await batcher.execute(("RPUSH", key, "next")) == [2]
+    await batcher.aclose()
 
 
 async def test_a_broken_connection_fails_every_caller_of_the_batch_as_the_store_unavailable():
