@@ -1,7 +1,8 @@
 """The single costs docs/performance.md quotes, each measured alone: reading one upstream chunk through the SDK
 (httpx2; and the SDK's aiohttp transport if aiohttp is installed, with the SDK's line reader and with the app's),
 asking for a streamed answer through the SDK and the way the app does (`provider.direct` on the app's connections),
-channels' per-message `aclose_old_connections` hop, decoding one chunk with `json` (and `orjson` if installed), and
+channels' per-message `aclose_old_connections` hop, keeping and publishing a frame in Redis through redis-py's
+pipeline and the way the app does (`deployment.batching`, with Redis at 127.0.0.1:6379), decoding one chunk with `json` (and `orjson` if installed), and
 writing a frame through Twisted on daphne's reactor and on the app's (`streaming.deployment.reactor`).
 
     python -m bench.micro
@@ -247,6 +248,43 @@ async def write_cost() -> dict[str, float]:
     return costs
 
 
+async def pipeline_cost() -> dict[str, float]:
+    """CPU µs of a frame's two Redis commands (kept in its record, published), 400 streams each sending 25 frames at
+    once, so that pipelines carry many frames as in a burst: through redis-py's pipeline, as the app sent them until
+    60b699f, and through the app's `PipelineBatcher`."""
+    import redis.asyncio as redis
+
+    from streaming.deployment.batching import PipelineBatcher
+
+    class ThroughRedisPyPipeline(PipelineBatcher):
+        async def _round_trip(self, commands: list[Any]) -> list[Any]:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)
+                return await pipe.execute(raise_on_error=False)
+
+    streams, frames, record, message = 400, 25, b"r" * 250, b"m" * 350
+
+    async def cost(batcher: PipelineBatcher) -> float:
+        async def one(stream: int) -> None:
+            for _ in range(frames):
+                await batcher.execute(("RPUSH", f"micro:{stream}", record), ("PUBLISH", f"micro.{stream}", message))
+
+        await batcher.execute(("FLUSHDB",))
+        started = time.process_time()
+        await asyncio.gather(*(one(stream) for stream in range(streams)))
+        spent = time.process_time() - started
+        await batcher.execute(("FLUSHDB",))
+        await batcher.aclose()
+        return spent / (streams * frames) * 1e6
+
+    costs: dict[str, float] = {}
+    for _ in range(2):  # alternated; the second of each is kept, the first warms up
+        for name, kind in (("redis-py's pipeline", ThroughRedisPyPipeline), ("the app's", PipelineBatcher)):
+            costs[name] = await cost(kind(redis.Redis.from_url(stack.REDIS_URL)))
+    return costs
+
+
 def json_cost() -> dict[str, float]:
     decoders = {"json.loads": json.loads}
     try:
@@ -278,6 +316,7 @@ async def measure(base_url: str) -> dict[str, dict[str, float]]:
     results["read a chunk as the app does, on its connections (µs)"] = await read_cost(base_url, "app")
     results["ask for a streamed answer of two tokens (µs)"] = await request_cost(base_url)
     results["aclose_old_connections hop (µs)"] = await hop_cost()
+    results["keep and publish a frame in Redis (µs)"] = await pipeline_cost()
     results["decode a chunk (µs)"] = json_cost()
     results["write a frame to a socket, and read it (µs)"] = await write_cost()
     return results
