@@ -2,8 +2,9 @@
 (httpx2; and the SDK's aiohttp transport if aiohttp is installed, with the SDK's line reader and with the app's),
 asking for a streamed answer through the SDK and the way the app does (`provider.direct` on the app's connections),
 channels' per-message `aclose_old_connections` hop, keeping and publishing a frame in Redis through redis-py's
-pipeline and the way the app does (`deployment.batching`, with Redis at 127.0.0.1:6379), decoding one chunk with `json` (and `orjson` if installed), and
-writing a frame through Twisted on daphne's reactor and on the app's (`streaming.deployment.reactor`).
+pipeline and the way the app does (`deployment.batching`, with Redis at 127.0.0.1:6379), decoding one chunk with
+`json` (and `orjson` if installed), and writing a frame through Twisted on daphne's reactor and on the app's
+(`streaming.deployment.reactor`).
 
     python -m bench.micro
 
