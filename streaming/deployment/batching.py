@@ -76,7 +76,6 @@ class PipelineBatcher:
             left, self._queued = batch + self._queued, []
             _settle(left, [ConnectionError("The Redis pipeline was stopped.")] * len(left))
 
-
     async def _round_trip(self, commands: list[Command]) -> list[Any]:
         """Send `commands` in one write and read their replies (an error reply in its place), retried on a broken
         connection as the client retries any command (`Retry`: what its pipeline does too)."""
