@@ -151,10 +151,11 @@ class _Batch:
         self.exchanges.append(exchange)
 
     def save(self, *, now: datetime) -> None:
-        rows.insert(Conversation, self.new_conversations.values())
+        with rows.together():  # both inserts in one round trip
+            rows.insert(Conversation, self.new_conversations.values())
+            rows.insert(Exchange, self.exchanges)
         if self.continued:  # newest first in the sidebar
             Conversation.objects.filter(id__in=self.continued).update(updated=now)
-        rows.insert(Exchange, self.exchanges)
 
 
 def _admit(arrival: Arrival, batch: _Batch, *, demo: bool, worker: str) -> Admitted:

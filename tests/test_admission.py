@@ -228,8 +228,8 @@ def lock_statements() -> int:
 
 
 def insert_statements() -> int:
-    """The batch's two inserts, as Django's query log sees them: on PostgreSQL they are `COPY`s (`streaming.rows`),
-    which it does not see."""
+    """The batch's two inserts, as Django's query log sees them: on PostgreSQL they go through a cursor of psycopg's
+    own (`streaming.rows`), which it does not see."""
     return 0 if connection.vendor == "postgresql" else 2
 
 

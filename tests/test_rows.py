@@ -1,6 +1,7 @@
 """The log's statements in SQL of the app's own (`streaming.rows`), on whichever database the run uses (CI runs these
-on PostgreSQL, where new rows go in with COPY, and on SQLite): what they write and count is what the ORM would; and on
-PostgreSQL the admission's checks, and a batch's ends, wait for the server once."""
+on PostgreSQL, where new rows go in with an `INSERT` of the app's own, and on SQLite): what they write and count is
+what the ORM would; and on PostgreSQL the admission's checks, a batch's new rows, and a batch's ends, each wait for
+the server once."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from streaming.relay.transcript import Transcript
 
 pytestmark = pytest.mark.django_db
 
-# What COPY's text format escapes, and what a person may well type.
+# What a text format must escape (COPY's, which wrote new rows before), and what a person may well type.
 AWKWARD = 'Tab\there, a new line\nand \\N, a backslash \\, "quotes", ünïcödé and 🙂'
 
 
@@ -134,6 +135,21 @@ def test_the_admission_checks_reach_postgresql_in_one_round_trip(settings, tmp_p
     assert all(isinstance(outcome, tuple) for outcome in outcomes)
     # From the locks to the budgets' second count (the addresses'):
     assert replies_between(messages, "pg_advisory_xact_lock", "SUM(CASE") == []
+
+
+@pytest.mark.postgresql
+def test_the_new_rows_of_a_batch_reach_postgresql_in_one_round_trip(tmp_path):
+    """Each reply is a wait for the GIL in a burst, and the next prompts' checks wait for this batch's `COMMIT`: with
+    `COPY`, each table's rows took two round trips."""
+    arrivals = [services.Arrival(Client(key=f"session:{n}"), prompt(n)) for n in range(3)]
+    outcomes, messages = traced(
+        lambda: services.exchanges_start(arrivals=arrivals, demo=False, worker="w"), tmp_path / "trace"
+    )
+    assert all(isinstance(outcome, tuple) for outcome in outcomes)
+    assert Exchange.objects.filter(id__in=[exchange.id for exchange, _ in outcomes]).count() == 3
+    conversations, exchanges = Conversation._meta.db_table, Exchange._meta.db_table
+    # From the statement that writes the conversations' rows to the one that writes the exchanges':
+    assert replies_between(messages, f'"{conversations}" (', f'"{exchanges}" (') == []
 
 
 @pytest.mark.postgresql
