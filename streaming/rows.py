@@ -100,9 +100,9 @@ def insert(model: type[Model], objects: Iterable[Model]) -> None:
     row = f"({_marks(fields)})"
     params = [field.get_db_prep_save(field.pre_save(instance, True), db) for instance in objects for field in fields]
     db.ensure_connection()
-    psycopg.Cursor(db.connection).execute(
-        f"INSERT INTO {_table(db, model)} ({names}) VALUES {', '.join([row] * len(objects))}", params, prepare=False
-    )
+    with psycopg.Cursor(db.connection) as cursor:
+        sql = f"INSERT INTO {_table(db, model)} ({names}) VALUES {', '.join([row] * len(objects))}"
+        cursor.execute(sql, params, prepare=False)
     for instance in objects:  # as `bulk_create` leaves them: saved, in this database
         instance._state.adding, instance._state.db = False, db.alias
 
