@@ -194,7 +194,8 @@ async def test_a_batch_that_timed_out_leaves_no_reply_for_the_next_one(state):
         await batcher.execute(("BLPOP", key, 2))  # answered only once the key has an item
 
     await state.redis.rpush(key, "late")  # a reply to that BLPOP, if its connection were still in use
-    assert await batcher.execute(("RPUSH", key, "next")) == [2]
+    # 2, or 1 if Redis served the BLPOP before it saw its connection close: either way this batch's own reply.
+    assert await batcher.execute(("RPUSH", key, "next")) in ([1], [2])
     await batcher.aclose()
 
 
